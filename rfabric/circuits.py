@@ -1,0 +1,161 @@
+"""OCS circuit assignments and their independent checker.
+
+A circuit joins two ports of one OCS; each OCS port is fibred to one switch port (the topology's
+``port_owner``), so a circuit is a logical link between two switches. Circuits are duplex: one OCS port
+per switch uplink (the bill of materials doubles OCS ports unless the plant is bidirectional).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rfabric.errors import RfabricError
+from rfabric.topology import NodeRole, Topology
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Circuit:
+    """One circuit: OCS node ``ocs`` joins its ports ``port_a`` and ``port_b`` (``port_a < port_b``)."""
+
+    ocs: str
+    port_a: int
+    port_b: int
+
+    def __post_init__(self) -> None:
+        if self.port_a >= self.port_b:
+            raise ValueError(f"circuit ports must be ordered and distinct: {self.port_a}, {self.port_b}")
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitAssignment:
+    """The set of circuits every OCS holds during one phase (a port-level assignment)."""
+
+    circuits: tuple[Circuit, ...] = ()
+
+    @staticmethod
+    def of(circuits: Iterable[Circuit]) -> CircuitAssignment:
+        return CircuitAssignment(circuits=tuple(sorted(circuits)))
+
+    def __len__(self) -> int:
+        return len(self.circuits)
+
+    def endpoints(self, topology: Topology) -> list[tuple[str, str]]:
+        """The switch pair (sorted) of each circuit."""
+        out = []
+        g = topology.graph
+        for c in self.circuits:
+            owner = g.nodes[c.ocs]["port_owner"]
+            a, b = owner[c.port_a], owner[c.port_b]
+            out.append((a, b) if a <= b else (b, a))
+        return out
+
+    def pair_counts(self, topology: Topology) -> Counter[tuple[str, str]]:
+        """Number of circuits between each (sorted) switch pair."""
+        return Counter(self.endpoints(topology))
+
+    def pair_capacity(self, topology: Topology) -> dict[tuple[str, str], tuple[int, float, float]]:
+        """(count, capacity_bps per direction, latency_s) of the circuits joining each switch pair.
+
+        A circuit's rate is the slower of its two switch ports' fibre links; its latency the sum of the
+        two fibre latencies.
+        """
+        g = topology.graph
+        out: dict[tuple[str, str], tuple[int, float, float]] = {}
+        for c in self.circuits:
+            owner = g.nodes[c.ocs]["port_owner"]
+            a, b = owner[c.port_a], owner[c.port_b]
+            ea, eb = g.edges[a, c.ocs], g.edges[b, c.ocs]
+            bps = min(ea["link_bps"], eb["link_bps"])
+            lat = ea.get("latency_s", 0.0) + eb.get("latency_s", 0.0)
+            key = (a, b) if a <= b else (b, a)
+            n, cap, lt = out.get(key, (0, 0.0, lat))
+            out[key] = (n + 1, cap + bps, max(lt, lat))
+        return out
+
+    def changed(self, other: CircuitAssignment) -> tuple[set[Circuit], set[Circuit]]:
+        """(circuits removed, circuits added) going from ``self`` to ``other``."""
+        a, b = set(self.circuits), set(other.circuits)
+        return a - b, b - a
+
+    def pair_matrix(self, topology: Topology, nodes: list[str]) -> np.ndarray:
+        """Symmetric matrix of circuit counts between the given switches."""
+        idx = {n: i for i, n in enumerate(nodes)}
+        m = np.zeros((len(nodes), len(nodes)), dtype=np.int64)
+        for (a, b), n in self.pair_counts(topology).items():
+            if a in idx and b in idx:
+                m[idx[a], idx[b]] += n
+                m[idx[b], idx[a]] += n
+        return m
+
+
+class AssignmentError(RfabricError):
+    """An assignment that breaks a physical rule (raised by ``check_assignment(..., strict=True)``)."""
+
+
+def check_assignment(topology: Topology, assignment: CircuitAssignment, *, strict: bool = True) -> list[str]:
+    """Independently verify an assignment against the fibre plant; return the violations found.
+
+    Rules: every circuit names an existing OCS of the topology and two wired ports within its radix;
+    no OCS port is used by two circuits; a circuit never joins a switch to itself. With ``strict`` (the
+    default) any violation raises :class:`AssignmentError` listing the first few.
+    """
+    g = topology.graph
+    problems: list[str] = []
+    used: dict[tuple[str, int], Circuit] = {}
+    for c in assignment.circuits:
+        if c.ocs not in g or g.nodes[c.ocs].get("role") is not NodeRole.OCS:
+            problems.append(f"{c}: '{c.ocs}' is not an OCS of topology '{topology.name}'")
+            continue
+        owner = g.nodes[c.ocs]["port_owner"]
+        ok = True
+        for p in (c.port_a, c.port_b):
+            if not 0 <= p < len(owner):
+                problems.append(f"{c}: port {p} outside 0..{len(owner) - 1}")
+                ok = False
+            elif not owner[p]:
+                problems.append(f"{c}: port {p} is not fibred to any switch")
+                ok = False
+            key = (c.ocs, p)
+            if key in used:
+                problems.append(f"{c}: port {p} already used by {used[key]}")
+                ok = False
+            used[key] = c
+        if ok and owner[c.port_a] == owner[c.port_b]:
+            problems.append(f"{c}: joins switch '{owner[c.port_a]}' to itself")
+    if strict and problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise AssignmentError("; ".join(problems[:5]) + more)
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseDecision:
+    """What the planner did before one phase, and why."""
+
+    phase: str
+    action: str  # "kept" | "reconfigured" | "static" | "none"
+    circuits: int
+    changed: int  # circuits added (= removed ports re-pointed)
+    reason: str
+    alpha: float = float("nan")  # concurrent throughput factor of the chosen assignment (solver's view)
+    bound: float = float("nan")
+    gap: float = float("nan")
+    solve_time_s: float = 0.0
+    backend: str = ""
+    termination: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSchedule:
+    """One assignment per phase step of a workload (aligned with ``Workload.phases``)."""
+
+    assignments: tuple[CircuitAssignment, ...]
+    decisions: tuple[PhaseDecision, ...] = ()
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.assignments)

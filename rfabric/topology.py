@@ -1,0 +1,223 @@
+"""The physical fabric: a networkx graph with typed node roles and unit-suffixed edge attributes.
+
+Conventions every builder follows (``topologies/``) and every consumer relies on:
+
+* Node names are strings: ``gpu{g}`` (global GPU index ``g``), ``nic{g}``, ``nvs{s}`` (the NVLink
+  switch of server ``s``), ``tor{t}``, ``agg{a}``, ``core{c}``, ``ocs.{layer}.{k}``.
+* Node attribute ``role`` (:class:`NodeRole`); GPUs/NICs carry ``gpu``, ``server``, ``tor`` (name of their
+  ToR/leaf) and ``pod`` (int); switches carry ``radix`` (ports), ``port_bps``, ``pod`` (int, -1 for
+  core-level switches) and ``index``.
+* An edge is one or more parallel physical links between two nodes, full duplex: ``links`` (int),
+  ``link_bps`` (per link, per direction), ``capacity_bps`` = ``links * link_bps`` (per direction),
+  ``latency_s`` and ``medium`` (:class:`Medium`).
+* OCS nodes carry ``layer`` (``"agg"`` or ``"core"``), ``ports`` (int) and ``port_owner``: a tuple of
+  length ``ports`` giving the switch node each OCS port is fibred to (``""`` for an unwired port). The
+  edge switch--OCS has ``links`` = the number of that switch's ports on that OCS and medium FIBRE.
+  An OCS switches light: it has no capacity of its own; a circuit joins two switch ports.
+
+The physical graph is the fibre plant; :meth:`Topology.with_circuits` yields the *logical* graph a
+simulator runs on, with OCS nodes removed and each circuit a CIRCUIT link between the two switches.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+
+from rfabric.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rfabric.circuits import CircuitAssignment
+
+
+class NodeRole(enum.Enum):
+    GPU = "gpu"
+    NIC = "nic"
+    NVSWITCH = "nvswitch"
+    TOR = "tor"
+    AGG = "agg"
+    CORE = "core"
+    OCS = "ocs"
+
+
+SWITCH_ROLES = (NodeRole.TOR, NodeRole.AGG, NodeRole.CORE)
+
+
+class Medium(enum.Enum):
+    NVLINK = "nvlink"  # inside a server
+    PCIE = "pcie"  # GPU to its NIC
+    COPPER = "copper"  # DAC, e.g. NIC to ToR when ``host_dac`` is set
+    OPTICAL = "optical"  # electrical packet link over optics (transceiver at both ends)
+    FIBRE = "fibre"  # switch port fibred to an OCS port (physical plant only)
+    CIRCUIT = "circuit"  # logical link made by an OCS circuit (logical graph only)
+
+
+MEDIUM_CODES = {m: i for i, m in enumerate(Medium)}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTable:
+    """A topology compiled for the simulator: integer node ids and directed arcs as numpy arrays.
+
+    Every undirected edge ``e`` becomes arcs ``2e`` (u->v) and ``2e+1`` (v->u), each with the edge's
+    per-direction capacity.
+    """
+
+    node_names: tuple[str, ...]
+    node_role: np.ndarray  # int8, index into list(NodeRole)
+    arc_src: np.ndarray  # int32
+    arc_dst: np.ndarray  # int32
+    capacity_bps: np.ndarray  # float64 per arc
+    latency_s: np.ndarray  # float64 per arc
+    medium: np.ndarray  # int8 per arc, MEDIUM_CODES
+    gpu_node: np.ndarray  # int32: node id of GPU g
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.node_names)
+
+    @property
+    def num_arcs(self) -> int:
+        return int(self.arc_src.shape[0])
+
+    def index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.node_names)}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A fabric: its graph, what built it and its parameters (SI units).
+
+    ``graph`` is owned by the Topology: treat it as read-only (derive a new Topology instead).
+    """
+
+    name: str
+    kind: str
+    graph: nx.Graph
+    params: Mapping[str, Any] = field(default_factory=dict)
+    ocs_reconfig_s: float = 0.0
+    reconfigurable: bool = False  # False: OCS circuits are set once for the whole job (static OCS)
+
+    # ---- nodes -------------------------------------------------------------------------------
+    def nodes(self, role: NodeRole) -> list[str]:
+        """Nodes of one role, in graph insertion order (deterministic)."""
+        return [n for n, r in self.graph.nodes(data="role") if r is role]
+
+    @cached_property
+    def gpus(self) -> tuple[str, ...]:
+        """GPU node names ordered by global GPU index."""
+        g = self.graph
+        names = self.nodes(NodeRole.GPU)
+        return tuple(sorted(names, key=lambda n: g.nodes[n]["gpu"]))
+
+    @property
+    def num_gpus(self) -> int:
+        return len(self.gpus)
+
+    @property
+    def ocs_nodes(self) -> list[str]:
+        return self.nodes(NodeRole.OCS)
+
+    @property
+    def has_ocs(self) -> bool:
+        return any(r is NodeRole.OCS for _, r in self.graph.nodes(data="role"))
+
+    def gpu_groups(self, level: str) -> np.ndarray:
+        """Map GPU index -> group index at ``level`` in {"gpu", "server", "tor", "pod"}.
+
+        Groups are numbered 0..G-1 in order of first appearance by GPU index.
+        """
+        if level == "gpu":
+            return np.arange(self.num_gpus, dtype=np.int64)
+        if level not in ("server", "tor", "pod"):
+            raise ConfigError("level", "must be one of gpu, server, tor, pod", level)
+        keys = [self.graph.nodes[n][level] for n in self.gpus]
+        _, first, inverse = np.unique(np.asarray(keys, dtype=object).astype(str), return_index=True, return_inverse=True)
+        # renumber groups by first appearance so group order follows GPU order
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return rank[inverse].astype(np.int64)
+
+    def group_names(self, level: str) -> list[str]:
+        """Display names of the groups returned by :meth:`gpu_groups` (same order)."""
+        if level == "gpu":
+            return list(self.gpus)
+        seen: dict[str, None] = {}
+        for n in self.gpus:
+            seen.setdefault(str(self.graph.nodes[n][level]), None)
+        return list(seen)
+
+    # ---- circuits ----------------------------------------------------------------------------
+    def with_circuits(self, assignment: CircuitAssignment | None) -> Topology:
+        """The logical topology: OCS nodes removed, each circuit a CIRCUIT link between its two switches.
+
+        Circuits between the same pair of switches add up into one edge (``links`` counts them); a
+        circuit parallel to an existing electrical link adds its capacity to that edge and is recorded in
+        ``circuit_bps``/``circuits`` so results can split bytes by medium.
+        """
+        g = nx.Graph()
+        g.graph.update(self.graph.graph)
+        g.add_nodes_from((n, d) for n, d in self.graph.nodes(data=True) if d.get("role") is not NodeRole.OCS)
+        g.add_edges_from((u, v, dict(d)) for u, v, d in self.graph.edges(data=True) if d.get("medium") is not Medium.FIBRE)
+        if assignment is not None:
+            for (a, b), (count, bps, lat) in sorted(assignment.pair_capacity(self).items()):
+                if g.has_edge(a, b):
+                    d = g.edges[a, b]
+                    d["capacity_bps"] += bps
+                    d["circuit_bps"] = d.get("circuit_bps", 0.0) + bps
+                    d["circuits"] = d.get("circuits", 0) + count
+                else:
+                    g.add_edge(a, b, links=count, link_bps=bps / count, capacity_bps=bps, latency_s=lat,
+                               medium=Medium.CIRCUIT, circuit_bps=bps, circuits=count)
+        return Topology(name=self.name, kind=self.kind, graph=g, params=self.params,
+                        ocs_reconfig_s=self.ocs_reconfig_s, reconfigurable=self.reconfigurable)
+
+    def always_on(self) -> Topology:
+        """The logical topology with no circuits: what stays up while every OCS reconfigures."""
+        return self.with_circuits(None)
+
+    # ---- compilation -------------------------------------------------------------------------
+    def compile(self) -> LinkTable:
+        """Integer-indexed numpy arrays for the simulator (physical FIBRE edges are skipped)."""
+        g = self.graph
+        names = tuple(g.nodes)
+        idx = {n: i for i, n in enumerate(names)}
+        roles = list(NodeRole)
+        role_code = {r: i for i, r in enumerate(roles)}
+        node_role = np.fromiter((role_code[g.nodes[n]["role"]] for n in names), dtype=np.int8, count=len(names))
+        edges = [(u, v, d) for u, v, d in g.edges(data=True) if d.get("medium") is not Medium.FIBRE]
+        m = len(edges)
+        u_id = np.fromiter((idx[u] for u, _, _ in edges), dtype=np.int32, count=m)
+        v_id = np.fromiter((idx[v] for _, v, _ in edges), dtype=np.int32, count=m)
+        cap = np.fromiter((d["capacity_bps"] for _, _, d in edges), dtype=np.float64, count=m)
+        lat = np.fromiter((d.get("latency_s", 0.0) for _, _, d in edges), dtype=np.float64, count=m)
+        med = np.fromiter((MEDIUM_CODES[d["medium"]] for _, _, d in edges), dtype=np.int8, count=m)
+        arc_src = np.empty(2 * m, dtype=np.int32)
+        arc_dst = np.empty(2 * m, dtype=np.int32)
+        arc_src[0::2], arc_src[1::2] = u_id, v_id
+        arc_dst[0::2], arc_dst[1::2] = v_id, u_id
+        gpu_node = np.fromiter((idx[n] for n in self.gpus), dtype=np.int32, count=self.num_gpus)
+        return LinkTable(node_names=names, node_role=node_role, arc_src=arc_src, arc_dst=arc_dst,
+                         capacity_bps=np.repeat(cap, 2), latency_s=np.repeat(lat, 2),
+                         medium=np.repeat(med, 2), gpu_node=gpu_node)
+
+    # ---- summaries ---------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        counts = {r.value: 0 for r in NodeRole}
+        for _, r in self.graph.nodes(data="role"):
+            counts[r.value] += 1
+        return {"name": self.name, "kind": self.kind, "nodes": counts, "edges": self.graph.number_of_edges()}
+
+
+def iter_edges_by_medium(topology: Topology, media: Iterable[Medium]) -> Iterable[tuple[str, str, dict]]:
+    wanted = set(media)
+    for u, v, d in topology.graph.edges(data=True):
+        if d.get("medium") in wanted:
+            yield u, v, d

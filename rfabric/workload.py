@@ -1,0 +1,183 @@
+"""Workloads: ordered phase steps, each a set of flows with dependencies and compute gaps.
+
+The flow model (what ``traffic/`` produces and ``rfabric.sim`` plays):
+
+* A :class:`FlowSet` holds one phase step's flows as parallel numpy arrays. Flows are grouped into
+  **chains** (one collective instance, e.g. the ring all-reduce of DP group 3, or one point-to-point
+  stream); a chain is a sequence of **stages** ``0, 1, 2, ...``. Every flow of stage ``k`` of a chain
+  becomes ready when all flows of stage ``k-1`` of the same chain have finished, plus its own
+  ``delay_s`` (compute between the stages, e.g. one layer's backward pass). Stage-0 flows are ready at
+  the phase start plus ``delay_s``. Chains are independent of each other.
+* Flows may carry a ``weight`` (``multiplicity``): ``w`` identical flows on the same src/dst, start and
+  size, simulated once. Their bytes count ``w`` times.
+* A :class:`PhaseStep` is one phase of the RL step (``train``, ``rollout``, ``weight_sync``, ...): its flows,
+  the compute time before it starts (``compute_before_s``, the window in which circuits can be
+  re-pointed), compute time after its last flow (``compute_after_s``) and a ``repeat`` count.
+* A :class:`Workload` is the ordered tuple of phase steps of one RL step; a step repeats ``steps`` times
+  in simulation. Phases run one after another (the next starts after the previous one's flows and
+  compute have finished).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rfabric.traffic_matrix import TrafficMatrix
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FlowSet:
+    """Flows of one phase step as parallel arrays (length F).
+
+    Fields: ``src``/``dst`` GPU indices (int32), ``size_bytes`` (float64, per flow), ``chain`` (int32),
+    ``stage`` (int32, order within the chain), ``delay_s`` (float64, compute before the flow may start
+    once its stage is ready), ``multiplicity`` (int32 >= 1), ``tag`` (int16 index into ``tags``: which
+    collective/axis produced the flow, e.g. ``"dp/all_reduce"``).
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    size_bytes: np.ndarray
+    chain: np.ndarray
+    stage: np.ndarray
+    delay_s: np.ndarray
+    multiplicity: np.ndarray
+    tag: np.ndarray
+    tags: tuple[str, ...] = ()
+
+    @staticmethod
+    def build(src: Any, dst: Any, size_bytes: Any, *, chain: Any = 0, stage: Any = 0, delay_s: Any = 0.0,
+              multiplicity: Any = 1, tag: Any = 0, tags: tuple[str, ...] = ("",)) -> FlowSet:
+        s = np.asarray(src, dtype=np.int32).ravel()
+        n = s.size
+
+        def arr(x: Any, dt: Any) -> np.ndarray:
+            return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dt), (n,)))
+
+        fs = FlowSet(src=s, dst=arr(dst, np.int32), size_bytes=arr(size_bytes, np.float64), chain=arr(chain, np.int32),
+                     stage=arr(stage, np.int32), delay_s=arr(delay_s, np.float64), multiplicity=arr(multiplicity, np.int32),
+                     tag=arr(tag, np.int16), tags=tuple(tags))
+        fs.validate()
+        return fs
+
+    @staticmethod
+    def empty() -> FlowSet:
+        return FlowSet.build(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0))
+
+    @staticmethod
+    def concat(parts: list[FlowSet]) -> FlowSet:
+        """Concatenate flow sets; chains are renumbered so parts stay independent; tags are merged."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return FlowSet.empty()
+        tags: list[str] = []
+        tag_idx: dict[str, int] = {}
+        chain_off = 0
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("src", "dst", "size_bytes", "chain", "stage", "delay_s", "multiplicity", "tag")}
+        for p in parts:
+            remap = np.array([tag_idx.setdefault(t, len(tag_idx)) for t in p.tags], dtype=np.int16)
+            for t in p.tags:
+                if t not in tags:
+                    tags.append(t)
+            cols["tag"].append(remap[p.tag] if remap.size else p.tag)
+            cols["chain"].append(p.chain + chain_off)
+            chain_off += int(p.chain.max()) + 1
+            for k in ("src", "dst", "size_bytes", "stage", "delay_s", "multiplicity"):
+                cols[k].append(getattr(p, k))
+        return FlowSet(**{k: np.concatenate(v) for k, v in cols.items()}, tags=tuple(tags))
+
+    def __len__(self) -> int:
+        return int(self.src.size)
+
+    def validate(self) -> None:
+        n = self.src.size
+        for k in ("dst", "size_bytes", "chain", "stage", "delay_s", "multiplicity", "tag"):
+            if getattr(self, k).shape != (n,):
+                raise ValueError(f"FlowSet.{k} has shape {getattr(self, k).shape}, expected ({n},)")
+        if n:
+            if np.any(self.size_bytes < 0) or np.any(self.delay_s < 0):
+                raise ValueError("FlowSet has a negative size or delay")
+            if np.any(self.multiplicity < 1):
+                raise ValueError("FlowSet multiplicity must be >= 1")
+            if np.any(self.stage < 0):
+                raise ValueError("FlowSet stage must be >= 0")
+            if self.tags and (self.tag.min() < 0 or self.tag.max() >= len(self.tags)):
+                raise ValueError("FlowSet tag index outside tags")
+
+    @property
+    def total_bytes(self) -> float:
+        return float(np.dot(self.size_bytes, self.multiplicity))
+
+    def traffic(self, num_gpus: int, *, phase: str = "", collective: str = "", axis: str = "") -> TrafficMatrix:
+        """The traffic matrix these flows add up to."""
+        return TrafficMatrix.from_pairs(num_gpus, self.src, self.dst, self.size_bytes * self.multiplicity,
+                                        phase=phase, collective=collective, axis=axis)
+
+    def select(self, mask: np.ndarray) -> FlowSet:
+        return FlowSet(src=self.src[mask], dst=self.dst[mask], size_bytes=self.size_bytes[mask], chain=self.chain[mask],
+                       stage=self.stage[mask], delay_s=self.delay_s[mask], multiplicity=self.multiplicity[mask],
+                       tag=self.tag[mask], tags=self.tags)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PhaseStep:
+    """One phase of an RL step: its flows and the compute around them."""
+
+    name: str  # unique within the workload, e.g. "train", "rollout.decode.tp8", "weight_sync"
+    phase: str  # the phase tag: train | rollout | weight_sync | score | custom
+    flows: FlowSet
+    num_gpus: int
+    compute_before_s: float = 0.0
+    compute_after_s: float = 0.0
+    repeat: int = 1
+    collective: str = ""
+    axis: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise ValueError("PhaseStep.repeat must be >= 1")
+        if self.compute_before_s < 0 or self.compute_after_s < 0:
+            raise ValueError("PhaseStep compute times must be >= 0")
+
+    @property
+    def traffic(self) -> TrafficMatrix:
+        """Bytes of one repetition of this phase as a tagged traffic matrix."""
+        return self.flows.traffic(self.num_gpus, phase=self.phase, collective=self.collective or "mixed",
+                                  axis=self.axis or "mixed")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Workload:
+    """An RL step: ordered phase steps over ``num_gpus`` GPUs, with provenance."""
+
+    name: str
+    num_gpus: int
+    phases: tuple[PhaseStep, ...]
+    trainer_gpus: tuple[int, int] = (0, 0)  # [start, stop)
+    rollout_gpus: tuple[int, int] = (0, 0)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phase names must be unique: {names}")
+        for p in self.phases:
+            if p.num_gpus != self.num_gpus:
+                raise ValueError(f"phase {p.name} is over {p.num_gpus} GPUs, workload over {self.num_gpus}")
+            if len(p.flows) and (p.flows.src.max() >= self.num_gpus or p.flows.dst.max() >= self.num_gpus):
+                raise ValueError(f"phase {p.name} has a flow to a GPU outside 0..{self.num_gpus - 1}")
+
+    def phase(self, name: str) -> PhaseStep:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def total_bytes(self) -> float:
+        return sum(p.flows.total_bytes * p.repeat for p in self.phases)
