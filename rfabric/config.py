@@ -197,11 +197,11 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "") -> T:
         kpath = _join(path, key)
         try:
             v = coerce(value, hints[si_key], kpath)
+            _check_bounds(v, f.metadata, kpath)
         except ConfigError as e:
             if e.key == kpath and key != si_key:  # report the value as the user wrote it
                 raise ConfigError(kpath, e.message, raw_value) from None
             raise
-        _check_bounds(v, f.metadata, kpath)
         kwargs[si_key] = v
         given_as[si_key] = key
     missing = [n for n, f in fields.items()

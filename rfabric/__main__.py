@@ -1,0 +1,5 @@
+"""``python -m rfabric`` = the ``rfabric`` command."""
+
+from rfabric.cli import main
+
+raise SystemExit(main())

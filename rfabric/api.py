@@ -1,0 +1,401 @@
+"""The library API: one run (workload -> fabrics -> circuits -> simulation -> cost -> comparison) in a call.
+
+This module and :mod:`rfabric.cli` are the only places that compose the four packages.
+
+>>> from rfabric import api
+>>> cfg = api.load_config(overrides={"fabrics": ["fat_tree"]})
+>>> cfg.cluster.gpus
+128
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+import solver as solver_pkg
+import topologies
+import traffic
+from rfabric import __version__
+from rfabric.bom import bill_of_materials
+from rfabric.circuits import CircuitSchedule
+from rfabric.config import (
+    RunConfig,
+    config_hash,
+    merge_overrides,
+    parse_run_config,
+    read_yaml,
+    suggest,
+    to_plain,
+)
+from rfabric.cost import PriceCatalogue, evaluate, load_catalogue
+from rfabric.errors import ConfigError
+from rfabric.results import BillOfMaterials, Comparison, CostBreakdown, Provenance, SimulationResult, compare
+from rfabric.sim import simulate as sim_simulate
+from rfabric.topology import Topology
+from rfabric.workload import Workload
+
+log = logging.getLogger(__name__)
+
+ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike[str] | None
+Overrides = Mapping[str, Any] | Sequence[str] | None
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+
+
+def default_config_data() -> dict[str, Any]:
+    """The built-in default run as plain data (a copy: change it freely)."""
+    return dict(yaml.safe_load((resources.files("rfabric") / "data" / "default.yaml").read_text()))
+
+
+def config_data(config: RunConfig) -> dict[str, Any]:
+    """A RunConfig back to plain data that :func:`load_config` accepts (SI keys)."""
+    d = to_plain(config)
+    d["fabrics"] = [{"name": f.name, "kind": f.kind, **to_plain(f.params)} for f in config.fabrics]
+    return d
+
+
+def _source_data(source: ConfigSource) -> dict[str, Any]:
+    if source is None:
+        return default_config_data()
+    if isinstance(source, RunConfig):
+        return config_data(source)
+    if isinstance(source, Mapping):
+        return dict(source)
+    data = read_yaml(source)
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("--config", "must hold a mapping of sections (cluster, workload, fabrics, ...)", str(source))
+    return dict(data)
+
+
+def load_config(source: ConfigSource = None, overrides: Overrides = None, *, seed: int | None = None) -> RunConfig:
+    """Load and fully validate a run config (file path, mapping, RunConfig, or None for the default).
+
+    Every kind-specific section (each fabric, the workload, the solver, the prices) is checked here, so a
+    mistake surfaces before any work is done.
+    """
+    data = merge_overrides(_source_data(source), overrides)
+    if seed is not None:
+        data["seed"] = seed
+    cfg = parse_run_config(data)
+    if not cfg.fabrics:
+        raise ConfigError("fabrics", "name at least one fabric to simulate", has_value=False)
+    resolve(cfg)
+    return cfg
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A RunConfig with every kind-specific section parsed into its package's dataclass."""
+
+    config: RunConfig
+    fabric_params: Mapping[str, Any]
+    solver_options: Any
+    catalogue: PriceCatalogue
+
+    def plain(self) -> dict[str, Any]:
+        d = config_data(self.config)
+        d["fabrics"] = [{"name": f.name, "kind": f.kind, **to_plain(self.fabric_params[f.name])} for f in self.config.fabrics]
+        d.pop("topology", None)  # folded into each fabric
+        d["solver"] = to_plain(self.solver_options)
+        return d
+
+
+def fabric_params(config: RunConfig, fabric: str) -> Any:
+    """The parsed parameters of one fabric: the shared ``topology`` section overlaid by the fabric's own."""
+    entry = _fabric_entry(config, fabric)
+    i = config.fabrics.index(entry)
+    known = topologies.param_names(entry.kind) if entry.kind in topologies.REGISTRY else set()
+    topologies.REGISTRY.get(entry.kind, f"fabrics[{i}].kind")
+    shared = {k: v for k, v in config.topology.items() if k in known}
+    return topologies.REGISTRY.parse(entry.kind, {**shared, **entry.params}, f"fabrics[{i}]", key=f"fabrics[{i}].kind")
+
+
+def resolve(config: RunConfig) -> Resolved:
+    """Parse every kind-specific section; raises ConfigError naming the first bad key."""
+    params = {}
+    accepted: set[str] = set()
+    for i, f in enumerate(config.fabrics):
+        topologies.REGISTRY.get(f.kind, f"fabrics[{i}].kind")
+        accepted |= topologies.param_names(f.kind)
+    for k in config.topology:
+        if k not in accepted:
+            raise ConfigError(f"topology.{k}", "no selected fabric takes this parameter; "
+                              + suggest(k, sorted(accepted)), config.topology[k])
+    for f in config.fabrics:
+        params[f.name] = fabric_params(config, f.name)
+    options = solver_pkg.parse_options(config.solver, "solver")
+    catalogue = load_catalogue(config.cost.catalogue, config.cost.prices)
+    return Resolved(config=config, fabric_params=params, solver_options=options, catalogue=catalogue)
+
+
+def _fabric_entry(config: RunConfig, fabric: str | None) -> Any:
+    if fabric is None:
+        return config.fabrics[0]
+    for f in config.fabrics:
+        if f.name == fabric:
+            return f
+    raise ConfigError("--fabric", f"no such fabric in the config; {suggest(fabric, [f.name for f in config.fabrics])}", fabric)
+
+
+# ------------------------------------------------------------------------------------------------
+# Stages
+
+
+def build_topology(config: RunConfig, fabric: str | None = None) -> Topology:
+    """Build one fabric of the config (the first if ``fabric`` is None)."""
+    entry = _fabric_entry(config, fabric)
+    return topologies.build(entry.kind, fabric_params(config, entry.name), config.cluster, name=entry.name,
+                            path=f"fabrics[{config.fabrics.index(entry)}]")
+
+
+def build_workload(config: RunConfig) -> Workload:
+    """The config's workload as phase steps of flows."""
+    return traffic.build_workload(config.workload, config.cluster, seed=config.seed, path="workload")
+
+
+def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> CircuitSchedule:
+    """Circuit assignments per phase (empty assignments for a fabric without OCS)."""
+    return solver_pkg.plan_schedule(topology, workload, solver_pkg.parse_options(config.solver, "solver"), seed=config.seed)
+
+
+def simulate(config: RunConfig, topology: Topology, workload: Workload, schedule: CircuitSchedule | None,
+             *, progress: bool = False) -> SimulationResult:
+    res = sim_simulate(topology, workload, schedule, options=config.sim, seed=config.seed, progress=progress)
+    return replace(res, provenance=provenance(config))
+
+
+def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBreakdown]:
+    bom = bill_of_materials(topology)
+    return bom, evaluate(bom, load_catalogue(config.cost.catalogue, config.cost.prices))
+
+
+def provenance(config: RunConfig) -> Provenance:
+    return Provenance(config_hash=config_hash(config_data(config)), seed=config.seed, version=__version__)
+
+
+# ------------------------------------------------------------------------------------------------
+# A whole run
+
+
+@dataclass(frozen=True)
+class FabricRun:
+    name: str
+    kind: str
+    topology: Topology
+    bom: BillOfMaterials
+    cost: CostBreakdown
+    schedule: CircuitSchedule | None
+    sim: SimulationResult
+    wall_time_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run produced, as objects (``write_run`` turns it into files)."""
+
+    config: RunConfig
+    resolved: Mapping[str, Any]
+    workload: Workload
+    fabrics: Mapping[str, FabricRun]
+    comparison: Comparison
+    provenance: Provenance
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        return self.comparison.table()
+
+
+def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: bool = False) -> RunResult:
+    """Run the whole pipeline for every fabric of ``config`` and compare them against the reference.
+
+    >>> r = run(overrides={"fabrics": ["fat_tree"]})          # doctest: +SKIP
+    >>> r.comparison.row("fat_tree").perf_per_usd_vs_ref      # doctest: +SKIP
+    1.0
+    """
+    cfg = config if isinstance(config, RunConfig) and not overrides else load_config(config, overrides)
+    resolved = resolve(cfg)
+    t0 = time.perf_counter()
+    workload = build_workload(cfg)
+    timings = {"workload_s": time.perf_counter() - t0}
+    fabrics: dict[str, FabricRun] = {}
+    bar = _progress(cfg.fabrics, progress, "fabrics")
+    for entry in bar:
+        t1 = time.perf_counter()
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(entry.name)
+        topo = build_topology(cfg, entry.name)
+        schedule = plan_circuits(cfg, topo, workload) if topo.has_ocs else None
+        sim = simulate(cfg, topo, workload, schedule)
+        bom, breakdown = cost(cfg, topo)
+        fabrics[entry.name] = FabricRun(name=entry.name, kind=entry.kind, topology=topo, bom=bom, cost=breakdown,
+                                        schedule=schedule, sim=sim, wall_time_s=time.perf_counter() - t1)
+        log.info("%s: iteration %.4g s, network capex %.4g USD", entry.name, sim.iteration_time_s, breakdown.capex_network_usd)
+    prov = provenance(cfg)
+    comp = compare({n: (f.kind, f.sim, f.cost) for n, f in fabrics.items()}, cfg.reference, cfg.cluster.gpus, prov)
+    timings["total_s"] = time.perf_counter() - t0
+    return RunResult(config=cfg, resolved=resolved.plain(), workload=workload, fabrics=fabrics, comparison=comp,
+                     provenance=prov, timings_s=timings)
+
+
+def what_if(config: ConfigSource, changes: Mapping[str, Any], *, progress: bool = False) -> RunResult:
+    """Re-run ``config`` with dotted-key changes, e.g. ``what_if(cfg, {"topology.ocs_reconfig_ms": 1})``."""
+    base = config_data(config) if isinstance(config, RunConfig) else _source_data(config)
+    return run(merge_overrides(base, changes), progress=progress)
+
+
+def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=desc.rstrip("s"), leave=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+
+
+SUMMARY_COLUMNS = ["fabric", "kind", "gpus", "iteration_time_s", "steps_per_s", "capex_usd", "perf_per_usd",
+                   "perf_per_usd_vs_ref", "time_vs_ref", "capex_cluster_usd", "power_w", "perf_per_w",
+                   "perf_per_w_vs_ref", "perf_per_cluster_usd_vs_ref", "reconfig_time_s"]
+
+
+def summary_csv(result: RunResult) -> str:
+    rows = result.summary_rows()
+    phase_cols = [c for c in rows[0] if c.startswith("phase_")] if rows else []
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + phase_cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """The run as JSON-able data: comparison, per-fabric phases, costs, circuit decisions, provenance."""
+    fabrics = {}
+    for name, f in result.fabrics.items():
+        fabrics[name] = {
+            "kind": f.kind,
+            "topology": f.topology.summary(),
+            "iteration_time_s": f.sim.iteration_time_s,
+            "phases": [{**to_plain(p), "duration_s": p.duration_s} for p in f.sim.phases],
+            "bytes_by_medium": f.sim.bytes_by_medium(),
+            "reconfig_time_s": f.sim.reconfig_time_s,
+            "sim_events": f.sim.events,
+            "sim_wall_time_s": f.sim.wall_time_s,
+            "bom": f.bom.as_rows(),
+            "cost": {"catalogue": f.cost.catalogue, "capex_network_usd": f.cost.capex_network_usd,
+                     "capex_cluster_usd": f.cost.capex_cluster_usd, "power_network_w": f.cost.power_network_w,
+                     "by_part_usd": f.cost.by_part(), "by_tier_usd": f.cost.by_tier()},
+            "circuits": [to_plain(d) for d in f.schedule.decisions] if f.schedule else [],
+        }
+    return {
+        "provenance": to_plain(result.provenance),
+        "reference": result.comparison.reference,
+        "comparison": result.comparison.table(),
+        "workload": {"name": result.workload.name, "num_gpus": result.workload.num_gpus,
+                     "phases": [{"name": p.name, "phase": p.phase, "flows": len(p.flows), "bytes": p.flows.total_bytes,
+                                 "repeat": p.repeat, "compute_before_s": p.compute_before_s,
+                                 "compute_after_s": p.compute_after_s} for p in result.workload.phases]},
+        "fabrics": fabrics,
+    }
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
+    """Write ``summary.csv``, ``result.json``, ``config.resolved.yaml`` and ``comparison.png`` into ``out``.
+
+    Files are written into a temporary directory beside ``out`` and moved in only when all are complete, so
+    an interrupted run leaves nothing half-written.
+    """
+    out_dir = Path(out)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        (tmp / "summary.csv").write_text(summary_csv(result))
+        (tmp / "result.json").write_text(json.dumps(result_json(result), indent=2, sort_keys=True, default=_json_default))
+        (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(to_plain(result.resolved), sort_keys=False))
+        if figure:
+            from rfabric.plotting.compare import plot_comparison
+
+            fig = plot_comparison(result.comparison)
+            fig.savefig(tmp / "comparison.png", dpi=150, bbox_inches="tight")
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for p in sorted(tmp.iterdir()):
+            os.replace(p, out_dir / p.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def phases_csv(sim: SimulationResult) -> str:
+    buf = io.StringIO()
+    cols = ["phase", "tag", "start_s", "comm_start_s", "end_s", "repeat", "duration_s", "reconfig_s",
+            "reconfig_exposed_s", "circuits_changed", "flows", "bytes_nvlink", "bytes_electrical", "bytes_optical"]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for p in sim.phases:
+        b = p.bytes_by_medium
+        w.writerow([p.name, p.phase, f"{p.start_s:.9g}", f"{p.comm_start_s:.9g}", f"{p.end_s:.9g}", p.repeat,
+                    f"{p.duration_s:.9g}", f"{p.reconfig_s:.9g}", f"{p.reconfig_exposed_s:.9g}", p.circuits_changed,
+                    p.flows, f"{b.get('nvlink', 0.0):.9g}", f"{b.get('electrical', 0.0):.9g}", f"{b.get('optical', 0.0):.9g}"])
+    return buf.getvalue()
+
+
+def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
+    """Write one simulation's ``phases.csv``, ``simulation.json`` and ``timeline.png`` into ``out`` (atomically)."""
+    out_dir = Path(out)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        (tmp / "phases.csv").write_text(phases_csv(sim))
+        doc = {"fabric": sim.fabric, "iteration_time_s": sim.iteration_time_s, "reconfig_time_s": sim.reconfig_time_s,
+               "events": sim.events, "solves": sim.solves, "wall_time_s": sim.wall_time_s,
+               "bytes_by_medium": sim.bytes_by_medium(), "provenance": to_plain(sim.provenance),
+               "phases": [{**to_plain(p), "duration_s": p.duration_s} for p in sim.phases]}
+        (tmp / "simulation.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=_json_default))
+        if figure:
+            import matplotlib.pyplot as plt
+
+            from rfabric.plotting.timeline import plot_timeline
+
+            fig = plot_timeline(sim)
+            fig = fig if hasattr(fig, "savefig") else fig.figure
+            fig.savefig(tmp / "timeline.png", dpi=150, bbox_inches="tight")
+            plt.close(fig)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for p in sorted(tmp.iterdir()):
+            os.replace(p, out_dir / p.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

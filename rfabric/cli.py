@@ -1,0 +1,299 @@
+"""The ``rfabric`` command line: each subcommand is a thin adapter over :mod:`rfabric.api`.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. Logs go to stderr; results only
+under ``--out`` (or to stdout for the inspection commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rfabric import __version__
+from rfabric.errors import ConfigError, RfabricError
+
+log = logging.getLogger("rfabric")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"rfabric: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _common(p: argparse.ArgumentParser, *, out: bool = False, out_required: bool = False) -> None:
+    p.add_argument("--config", "-c", metavar="YAML", help="run config (default: the built-in small demo)")
+    p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key, e.g. --set topology.ocs_reconfig_ms=1 (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr, no progress bar")
+    if out:
+        p.add_argument("--out", "-o", metavar="DIR", required=out_required, help="directory for the results")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="rfabric", description="Emulate reconfigurable optical-electrical fabrics for LLM RL clusters.")
+    ap.add_argument("--version", action="version", version=f"rfabric {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="compare the config's fabrics end to end (results under --out)")
+    _common(p, out=True)
+    p.add_argument("--no-figure", action="store_true", help="skip the PNG figure")
+
+    p = sub.add_parser("topology", help="bill of materials and bisection figures of each fabric")
+    _common(p)
+    p.add_argument("--fabric", help="only this fabric (name from the config)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--draw", metavar="PNG", help="draw the fabric (<= 64 GPUs) to a PNG file")
+
+    p = sub.add_parser("traffic", help="per-phase traffic summary of the workload")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--heatmaps", metavar="DIR", help="save a pod x pod heat map per phase (PNG) into DIR")
+    p.add_argument("--level", default="pod", choices=["server", "tor", "pod"], help="heat-map aggregation level")
+
+    p = sub.add_parser("solve", help="solve the circuit assignment of one phase")
+    _common(p)
+    p.add_argument("--phase", required=True, help="phase step name (see `rfabric traffic`)")
+    p.add_argument("--fabric", help="fabric with OCS (default: the first one that has OCS)")
+    p.add_argument("--heatmap", metavar="PNG", help="save the circuit-count matrix as a heat map")
+    p.add_argument("--export", metavar="FILE", help="export the ILP as .lp or .mps")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("simulate", help="simulate one fabric: per-phase table and timeline figure")
+    _common(p, out=True, out_required=True)
+    p.add_argument("--fabric", help="fabric to simulate (default: the first)")
+
+    p = sub.add_parser("models", help="list the model catalogue")
+    p.add_argument("--json", action="store_true")
+    return ap
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.ERROR if getattr(args, "quiet", False) else (logging.DEBUG if getattr(args, "verbose", 0) > 1
+                                                              else logging.INFO if getattr(args, "verbose", 0) else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _print_table(rows: list[dict[str, Any]], cols: Sequence[str] | None = None) -> None:
+    if not rows:
+        print("(nothing)")
+        return
+    cols = list(cols or rows[0].keys())
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rfabric import api
+
+    cfg = api.load_config(args.config, args.overrides, seed=args.seed)
+    result = api.run(cfg, progress=_progress(args))
+    _print_table(result.summary_rows(), ["fabric", "gpus", "iteration_time_s", "capex_usd", "perf_per_usd_vs_ref",
+                                         "time_vs_ref"])
+    if args.out:
+        out = api.write_run(result, args.out, figure=not args.no_figure)
+        print(f"results in {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    from rfabric import api
+    from rfabric.bom import fabric_report
+
+    cfg = api.load_config(args.config, args.overrides, seed=args.seed)
+    names = [args.fabric] if args.fabric else [f.name for f in cfg.fabrics]
+    reports = {}
+    topo = None
+    for n in names:
+        topo = api.build_topology(cfg, n)
+        reports[n] = fabric_report(topo)
+    if args.json:
+        print(json.dumps(reports, indent=2, sort_keys=True, default=str))
+    else:
+        for n, rep in reports.items():
+            print(f"== {n}")
+            for k, v in rep.items():
+                if isinstance(v, list) and v and isinstance(v[0], dict):
+                    print(f"{k}:")
+                    _print_table(v)
+                else:
+                    print(f"{k}: {v}")
+    if args.draw:
+        if topo is None or topo.num_gpus > 64:
+            raise ConfigError("--draw", "drawing is for small fabrics (<= 64 GPUs); use --set cluster.* to shrink it",
+                              topo.num_gpus if topo else None)
+        from rfabric.plotting.network import draw_topology
+
+        fig = draw_topology(topo)
+        Path(args.draw).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.draw, dpi=150, bbox_inches="tight")
+        print(f"drawing in {args.draw}", file=sys.stderr)
+    return 0
+
+
+def cmd_traffic(args: argparse.Namespace) -> int:
+    from traffic.summary import phase_summary
+
+    from rfabric import api
+
+    cfg = api.load_config(args.config, args.overrides, seed=args.seed)
+    workload = api.build_workload(cfg)
+    topo = api.build_topology(cfg)
+    groups = {lvl: topo.gpu_groups(lvl) for lvl in ("server", "tor", "pod")}
+    rows = phase_summary(workload, groups)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_table(rows)
+    if args.heatmaps:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from rfabric.plotting.heatmaps import plot_heatmap
+
+        out = Path(args.heatmaps)
+        out.mkdir(parents=True, exist_ok=True)
+        for p in workload.phases:
+            m = p.traffic.aggregate(topo, args.level, keep_diagonal=True)
+            fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
+            plot_heatmap(m, ax=ax, title=f"{p.name}: bytes {args.level} x {args.level}")
+            fig.savefig(out / f"{p.name}.png", dpi=130)
+            plt.close(fig)
+        print(f"heat maps in {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    import solver as solver_pkg
+    from rfabric import api
+
+    cfg = api.load_config(args.config, args.overrides, seed=args.seed)
+    workload = api.build_workload(cfg)
+    names = [p.name for p in workload.phases]
+    if args.phase not in names:
+        from rfabric.config import suggest
+
+        raise ConfigError("--phase", f"no such phase; {suggest(args.phase, names)} (phases: {', '.join(names)})", args.phase)
+    candidates = [args.fabric] if args.fabric else [f.name for f in cfg.fabrics]
+    topo = None
+    for n in candidates:
+        t = api.build_topology(cfg, n)
+        if t.has_ocs:
+            topo = t
+            break
+    if topo is None:
+        raise ConfigError("--fabric", "no fabric with optical circuit switches in the config", args.fabric)
+    options = solver_pkg.parse_options(cfg.solver, "solver")
+    phase = workload.phase(args.phase)
+    res = solver_pkg.solve_phase(topo, phase.traffic, options)
+    info = res.summary() if hasattr(res, "summary") else {"termination": str(res.termination)}
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for k, v in info.items():
+            print(f"{k}: {v}")
+    if args.heatmap:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from rfabric.plotting.heatmaps import plot_heatmap
+
+        fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
+        plot_heatmap(res.x, ax=ax, title=f"circuits per switch pair: {args.phase}", labels=list(res.nodes))
+        Path(args.heatmap).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.heatmap, dpi=130)
+        plt.close(fig)
+    if args.export:
+        solver_pkg.export_model(topo, phase.traffic, options, args.export)
+        print(f"model written to {args.export}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from rfabric import api
+
+    cfg = api.load_config(args.config, args.overrides, seed=args.seed)
+    fabric = args.fabric or cfg.fabrics[0].name
+    topo = api.build_topology(cfg, fabric)
+    workload = api.build_workload(cfg)
+    schedule = api.plan_circuits(cfg, topo, workload) if topo.has_ocs else None
+    res = api.simulate(cfg, topo, workload, schedule, progress=_progress(args))
+    rows = [{"phase": p.name, "tag": p.phase, "start_s": p.start_s, "end_s": p.end_s, "repeat": p.repeat,
+             "duration_s": p.duration_s, "reconfig_s": p.reconfig_s, "circuits_changed": p.circuits_changed,
+             "flows": p.flows} for p in res.phases]
+    _print_table(rows)
+    print(f"iteration_time_s: {res.iteration_time_s:.6g}")
+    api.write_simulation(res, args.out)
+    print(f"results in {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from traffic.models import available_models, load_model
+
+    rows = []
+    for n in available_models():
+        m = load_model(n)
+        rows.append({k: getattr(m, k) for k in ("name", "kind", "layers", "hidden", "params_b") if hasattr(m, k)})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_table(rows)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "topology": cmd_topology, "traffic": cmd_traffic, "solve": cmd_solve,
+            "simulate": cmd_simulate, "models": cmd_models}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as e:
+        print(f"rfabric: error: {e}", file=sys.stderr)
+        return 2
+    except RfabricError as e:
+        print(f"rfabric: failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rfabric: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Plotting helpers (matplotlib imported lazily; every function takes an optional ``ax``; never ``plt.show()``)."""
