@@ -399,3 +399,42 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+# ------------------------------------------------------------------------------------------------
+# Sweeps
+
+
+def sweep_point(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one sweep point (top level so process pools and Ray can pickle it); rows are JSON-able."""
+    result = run(config)
+    rows = []
+    for row in result.comparison.table():
+        f = result.fabrics[row["fabric"]]
+        extra = {f"bytes_{k}": v for k, v in sorted(f.sim.bytes_by_medium().items())}
+        rows.append({**row, **extra, "sim_wall_time_s": f.sim.wall_time_s, "sim_events": f.sim.events})
+    return {"rows": rows, "config_hash": result.provenance.config_hash, "version": result.provenance.version,
+            "timings_s": dict(result.timings_s)}
+
+
+def run_sweep(source: str | os.PathLike[str] | Mapping[str, Any], out: str | os.PathLike[str], *,
+              overrides: Overrides = None, workers: int = 1, executor: str = "local", ray_address: str | None = None,
+              progress: bool = False, retry_failed: bool = False, validate: bool = True) -> dict[str, int]:
+    """Expand a sweep file and run every point not already finished under ``out`` (see :mod:`rfabric.sweep`).
+
+    With ``validate`` every point's config is checked before the first run starts, so a typo in the grid
+    fails at once (exit 2) instead of producing a sweep of errors.
+    """
+    from rfabric import sweep
+
+    spec = sweep.load_sweep(source, overrides if not isinstance(overrides, Mapping) else [f"{k}={v}" for k, v in overrides.items()])
+    points = sweep.expand(spec)
+    if validate:
+        for p in points:
+            try:
+                load_config(p.config)
+            except ConfigError as e:
+                where = ", ".join(f"{k}={v}" for k, v in p.point.items())
+                raise ConfigError(e.key, f"{e.message} (sweep point {where or 'base'}, seed {p.seed})", e.value) from None
+    return sweep.run_points(points, sweep_point, Path(out), workers=workers, executor=executor, ray_address=ray_address,
+                            progress=progress, retry_failed=retry_failed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate one fabric: per-phase table and timeline figure")
     _common(p, out=True, out_required=True)
     p.add_argument("--fabric", help="fabric to simulate (default: the first)")
+
+    p = sub.add_parser("sweep", help="run a sweep file; resumable (finished runs are never recomputed)")
+    p.add_argument("sweep_file", metavar="SWEEP_YAML")
+    p.add_argument("--out", "-o", metavar="DIR", required=True, help="sweep directory (runs/, sweep.csv)")
+    p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key of the base config (repeatable)")
+    p.add_argument("--workers", "-j", type=int, default=os.cpu_count() or 1, help="parallel runs (default: cores)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="process pool or Ray")
+    p.add_argument("--ray-address", default=None, help="connect to an existing Ray cluster (default: start one)")
+    p.add_argument("--retry-failed", action="store_true", help="re-run points recorded as failed")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("models", help="list the model catalogue")
     p.add_argument("--json", action="store_true")
@@ -260,6 +273,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rfabric import api
+
+    if args.workers < 1:
+        raise ConfigError("--workers", "must be >= 1", args.workers)
+    stats = api.run_sweep(args.sweep_file, args.out, overrides=args.overrides, workers=args.workers,
+                          executor=args.executor, ray_address=args.ray_address, progress=_progress(args),
+                          retry_failed=args.retry_failed)
+    print(f"{stats['total']} runs: {stats['skipped']} already done, {stats['ok']} ok, {stats['error']} failed; "
+          f"table in {Path(args.out) / 'sweep.csv'}", file=sys.stderr)
+    return 1 if stats["error"] else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from traffic.models import available_models, load_model
 
@@ -275,7 +301,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "topology": cmd_topology, "traffic": cmd_traffic, "solve": cmd_solve,
-            "simulate": cmd_simulate, "models": cmd_models}
+            "simulate": cmd_simulate, "sweep": cmd_sweep, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

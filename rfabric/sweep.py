@@ -1,0 +1,287 @@
+"""Sweeps: a grid of runs, each written atomically the moment it finishes, resumable after a kill.
+
+A sweep file::
+
+    base: configs/base.yaml          # a path (relative to the sweep file) or an inline run config
+    sweep:                           # dotted key -> list of values; the cartesian product is taken
+      cluster.nic_gbps: [200, 400]
+      "cluster.trainer_gpus,cluster.rollout_gpus": [[128, 128], [512, 512]]   # comma: zipped keys
+    seeds: [0, 1]                    # optional; default [base seed]
+
+Each point's ``run_id`` is a short hash of its resolved config (base + point + seed), so re-running the
+same command finds the finished runs under ``DIR/runs/<run_id>.json`` and skips them. A failed point is
+recorded with its error and does not stop the sweep. ``DIR/sweep.csv`` collects every finished run
+(one row per run and fabric).
+
+This module is generic: it runs any picklable ``fn(point_config_data) -> dict``; ``rfabric.api.run_sweep``
+passes the function that runs one RFabric comparison.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rfabric.config import config_hash, merge_overrides, read_yaml, set_dotted, suggest
+from rfabric.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPoint:
+    run_id: str
+    point: Mapping[str, Any]  # dotted key -> value (zipped keys split)
+    seed: int
+    config: Mapping[str, Any]  # full run config data
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSpec:
+    base: Mapping[str, Any]
+    axes: tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]  # (keys, values)
+    seeds: tuple[int, ...]
+    name: str = "sweep"
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_sweep(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] | None = None,
+               *, base_loader: Callable[[Any], Mapping[str, Any]] | None = None) -> SweepSpec:
+    """Parse a sweep file (or mapping); ``overrides`` apply to the base config."""
+    where = Path(source) if not isinstance(source, Mapping) else None
+    data = read_yaml(where) if where is not None else dict(source)
+    if not isinstance(data, Mapping):
+        raise ConfigError("sweep", "a sweep file must be a mapping with base/sweep/seeds", type(data).__name__)
+    known = ["base", "sweep", "seeds", "name"]
+    for k in data:
+        if k not in known:
+            raise ConfigError(str(k), f"unknown sweep key; {suggest(str(k), known)}", has_value=False)
+    base = data.get("base", {})
+    if isinstance(base, str):
+        p = Path(base)
+        if not p.is_absolute() and where is not None:
+            p = where.parent / p
+        base = read_yaml(p)
+    elif base_loader is not None and base is None:
+        base = base_loader(None)
+    if not isinstance(base, Mapping):
+        raise ConfigError("base", "must be a run config mapping or a path to one", base)
+    base = merge_overrides(base, overrides)
+    grid = data.get("sweep") or {}
+    if not isinstance(grid, Mapping):
+        raise ConfigError("sweep", "must map dotted keys to lists of values", grid)
+    axes = []
+    for key, values in grid.items():
+        keys = tuple(k.strip() for k in str(key).split(","))
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.{key}", "must be a non-empty list of values", values)
+        if len(keys) > 1:
+            for i, v in enumerate(values):
+                if not isinstance(v, list) or len(v) != len(keys):
+                    raise ConfigError(f"sweep.{key}[{i}]", f"zipped keys need a list of {len(keys)} values", v)
+        axes.append((keys, tuple(values)))
+    seeds = data.get("seeds", [base.get("seed", 0)])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError("seeds", "must be a non-empty list of integers", seeds)
+    return SweepSpec(base=base, axes=tuple(axes), seeds=tuple(seeds), name=str(data.get("name", "sweep")))
+
+
+def expand(spec: SweepSpec) -> list[SweepPoint]:
+    """All points of the grid (cartesian product over axes, then seeds), in a stable order."""
+    points = []
+    value_lists = [values for _, values in spec.axes]
+    for combo in itertools.product(*value_lists) if value_lists else [()]:
+        point: dict[str, Any] = {}
+        data: dict[str, Any] = dict(spec.base)
+        for (keys, _), value in zip(spec.axes, combo, strict=True):
+            vals = value if len(keys) > 1 else [value]
+            for k, v in zip(keys, vals, strict=True):
+                point[k] = v
+                data = set_dotted(data, k, v)
+        for seed in spec.seeds:
+            d = dict(data)
+            d["seed"] = seed
+            points.append(SweepPoint(run_id=config_hash(d), point=dict(point), seed=seed, config=d))
+    return points
+
+
+# ------------------------------------------------------------------------------------------------
+# The result store
+
+
+def write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finished(out: Path, *, retry_failed: bool = False) -> dict[str, dict[str, Any]]:
+    """Run records already on disk (unreadable files are ignored and will be re-run)."""
+    done = {}
+    for p in sorted((out / "runs").glob("*.json")):
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if retry_failed and doc.get("status") != "ok":
+            continue
+        done[p.stem] = doc
+    return done
+
+
+def collect(out: Path, points: Iterable[SweepPoint] | None = None) -> Path:
+    """Write ``sweep.csv``: one row per finished run and fabric (point columns first)."""
+    records = finished(out)
+    order = [p.run_id for p in points] if points is not None else sorted(records)
+    rows: list[dict[str, Any]] = []
+    for rid in order:
+        doc = records.get(rid)
+        if doc is None:
+            continue
+        head = {"run_id": rid, "seed": doc.get("seed"), "status": doc.get("status"), **{k: _cell(v) for k, v in doc.get("point", {}).items()}}
+        if doc.get("status") != "ok":
+            rows.append({**head, "error": doc.get("error", "")})
+            continue
+        for r in doc.get("rows", []):
+            rows.append({**head, **r})
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    fd, tmp = tempfile.mkstemp(prefix=".sweep.csv.", dir=out)
+    with os.fdopen(fd, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, out / "sweep.csv")
+    return out / "sweep.csv"
+
+
+def _cell(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
+
+
+# ------------------------------------------------------------------------------------------------
+# Execution
+
+
+def _record(point: SweepPoint, outcome: Mapping[str, Any] | BaseException, wall_s: float) -> dict[str, Any]:
+    doc: dict[str, Any] = {"run_id": point.run_id, "point": dict(point.point), "seed": point.seed, "wall_time_s": wall_s}
+    if isinstance(outcome, BaseException):
+        doc.update(status="error", error=f"{type(outcome).__name__}: {outcome}")
+    elif not isinstance(outcome, Mapping):
+        doc.update(status="error", error=f"run returned {type(outcome).__name__}, not a mapping")
+    else:
+        doc.update(status="ok", **outcome)
+    return doc
+
+
+def _timed(fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], config: Mapping[str, Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    try:
+        return fn(config), time.perf_counter() - t
+    except Exception as e:  # recorded, never fatal for the sweep
+        return e, time.perf_counter() - t
+
+
+def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
+               workers: int = 1, executor: str = "local", ray_address: str | None = None, progress: bool = False,
+               retry_failed: bool = False) -> dict[str, int]:
+    """Run the points not yet on disk; each record is written atomically as soon as it finishes."""
+    if executor not in EXECUTORS:
+        raise ConfigError("--executor", f"unknown executor; {suggest(executor, EXECUTORS)}", executor)
+    out.mkdir(parents=True, exist_ok=True)
+    done = finished(out, retry_failed=retry_failed)
+    todo = [p for p in points if p.run_id not in done]
+    stats = {"total": len(points), "skipped": len(points) - len(todo), "ok": 0, "error": 0}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(points), initial=stats["skipped"], desc="runs", unit="run")
+
+    def store(point: SweepPoint, outcome: Any, wall: float) -> None:
+        doc = _record(point, outcome, wall)
+        write_json_atomic(out / "runs" / f"{point.run_id}.json", doc)
+        stats[doc["status"]] += 1
+        if doc["status"] != "ok":
+            log.warning("run %s failed: %s", point.run_id, doc["error"])
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if executor == "ray":
+            _run_ray(todo, fn, store, workers, ray_address)
+        elif workers <= 1 or len(todo) <= 1:
+            for p in todo:
+                outcome, wall = _timed(fn, p.config)
+                store(p, outcome, wall)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                pending: dict[Future[Any], SweepPoint] = {pool.submit(_timed, fn, p.config): p for p in todo}
+                while pending:
+                    ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in sorted(ready, key=lambda f: pending[f].run_id):
+                        p = pending.pop(fut)
+                        try:
+                            outcome, wall = fut.result()
+                        except Exception as e:  # a worker died
+                            outcome, wall = e, 0.0
+                        store(p, outcome, wall)
+    finally:
+        if bar is not None:
+            bar.close()
+        collect(out, points)
+    return stats
+
+
+def _run_ray(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,
+             address: str | None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor", "Ray is not installed: pip install -e '.[ray]'", "ray") from None
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        remote = ray.remote(_timed)
+        pending = {remote.remote(fn, p.config): p for p in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                p = pending.pop(ref)
+                try:
+                    outcome, wall = ray.get(ref)
+                except Exception as e:
+                    outcome, wall = e, 0.0
+                store(p, outcome, wall)
+    finally:
+        if started:
+            ray.shutdown()

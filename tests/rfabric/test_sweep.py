@@ -1,0 +1,97 @@
+"""Sweep expansion, atomic per-run records, resume without recomputation, failures recorded."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rfabric.errors import ConfigError
+from rfabric.sweep import expand, finished, load_sweep, run_points
+
+SPEC = {
+    "base": {"seed": 0, "cluster": {"trainer_gpus": 16}},
+    "sweep": {"cluster.nic_gbps": [100, 400], "cluster.trainer_gpus,cluster.rollout_gpus": [[16, 8], [32, 16]]},
+    "seeds": [0, 1],
+}
+
+
+def test_expand_cartesian_zip_and_seeds() -> None:
+    points = expand(load_sweep(SPEC))
+    assert len(points) == 2 * 2 * 2
+    assert len({p.run_id for p in points}) == 8
+    first = points[0]
+    assert first.point == {"cluster.nic_gbps": 100, "cluster.trainer_gpus": 16, "cluster.rollout_gpus": 8}
+    assert first.config["cluster"] == {"trainer_gpus": 16, "nic_gbps": 100, "rollout_gpus": 8}
+    assert [p.seed for p in points[:2]] == [0, 1]
+    # stable ids: same spec, same ids
+    assert [p.run_id for p in expand(load_sweep(SPEC))] == [p.run_id for p in points]
+
+
+@pytest.mark.parametrize(("spec", "key"), [
+    ({"base": {}, "swep": {}}, "swep"),
+    ({"base": {}, "sweep": {"a": []}}, "sweep.a"),
+    ({"base": {}, "sweep": {"a,b": [[1]]}}, "sweep.a,b[0]"),
+    ({"base": {}, "seeds": [1.5]}, "seeds"),
+    ({"base": 3}, "base"),
+])
+def test_bad_sweep_files(spec: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_sweep(spec)
+    assert e.value.key == key
+
+
+class _Counting:
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_on = fail_on
+
+    def __call__(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        g = config["cluster"]["trainer_gpus"]
+        self.calls.append(g)
+        if g == self.fail_on:
+            raise RuntimeError("boom")
+        return {"rows": [{"fabric": "x", "value": g * 2 + config["seed"]}]}
+
+
+def test_records_resume_and_failures(tmp_path: Path) -> None:
+    points = expand(load_sweep(SPEC))
+    fn = _Counting(fail_on=32)
+    stats = run_points(points, fn, tmp_path)
+    assert stats == {"total": 8, "skipped": 0, "ok": 4, "error": 4}
+    recs = finished(tmp_path)
+    assert len(recs) == 8
+    bad = [r for r in recs.values() if r["status"] == "error"]
+    assert all("RuntimeError: boom" in r["error"] for r in bad)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "runs").iterdir()}
+    # a second run recomputes nothing and rewrites no record
+    fn2 = _Counting()
+    stats = run_points(points, fn2, tmp_path)
+    assert fn2.calls == [] and stats["skipped"] == 8
+    assert {p.name: p.read_bytes() for p in (tmp_path / "runs").iterdir()} == before
+    # --retry-failed re-runs exactly the failed ones
+    stats = run_points(points, fn2, tmp_path, retry_failed=True)
+    assert sorted(fn2.calls) == [32, 32, 32, 32] and stats["ok"] == 4
+    rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert {r["value"] for r in rows} == {"32", "33", "64", "65"}
+
+
+def test_partial_sweep_resumes_only_missing(tmp_path: Path) -> None:
+    points = expand(load_sweep(SPEC))
+    run_points(points[:3], _Counting(), tmp_path)
+    (tmp_path / "runs" / f"{points[3].run_id}.json").write_text("{truncated")  # a torn write is re-run
+    fn = _Counting()
+    stats = run_points(points, fn, tmp_path)
+    assert stats["skipped"] == 3 and len(fn.calls) == 5
+    assert json.loads((tmp_path / "runs" / f"{points[3].run_id}.json").read_text())["status"] == "ok"
+
+
+def test_unknown_executor(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        run_points([], _Counting(), tmp_path, executor="dask")
+    assert e.value.key == "--executor"
