@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="store_true")
 
+    p = sub.add_parser("plot", help="draw an experiment figure from a saved sweep/run directory (PNG + PDF)")
+    p.add_argument("figure", help="scaling | reconfig | ocs_price | eps_share | phases")
+    p.add_argument("directory", metavar="DIR", help="sweep directory (sweep.csv) or run directory (result.json)")
+    p.add_argument("--out", "-o", metavar="BASE", help="output path without extension (default: DIR/FIGURE)")
+
     p = sub.add_parser("models", help="list the model catalogue")
     p.add_argument("--json", action="store_true")
     return ap
@@ -286,6 +291,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if stats["error"] else 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rfabric.config import suggest
+    from rfabric.plotting.figures import FIGURES
+    from rfabric.plotting.sweep import save
+
+    if args.figure not in FIGURES:
+        raise ConfigError("figure", f"unknown figure; {suggest(args.figure, list(FIGURES))}", args.figure)
+    d = Path(args.directory)
+    need = d / ("result.json" if args.figure == "phases" else "sweep.csv")
+    if not need.is_file():
+        raise ConfigError("DIR", f"no {need.name} in this directory (run the experiment first)", str(d))
+    paths = save(FIGURES[args.figure](d), args.out or d / args.figure)
+    print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from traffic.models import available_models, load_model
 
@@ -301,7 +322,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "topology": cmd_topology, "traffic": cmd_traffic, "solve": cmd_solve,
-            "simulate": cmd_simulate, "sweep": cmd_sweep, "models": cmd_models}
+            "simulate": cmd_simulate, "sweep": cmd_sweep, "plot": cmd_plot, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import difflib
 import enum
 import hashlib
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -371,7 +372,7 @@ def parse_run_config(data: Any) -> RunConfig:
 # Files and overrides
 
 
-def read_yaml(path: str | Path) -> Any:
+def read_yaml(path: str | os.PathLike[str]) -> Any:
     """Read a YAML file; a missing or malformed file is a ``ConfigError`` naming it."""
     p = Path(path)
     if not p.is_file():

@@ -60,8 +60,8 @@ class SweepSpec:
 def load_sweep(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] | None = None,
                *, base_loader: Callable[[Any], Mapping[str, Any]] | None = None) -> SweepSpec:
     """Parse a sweep file (or mapping); ``overrides`` apply to the base config."""
-    where = Path(source) if not isinstance(source, Mapping) else None
-    data = read_yaml(where) if where is not None else dict(source)
+    where = None if isinstance(source, Mapping) else Path(source)
+    data: Any = dict(source) if isinstance(source, Mapping) else read_yaml(Path(source))
     if not isinstance(data, Mapping):
         raise ConfigError("sweep", "a sweep file must be a mapping with base/sweep/seeds", type(data).__name__)
     known = ["base", "sweep", "seeds", "name"]

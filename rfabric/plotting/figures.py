@@ -1,0 +1,103 @@
+"""The experiment figures, each drawn from a saved sweep directory (never re-simulating).
+
+``FIGURES[name](sweep_dir) -> Figure``; ``rfabric plot NAME DIR`` saves ``DIR/NAME.png`` and ``.pdf``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rfabric.plotting.compare import fabric_colour
+from rfabric.plotting.sweep import _setup, break_even, plot_lines, plot_scaling, read_sweep
+
+
+def _gpus(rows: list[dict[str, Any]]) -> str:
+    g = sorted({int(r["gpus"]) for r in rows if r.get("gpus")})
+    return f"{g[0]} GPUs" if len(g) == 1 else ""
+
+
+def fig_scaling(d: Path) -> Any:
+    return plot_scaling(read_sweep(d))
+
+
+def fig_reconfig(d: Path) -> Any:
+    rows = read_sweep(d)
+    return plot_lines(rows, "topology.ocs_reconfig_ms",
+                      [("time_vs_ref", "RL step time (x Fat-Tree)"), ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
+                      xlabel="OCS reconfiguration delay (ms)", logx=True,
+                      title=f"Reconfiguration delay sweep {_gpus(rows)}")
+
+
+def fig_ocs_price(d: Path) -> Any:
+    rows = read_sweep(d)
+    fig = plot_lines(rows, "cost.prices.ocs_port_usd",
+                     [("capex_usd", "Network capex (USD)"), ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
+                     xlabel="OCS port price (USD)", title=f"OCS price sweep {_gpus(rows)}")
+    ax = fig.axes[1]
+    for name in sorted({str(r["fabric"]) for r in rows if str(r.get("kind")) in ("rfabric", "static_ocs")}):
+        x = break_even(rows, "cost.prices.ocs_port_usd", name)
+        if x == x:
+            ax.axvline(x, color="0.5", lw=0.8, ls=":")
+            ax.annotate(f"{name} break-even ${x:,.0f}", (x, 1.0), fontsize=7, rotation=90, va="bottom", ha="right")
+    return fig
+
+
+def fig_eps_share(d: Path) -> Any:
+    rows = read_sweep(d)
+    xkey = next((k for k in (rows[0] if rows else {}) if k.endswith("ocs_share")), "topology.core_ocs_share")
+    for r in rows:  # electrical share = 1 - share of uplinks on OCS
+        if r.get(xkey) not in (None, ""):
+            r["_eps_share"] = 1.0 - float(r[xkey])
+    return plot_lines(rows, "_eps_share",
+                      [("time_vs_ref", "RL step time (x Fat-Tree)"), ("capex_usd", "Network capex (USD)"),
+                       ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
+                      xlabel="always-on electrical share of uplinks", title=f"Electrical-share sweep {_gpus(rows)}")
+
+
+def fig_phases(d: Path) -> Any:
+    """Per-phase time and bytes per medium of one run (``result.json`` of ``rfabric run``)."""
+    doc = json.loads((Path(d) / "result.json").read_text())
+    plt = _setup()
+    fabrics = doc["fabrics"]
+    names = list(fabrics)
+    phase_names: list[str] = []
+    for f in fabrics.values():
+        for p in f["phases"]:
+            if p["name"] not in phase_names:
+                phase_names.append(p["name"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    cmap = plt.get_cmap("tab20")
+    bottoms = [0.0] * len(names)
+    for j, ph in enumerate(phase_names):
+        vals = [next((p["duration_s"] for p in fabrics[n]["phases"] if p["name"] == ph), 0.0) for n in names]
+        ax1.bar(names, vals, bottom=bottoms, label=ph, color=cmap(j % 20))
+        bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+    ax1.set_ylabel("time per RL step (s)")
+    ax1.legend(fontsize=7, frameon=False, ncol=2)
+    ax1.tick_params(axis="x", rotation=20)
+    media = ["nvlink", "electrical", "optical"]
+    colours = {"nvlink": "#8C8C8C", "electrical": "#4C72B0", "optical": "#C44E52"}
+    bottoms = [0.0] * len(names)
+    for m in media:
+        vals = [fabrics[n]["bytes_by_medium"].get(m, 0.0) / 1e12 for n in names]
+        ax2.bar(names, vals, bottom=bottoms, label=m, color=colours[m])
+        bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+    ax2.set_ylabel("bytes per RL step (TB, link-level)")
+    ax2.legend(fontsize=7, frameon=False)
+    ax2.tick_params(axis="x", rotation=20)
+    for i, n in enumerate(names):
+        ax1.get_xticklabels()[i].set_color(fabric_colour(n, fabrics[n]["kind"], i))
+    fig.suptitle(f"Anatomy of one RL step ({doc['workload']['num_gpus']} GPUs)", fontsize=10)
+    return fig
+
+
+FIGURES: dict[str, Callable[[Path], Any]] = {
+    "scaling": fig_scaling,
+    "reconfig": fig_reconfig,
+    "ocs_price": fig_ocs_price,
+    "eps_share": fig_eps_share,
+    "phases": fig_phases,
+}

@@ -1,0 +1,132 @@
+"""Figures drawn from saved sweep tables (``sweep.csv``); plots never re-simulate.
+
+Every function takes the rows of a sweep table (``read_sweep(dir)``) and optional axes, and returns the
+matplotlib Figure. Colours are consistent per fabric across figures (:func:`fabric_colour`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rfabric.plotting.compare import fabric_colour
+
+MARKERS = "osD^v<>ph*"
+
+
+def read_sweep(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of ``sweep.csv`` (a sweep directory or the file), numbers parsed, failed runs dropped."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "sweep.csv"
+    rows = []
+    with p.open() as f:
+        for r in csv.DictReader(f):
+            if r.get("status") not in (None, "", "ok"):
+                continue
+            rows.append({k: _num(v) for k, v in r.items()})
+    return rows
+
+
+def _num(v: str | None) -> Any:
+    if v is None or v == "":
+        return v
+    try:
+        x = float(v)
+    except ValueError:
+        return v
+    return int(x) if x.is_integer() and "." not in v and "e" not in v.lower() else x
+
+
+def _setup() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+                         "axes.spines.right": False})
+    return plt
+
+
+def _series(rows: Sequence[dict[str, Any]], x: str, y: str, by: str = "fabric") -> dict[str, tuple[list[float], list[float], str]]:
+    acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    kinds: dict[str, str] = {}
+    for r in rows:
+        if r.get(x) in (None, "") or r.get(y) in (None, ""):
+            continue
+        acc[str(r[by])][float(r[x])].append(float(r[y]))
+        kinds[str(r[by])] = str(r.get("kind", ""))
+    out = {}
+    for name, pts in acc.items():
+        xs = sorted(pts)
+        out[name] = (xs, [sum(pts[v]) / len(pts[v]) for v in xs], kinds[name])  # mean over seeds
+    return out
+
+
+def plot_lines(rows: Sequence[dict[str, Any]], x: str, panels: Sequence[tuple[str, str]], *, xlabel: str,
+               logx: bool = False, title: str = "", axes: Any = None, ref_line: bool = True) -> Any:
+    """One panel per (column, label); one line per fabric (mean over seeds)."""
+    plt = _setup()
+    if axes is None:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), constrained_layout=True, squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        for i, (name, (xs, ys, kind)) in enumerate(sorted(_series(rows, x, col).items())):
+            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], color=fabric_colour(name, kind, i), label=name, lw=1.5, ms=4)
+        if logx:
+            ax.set_xscale("log", base=2 if x in ("gpus",) else 10)
+        if ref_line and col.endswith("_vs_ref"):
+            ax.axhline(1.0, color="0.4", lw=0.8, ls="--")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], *, workload_key: str = "workload.model") -> Any:
+    """Scaling figure: one row of panels per workload — step time, network capex, perf per $ vs GPUs."""
+    plt = _setup()
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[str(r.get(workload_key, "workload"))].append(r)
+    panels = [("time_vs_ref", "RL step time (x non-blocking Fat-Tree)"), ("capex_usd", "Network capex (USD)"),
+              ("perf_per_usd_vs_ref", "Perf per $ (x non-blocking Fat-Tree)")]
+    fig, axes = plt.subplots(len(groups), 3, figsize=(13, 3.5 * len(groups)), constrained_layout=True, squeeze=False)
+    for (name, grp), ax_row in zip(sorted(groups.items()), axes, strict=True):
+        plot_lines(grp, "gpus", panels, xlabel="GPUs", logx=True, axes=ax_row)
+        ax_row[0].set_title(name, loc="left", fontsize=9)
+        ax_row[1].set_yscale("log")
+    return fig
+
+
+def save(fig: Any, out_base: str | Path) -> list[Path]:
+    """Save as PNG and PDF (publication-grade); returns the paths."""
+    out_base = Path(out_base)
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        p = out_base.with_suffix(f".{ext}")
+        fig.savefig(p, dpi=200 if ext == "png" else None, bbox_inches="tight")
+        paths.append(p)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def break_even(rows: Sequence[dict[str, Any]], x: str, fabric: str, col: str = "perf_per_usd_vs_ref") -> float:
+    """Smallest x at which ``fabric``'s ``col`` falls to 1.0 (linear interpolation); nan if it never does."""
+    xs, ys, _ = _series(rows, x, col).get(fabric, ([], [], ""))
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):
+        if (y0 - 1.0) * (y1 - 1.0) <= 0 and y0 != y1:
+            return x0 + (1.0 - y0) * (x1 - x0) / (y1 - y0)
+    return math.nan
