@@ -1,0 +1,73 @@
+"""Run an experiment's sweep and draw its figure: ``python experiments/run.py NAME [--smoke] [--out DIR]``.
+
+Each experiment is a sweep file under ``experiments/configs/`` (``configs/smoke/`` for the CI-sized
+version) and a figure in :mod:`rfabric.plotting.figures`. The same thing from the shell::
+
+    rfabric sweep experiments/configs/scaling.yaml --out results/scaling
+    rfabric plot scaling results/scaling
+
+Sweeps resume: running the same command again skips every finished run. ``--plot-only`` redraws from
+saved results without simulating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from rfabric import api
+from rfabric.errors import ConfigError
+from rfabric.plotting.figures import FIGURES
+from rfabric.plotting.sweep import save
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENTS = ("scaling", "reconfig", "ocs_price", "eps_share", "phases")
+
+
+def config_path(name: str, smoke: bool) -> Path:
+    return HERE / "configs" / ("smoke" if smoke else "") / f"{name}.yaml"
+
+
+def run(name: str, out: Path, *, smoke: bool = False, workers: int = 1, executor: str = "local",
+        plot_only: bool = False, progress: bool = False) -> list[Path]:
+    if name not in EXPERIMENTS:
+        raise ConfigError("experiment", f"unknown; choose from {', '.join(EXPERIMENTS)}", name)
+    cfg = config_path(name, smoke)
+    t0 = time.perf_counter()
+    if not plot_only:
+        if name == "phases":  # one run, not a sweep
+            api.write_run(api.run(api.load_config(cfg), progress=progress), out)
+        else:
+            stats = api.run_sweep(cfg, out, workers=workers, executor=executor, progress=progress)
+            print(f"{name}: {stats}", file=sys.stderr)
+    paths = save(FIGURES[name](out), out / name)
+    print(f"{name}: {time.perf_counter() - t0:.1f} s -> {', '.join(map(str, paths))}", file=sys.stderr)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("name", choices=[*EXPERIMENTS, "all"])
+    ap.add_argument("--smoke", action="store_true", help="the CI-sized version")
+    ap.add_argument("--out", type=Path, default=None, help="results directory (default results/<name>[-smoke])")
+    ap.add_argument("--workers", "-j", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--executor", choices=["local", "ray"], default="local")
+    ap.add_argument("--plot-only", action="store_true")
+    args = ap.parse_args(argv)
+    names = EXPERIMENTS if args.name == "all" else (args.name,)
+    try:
+        for n in names:
+            out = args.out / n if (args.out and len(names) > 1) else (args.out or Path("results") / (n + ("-smoke" if args.smoke else "")))
+            run(n, out, smoke=args.smoke, workers=args.workers, executor=args.executor, plot_only=args.plot_only,
+                progress=sys.stderr.isatty())
+    except ConfigError as e:
+        print(f"run.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
