@@ -1,0 +1,77 @@
+"""Shared fixtures for the topology tests: the structural invariant checker run over every builder."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from rfabric.config import ClusterConfig
+from rfabric.topology import SWITCH_ROLES, Medium, NodeRole, Topology
+
+
+def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
+    """Every builder, every size: raises AssertionError naming the first broken rule."""
+    g = topo.graph
+    gps = cluster.gpus_per_server
+    # GPUs: count, attributes, NIC and ToR wiring
+    assert topo.num_gpus == cluster.gpus
+    for i, name in enumerate(topo.gpus):
+        d = g.nodes[name]
+        assert name == f"gpu{i}" and d["gpu"] == i and d["server"] == i // gps
+        tor = d["tor"]
+        assert g.nodes[tor]["role"] is NodeRole.TOR
+        assert g.has_edge(name, f"nic{i}") and g.has_edge(f"nic{i}", tor)
+        assert g.nodes[tor]["pod"] == d["pod"] == g.nodes[f"nic{i}"]["pod"]
+        if gps > 1:
+            assert g.edges[name, f"nvs{i // gps}"]["medium"] is Medium.NVLINK
+    # edges: positive capacity, consistent with links * link_bps
+    for u, v, d in g.edges(data=True):
+        assert d["links"] >= 1 and d["link_bps"] > 0 and d["capacity_bps"] > 0, (u, v, d)
+        assert d["capacity_bps"] == pytest.approx(d["links"] * d["link_bps"])
+        assert d["latency_s"] >= 0
+    # switches: never more ports than the radix
+    used: Counter[str] = Counter()
+    for u, v, d in g.edges(data=True):
+        for x in (u, v):
+            if g.nodes[x]["role"] in SWITCH_ROLES:
+                used[x] += d["links"]
+    for n, d in g.nodes(data=True):
+        if d["role"] in SWITCH_ROLES:
+            assert used[n] <= d["radix"], f"{n} uses {used[n]} ports > radix {d['radix']}"
+            assert d["port_bps"] > 0
+            assert (d["pod"] == -1) == (d["role"] is NodeRole.CORE)
+    # OCS: every port owned at most once, edges match the port owners, ports fit the device
+    for o in topo.ocs_nodes:
+        d = g.nodes[o]
+        owner = d["port_owner"]
+        assert len(owner) == d["ports"] == len(d["port_plane"]) == len(d["port_peer"])
+        assert d["ports"] * (1 if d["bidirectional"] else 2) <= d["radix"]
+        counts = Counter(x for x in owner if x)
+        for sw, c in counts.items():
+            assert g.nodes[sw]["role"] in SWITCH_ROLES
+            e = g.edges[sw, o]
+            assert e["medium"] is Medium.FIBRE and e["links"] == c
+        assert sum(e["links"] for _, _, e in g.edges(o, data=True)) == sum(counts.values())
+        for port, peer in enumerate(d["port_peer"]):
+            if peer >= 0:
+                assert d["port_peer"][peer] == port and owner[port] and owner[peer]
+        if d["layer"] == "agg":
+            assert all(g.nodes[x]["pod"] == d["pod"] for x in counts)
+        else:
+            assert d["pod"] == -1
+    # always-on reachability: every GPU reaches every other without any circuit
+    lt = topo.always_on().compile()
+    n = lt.num_nodes
+    adj = coo_matrix((np.ones(lt.num_arcs), (lt.arc_src, lt.arc_dst)), shape=(n, n))
+    _, label = connected_components(adj, directed=False)
+    assert np.unique(label[lt.gpu_node]).size == 1, "GPUs not all reachable over the always-on fabric"
+
+
+@pytest.fixture
+def invariants() -> Callable[[Topology, ClusterConfig], None]:
+    return check_invariants
