@@ -142,6 +142,7 @@ def resolve(config: RunConfig) -> Resolved:
                               + suggest(k, sorted(accepted)), config.topology[k])
     for f in config.fabrics:
         params[f.name] = fabric_params(config, f.name)
+    traffic.parse_spec(config.workload, config.cluster, "workload")
     options = solver_pkg.parse_options(config.solver, "solver")
     catalogue = load_catalogue(config.cost.catalogue, config.cost.prices)
     return Resolved(config=config, fabric_params=params, solver_options=options, catalogue=catalogue)

@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", metavar="DIR", help="sweep directory (sweep.csv) or run directory (result.json)")
     p.add_argument("--out", "-o", metavar="BASE", help="output path without extension (default: DIR/FIGURE)")
 
+    p = sub.add_parser("validate", help="cross-check the flow-level simulator against ns-3 (needs the 'packet' extra)")
+    p.add_argument("--out", "-o", metavar="DIR", required=True, help="directory for validation.csv and the figure")
+    p.add_argument("--scenario", action="append", default=None, metavar="NAME", help="only this scenario (repeatable)")
+    p.add_argument("--quick", action="store_true", help="smaller flows (faster, for smoke tests)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
+
     p = sub.add_parser("models", help="list the model catalogue")
     p.add_argument("--json", action="store_true")
     return ap
@@ -170,7 +177,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
                               topo.num_gpus if topo else None)
         from rfabric.plotting.network import draw_topology
 
-        fig = draw_topology(topo)
+        fig, _ax = draw_topology(topo)
         Path(args.draw).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.draw, dpi=150, bbox_inches="tight")
         print(f"drawing in {args.draw}", file=sys.stderr)
@@ -307,6 +314,25 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from rfabric import packet
+
+    if not packet.available():
+        raise RfabricError("the packet-level backend needs ns-3: pip install -e '.[packet]'")
+    from rfabric.packet.validate import SCENARIOS, run_validation
+
+    if args.scenario:
+        from rfabric.config import suggest
+
+        for name in args.scenario:
+            if name not in SCENARIOS:
+                raise ConfigError("--scenario", f"unknown scenario; {suggest(name, list(SCENARIOS))}", name)
+    rows = run_validation(args.out, scenarios=args.scenario, quick=args.quick)
+    _print_table(rows)
+    print(f"validation table and figure in {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from traffic.models import available_models, load_model
 
@@ -322,7 +348,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "topology": cmd_topology, "traffic": cmd_traffic, "solve": cmd_solve,
-            "simulate": cmd_simulate, "sweep": cmd_sweep, "plot": cmd_plot, "models": cmd_models}
+            "simulate": cmd_simulate, "sweep": cmd_sweep, "plot": cmd_plot, "validate": cmd_validate,
+            "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
