@@ -1,0 +1,134 @@
+"""Workloads -> phase-tagged flows: model catalogue, parallelism, collective algorithms, RL phases.
+
+>>> from rfabric.config import ClusterConfig
+>>> wl = build_workload({"kind": "rl_step", "model": "qwen2.5-14b"}, ClusterConfig(), seed=0)
+>>> [p.name for p in wl.phases], wl.trainer_gpus, wl.rollout_gpus
+(['rollout', 'train', 'weight_sync'], (0, 64), (64, 128))
+
+Kinds (``workload.kind``; :data:`REGISTRY`): ``rl_step`` (:class:`traffic.spec.RlStepSpec`) and
+``collective`` (:class:`traffic.spec.CollectiveSpec`). Modules: :mod:`traffic.models` (catalogue),
+:mod:`traffic.parallelism` (rank placement), :mod:`traffic.collectives` (algorithms),
+:mod:`traffic.phases` (rollout / score / train / weight sync), :mod:`traffic.summary` (per-phase table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rfabric.config import ClusterConfig, parse_dataclass
+from rfabric.errors import ConfigError
+from rfabric.registry import Registry
+from rfabric.workload import PhaseStep, Workload
+from traffic import phases as _ph
+from traffic.collectives import collective as _collective
+from traffic.collectives import point_to_point
+from traffic.spec import (
+    CollectivePlan,
+    CollectiveSpec,
+    RlStepPlan,
+    RlStepSpec,
+    resolve_collective,
+    resolve_rl_step,
+)
+
+__all__ = ["REGISTRY", "build_workload", "parse_spec", "RlStepSpec", "CollectiveSpec"]
+
+#: workload kinds: ``kind`` -> (spec dataclass, builder ``fn(plan, cluster, seed) -> Workload``)
+REGISTRY: Registry[Workload] = Registry("workload")
+
+_RESOLVE = {"rl_step": resolve_rl_step, "collective": resolve_collective}
+
+
+def parse_spec(spec: Mapping[str, Any] | None, cluster: ClusterConfig, path: str = "workload") -> Any:
+    """Validate a ``workload:`` mapping completely (no traffic is generated) and return its frozen plan.
+
+    Every mistake is a ``ConfigError`` whose key starts with ``path`` (or names the cluster key at fault).
+    """
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(path, "must be a mapping with a 'kind' (e.g. rl_step)", spec)
+    kind = spec.get("kind", "rl_step")
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}.kind", "must be a string", kind)
+    entry = REGISTRY.get(kind, f"{path}.kind")
+    params = parse_dataclass(entry.params_cls, spec, path)
+    return _RESOLVE[kind](params, cluster, path)
+
+
+def build_workload(spec: Mapping[str, Any] | None, cluster: ClusterConfig, *, seed: int,
+                   path: str = "workload") -> Workload:
+    """The workload of ``spec`` on ``cluster`` as phase steps of flows (deterministic for ``seed``)."""
+    plan = parse_spec(spec, cluster, path)
+    kind = "rl_step" if isinstance(plan, RlStepPlan) else "collective"
+    return REGISTRY.get(kind).build(plan, cluster, seed)
+
+
+@REGISTRY.register("rl_step", RlStepSpec, doc="disaggregated RL step: rollout, [score], train, weight sync")
+def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Workload:
+    spec = plan.spec
+    n, gps = cluster.gpus, cluster.gpus_per_server
+    k = spec.sync_every
+    seqs = np.random.SeedSequence(seed).spawn(k)
+    out: list[PhaseStep] = []
+    for i, ss in enumerate(seqs):
+        sfx = f".step{i}" if k > 1 else ""
+        rng = np.random.default_rng(ss)
+        lengths = _ph.response_lengths(plan, rng)
+        t_max = int(lengths.max())
+        if plan.switch is None:
+            out.append(_ph.rollout_phase(plan, plan.rollout, lengths, 0, t_max, name=f"rollout{sfx}", num_gpus=n,
+                                         gps=gps, prefill=True))
+        else:
+            sw = spec.rollout.switch
+            assert sw is not None
+            t_s = int(np.quantile(lengths, sw.after_finished, method="lower"))
+            t_s = min(max(t_s, 1), t_max)
+            out.append(_ph.rollout_phase(plan, plan.rollout, lengths, 0, t_s, name=f"rollout{sfx}", num_gpus=n,
+                                         gps=gps, prefill=True))
+            if t_s < t_max:
+                kk = plan.rollout.replica_gpus // plan.switch.replica_gpus
+                B = lengths.shape[1]
+                pad = (-B) % kk
+                L = np.pad(lengths, ((0, 0), (0, pad)))
+                L2 = L.reshape(L.shape[0], -1, kk).transpose(0, 2, 1).reshape(L.shape[0] * kk, -1)
+                out.append(_ph.rollout_phase(plan, plan.switch, L2, t_s, t_max, name=f"rollout.switched{sfx}",
+                                             num_gpus=n, gps=gps, prefill=False, reshard_from=plan.rollout))
+        if plan.score_model is not None:
+            out.append(_ph.score_phase(plan, lengths, name=f"score{sfx}", num_gpus=n, gps=gps))
+        seq = lengths + spec.rollout.prompt_tokens
+        out.append(_ph.train_phase(plan, float(seq.sum()), float(seq.mean()), name=f"train{sfx}", num_gpus=n, gps=gps))
+    if spec.weight_sync.enabled:
+        out.append(_ph.weight_sync_phase(plan, name="weight_sync", num_gpus=n))
+    meta = {"kind": "rl_step", "seed": seed, "rl_steps": k, "plan": plan.describe(),
+            "weight_bytes": plan.model.weight_bytes}
+    return Workload(name=f"rl_step:{plan.model.name}", num_gpus=n, phases=tuple(out),
+                    trainer_gpus=(0, cluster.trainer_gpus), rollout_gpus=(cluster.trainer_gpus, n), meta=meta)
+
+
+@REGISTRY.register("collective", CollectiveSpec, doc="one collective (kind, algorithm, size) on groups of GPUs")
+def build_collective(plan: CollectivePlan, cluster: ClusterConfig, seed: int) -> Workload:
+    s = plan.spec
+    g = plan.groups
+    if s.collective == "p2p":
+        n = g.shape[1]
+        dst = g[:, (np.arange(n) + s.peer_offset) % n]
+        chain = np.broadcast_to(np.arange(g.shape[0])[:, None], g.shape)
+        fs = point_to_point(g, dst, s.size_bytes, chain=chain, delay_s=0.0, tag="p2p")
+    else:
+        kw: dict[str, Any] = {"stages": s.collective_stages, "step_latency_s": s.step_latency_s,
+                              "gpus_per_server": cluster.gpus_per_server, "tag": s.collective}
+        if s.collective == "broadcast":
+            kw["root"] = s.root
+        fs = _collective(s.collective, g, s.size_bytes, algorithm=plan.algorithm, **kw)
+    fs = _ph.compact(fs)
+    step = PhaseStep(name=f"{s.collective}.{plan.algorithm}", phase=s.phase, flows=fs, num_gpus=cluster.gpus,
+                     compute_before_s=s.compute_before_s, compute_after_s=s.compute_after_s, repeat=s.repeat,
+                     collective=s.collective, axis="group",
+                     meta={"groups": int(g.shape[0]), "group_size": int(g.shape[1]), "size_bytes": s.size_bytes})
+    return Workload(name=f"collective:{s.collective}.{plan.algorithm}", num_gpus=cluster.gpus, phases=(step,),
+                    trainer_gpus=(0, cluster.trainer_gpus), rollout_gpus=(cluster.trainer_gpus, cluster.gpus),
+                    meta={"kind": "collective", "seed": seed})

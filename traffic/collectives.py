@@ -400,12 +400,12 @@ def broadcast(groups: Any, size_bytes: Any, *, algorithm: str = "tree", root: in
 def point_to_point(src: Any, dst: Any, size_bytes: Any, *, chain: Any = None, stage: Any = 0, delay_s: Any = 0.0,
                    tag: str = "p2p") -> FlowSet:
     """Independent transfers ``src[i] -> dst[i]`` (each its own chain unless ``chain`` is given)."""
-    s = np.asarray(src, dtype=np.int64).ravel()
-    d = np.broadcast_to(np.asarray(dst, dtype=np.int64), s.shape).ravel()
+    s = np.asarray(src, dtype=np.int64)
+    d = np.broadcast_to(np.asarray(dst, dtype=np.int64), s.shape)
     if np.any(s == d):
         raise ValueError("a point-to-point flow from a GPU to itself")
     parts = _Parts()
-    parts.add(np.arange(s.size) if chain is None else chain, s, d, size_bytes, stage, delay_s)
+    parts.add(np.arange(s.size).reshape(s.shape) if chain is None else chain, s, d, size_bytes, stage, delay_s)
     return parts.flowset(tag)
 
 

@@ -1,0 +1,500 @@
+"""The phases of a disaggregated RL step as flows: rollout, score, train, weight sync.
+
+How each phase becomes chains of flows (see :mod:`rfabric.workload` for the chain/stage semantics):
+
+``rollout`` -- one chain per replica. Stage 0 is the prefill of the replica's batch; then decode is cut
+into ``segments`` stages at iteration boundaries. A stage carries the segment's communication (per layer:
+TP all-reduce of the attention output and of dense MLPs; MoE dispatch + combine all-to-all; with
+attention--FFN disaggregation, activations attention -> FFN GPUs and back), summed over the segment's
+iterations, and waits (``delay_s``) for the segment's compute. Decode compute per iteration is a roofline:
+read the replica's weights once (``weight_bytes / replica_gpus / (hbm * decode_mbu)``) plus, per active
+token, its FLOPs and its KV-cache reads. Output lengths are drawn per sequence from a seeded long-tailed
+distribution, so replicas finish at different times and later segments carry fewer tokens. A mid-step
+switch cuts decode at the iteration where ``after_finished`` of the sequences are done and continues in a
+second phase step with the new replica shape, which starts by resharding the weights inside each old
+replica (the KV cache of running sequences is not moved: a limitation).
+
+``score`` -- a forward pass (prefill) of prompts + responses on the rollout replicas.
+
+``train`` -- roofline compute ``tokens * 6 * active params (+ attention) / (GPUs * peak * MFU)``, times the
+pipeline bubble ``(m + pp - 1) / m``. Gradients are reduced in ``buckets``, each its own chain, ready once
+its share of the last micro-batch's backward pass is done (``delay_s``), so DP traffic overlaps backward
+compute; dense weights over DP x CP, expert weights over expert-DP x CP. TP all-reduces (4 per layer and
+token: attention and MLP, forward and backward), PP activations and their gradients, EP dispatch and combine
+(forward and backward) and CP ring exchange of K/V are summed over the step and spread over ``pieces``
+chunks separated by equal shares of the compute.
+
+``weight_sync`` -- the whole model in bf16 to every rollout replica: each replica's shards are cut from the
+trainer's shards by interval overlap of the two layouts (TP slices, PP stages, expert groups), pulled from
+one trainer DP replica (replicas spread over the DP replicas); then copied inside the replica to its other
+attention-DP / expert groups. ``broadcast``: only ``roots`` replicas pull from the trainer; the others
+receive the same bytes from a parent replica along binary trees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rfabric.workload import FlowSet, PhaseStep
+from traffic.collectives import all_reduce, all_to_all, point_to_point, split_over, then
+from traffic.models import ModelSpec
+from traffic.parallelism import RolloutLayout, TrainLayout, interval_overlap
+from traffic.spec import RlStepPlan
+
+#: automatic decode segments per rollout phase, and the flow count per phase they are kept under
+DEFAULT_SEGMENTS = 8
+FLOW_BUDGET = 1_000_000
+
+# --------------------------------------------------------------------------------------------------
+# flow-set plumbing
+
+
+def remap_chains(fs: FlowSet, mapping: np.ndarray) -> FlowSet:
+    """The same flows with chain ``c`` renamed ``mapping[c]`` (to put several groups in one chain)."""
+    if not len(fs):
+        return fs
+    return FlowSet(src=fs.src, dst=fs.dst, size_bytes=fs.size_bytes, chain=np.asarray(mapping, np.int32)[fs.chain],
+                   stage=fs.stage, delay_s=fs.delay_s, multiplicity=fs.multiplicity, tag=fs.tag, tags=fs.tags)
+
+
+def merge(parts: Sequence[FlowSet]) -> FlowSet:
+    """Concatenate flow sets that share one chain numbering (unlike ``FlowSet.concat``)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return FlowSet.empty()
+    tags: list[str] = []
+    for p in parts:
+        tags += [t for t in p.tags if t not in tags]
+    tag = [np.array([tags.index(t) for t in p.tags], dtype=np.int16)[p.tag] for p in parts]
+    return FlowSet(**{k: np.concatenate([getattr(p, k) for p in parts])
+                      for k in ("src", "dst", "size_bytes", "chain", "stage", "delay_s", "multiplicity")},
+                   tag=np.concatenate(tag), tags=tuple(tags))
+
+
+def compact(fs: FlowSet) -> FlowSet:
+    """Renumber chains 0..C-1 and each chain's stages 0..S-1 densely (no empty stage inside a chain),
+    in a deterministic flow order (chain, stage, src, dst)."""
+    if not len(fs):
+        return fs
+    _, chain = np.unique(fs.chain, return_inverse=True)
+    key = chain.astype(np.int64) * (int(fs.stage.max()) + 1) + fs.stage
+    uk, inv = np.unique(key, return_inverse=True)
+    uchain = uk // (int(fs.stage.max()) + 1)
+    first = np.r_[0, np.flatnonzero(np.diff(uchain)) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, uk.size]))
+    stage = (np.arange(uk.size) - start)[inv]
+    order = np.lexsort((fs.dst, fs.src, stage, chain))
+    return FlowSet(src=fs.src[order], dst=fs.dst[order], size_bytes=fs.size_bytes[order],
+                   chain=chain[order].astype(np.int32), stage=stage[order].astype(np.int32),
+                   delay_s=fs.delay_s[order], multiplicity=fs.multiplicity[order], tag=fs.tag[order], tags=fs.tags)
+
+
+def chain_delay_max(fs: FlowSet) -> float:
+    """The largest sum over a chain's stages of the stage's largest ``delay_s`` (its compute time)."""
+    if not len(fs):
+        return 0.0
+    key = fs.chain.astype(np.int64) * (int(fs.stage.max()) + 1) + fs.stage
+    uk, inv = np.unique(key, return_inverse=True)
+    per_stage = np.zeros(uk.size)
+    np.maximum.at(per_stage, inv, fs.delay_s)
+    per_chain = np.bincount(uk // (int(fs.stage.max()) + 1), weights=per_stage)
+    return float(per_chain.max())
+
+
+def make_phase(name: str, phase: str, flows: FlowSet, num_gpus: int, *, compute_s: float, extra_after_s: float = 0.0,
+               meta: dict[str, Any] | None = None) -> PhaseStep:
+    """A PhaseStep from chains whose delays carry the compute.
+
+    ``compute_s`` is the longest compute path of the phase; what the chains' delays do not cover becomes
+    ``compute_after_s`` (plus ``extra_after_s``). The common idle time before the first flow of every chain
+    is moved into ``compute_before_s`` -- the window in which circuits can be re-pointed.
+    """
+    flows = compact(flows)
+    before = 0.0
+    if len(flows):
+        first = flows.stage == 0
+        chains_first = np.full(int(flows.chain.max()) + 1, np.inf)
+        np.minimum.at(chains_first, flows.chain[first], flows.delay_s[first])
+        before = float(chains_first.min())
+        if before > 0:
+            d = flows.delay_s.copy()
+            d[first] -= before
+            flows = FlowSet(src=flows.src, dst=flows.dst, size_bytes=flows.size_bytes, chain=flows.chain,
+                            stage=flows.stage, delay_s=np.maximum(d, 0.0), multiplicity=flows.multiplicity,
+                            tag=flows.tag, tags=flows.tags)
+    covered = before + chain_delay_max(flows)
+    after = max(0.0, compute_s - covered) + extra_after_s
+    if not len(flows):
+        before, after = 0.0, compute_s + extra_after_s
+    tags = {t.split("/")[-1] for t in flows.tags} if len(flows) else set()
+    axes = {t.split("/")[0] for t in flows.tags} if len(flows) else set()
+    return PhaseStep(name=name, phase=phase, flows=flows, num_gpus=num_gpus, compute_before_s=before,
+                     compute_after_s=after, collective=tags.pop() if len(tags) == 1 else "mixed",
+                     axis=axes.pop() if len(axes) == 1 else "mixed", meta=dict(meta or {}, compute_s=compute_s))
+
+
+# --------------------------------------------------------------------------------------------------
+# rollout
+
+
+def response_lengths(plan: RlStepPlan, rng: np.random.Generator) -> np.ndarray:
+    """Output tokens of each sequence, ``(replicas, batch_per_replica)`` int64, from the seeded generator."""
+    ro = plan.spec.rollout
+    shape = (plan.rollout.num_replicas, ro.batch_per_replica)
+    if ro.length_distribution == "fixed" or ro.length_sigma == 0:
+        x = np.full(shape, ro.response_tokens_mean)
+    else:
+        mu = np.log(ro.response_tokens_mean) - ro.length_sigma**2 / 2
+        x = rng.lognormal(mu, ro.length_sigma, size=shape)
+    return np.clip(np.rint(x), 1, ro.response_tokens_max).astype(np.int64)
+
+
+def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray, delay_s: np.ndarray, *,
+                    stages: str, step_latency_s: float, gps: int, ep_algorithm: str) -> FlowSet:
+    """One forward pass of ``tokens[r]`` tokens through every replica r, after ``delay_s[r]`` of compute:
+    TP all-reduces, MoE all-to-all or attention--FFN exchange. Chain r = replica r."""
+    H, b = model.hidden, model.dtype_bytes
+    Lm = model.moe_layers
+    Ld = model.layers - Lm
+    afd = layout.ffn_gpus > 0
+    rg = layout.replica_gpus
+    kw: dict[str, Any] = {"stages": stages, "step_latency_s": step_latency_s}
+    parts = []
+    if layout.tp > 1:
+        dpa = layout.dp_attention
+        n_ar = model.layers + (0 if afd else Ld)
+        size = n_ar * np.repeat(tokens / dpa, dpa) * H * b
+        fs = all_reduce(layout.tp_groups(), size, algorithm="ring", delay_s=np.repeat(delay_s, dpa),
+                        tag="tp/all_reduce", **kw)
+        parts.append(remap_chains(fs, np.arange(layout.num_replicas * dpa) // dpa))
+    if model.kind == "moe" and not afd and layout.ep > 1:
+        per = rg // layout.ep
+        size = 2 * Lm * np.repeat(tokens / rg, per) * model.top_k * H * b
+        fs = all_to_all(layout.ep_groups(), size, algorithm=ep_algorithm, delay_s=np.repeat(delay_s, per),
+                        gpus_per_server=gps, tag="ep/all_to_all", **kw)
+        parts.append(remap_chains(fs, np.arange(layout.num_replicas * per) // per))
+    if afd:
+        att, ffn = layout.attention_part(), layout.ffn_part()
+        R, a = att.shape
+        f = ffn.shape[1]
+        fan = (Lm * model.top_k / f + Ld) if model.kind == "moe" else float(model.layers)
+        pair = (tokens / a) * H * b * fan  # per attention GPU -> FFN GPU pair, each direction
+        src = np.broadcast_to(att[:, :, None], (R, a, f))
+        dst = np.broadcast_to(ffn[:, None, :], (R, a, f))
+        sz = np.broadcast_to(pair[:, None, None], (R, a, f))
+        ch = np.broadcast_to(np.arange(R)[:, None, None], (R, a, f))
+        dl = np.broadcast_to(delay_s[:, None, None], (R, a, f))
+        parts.append(point_to_point(src, dst, sz, chain=ch, delay_s=dl, tag="afd/p2p"))
+        parts.append(point_to_point(dst, src, sz, chain=ch, delay_s=dl, tag="afd/p2p"))
+    return merge(parts)
+
+
+def _roofline(plan: RlStepPlan, model: ModelSpec, rg: int) -> tuple[float, float, float]:
+    """Decode costs per replica: seconds per iteration (weights), per token (FLOPs), per attended token."""
+    g = plan.spec.gpu
+    hbm = g.hbm_bytes_per_s * g.decode_mbu
+    per_iter = model.weight_bytes / rg / hbm
+    per_token = 2.0 * model.active_params / (rg * g.peak_flops * g.mfu)
+    per_ctx = model.kv_cache_bytes_per_token / (rg * hbm) + 4.0 * model.layers * model.attn_dim / (rg * g.peak_flops * g.mfu)
+    return per_iter, per_token, per_ctx
+
+
+def prefill_seconds(plan: RlStepPlan, model: ModelSpec, rg: int, tokens: np.ndarray, ctx_sum: np.ndarray) -> np.ndarray:
+    g = plan.spec.gpu
+    return (2.0 * model.active_params * tokens + 4.0 * model.layers * model.attn_dim * ctx_sum) / (rg * g.peak_flops * g.mfu)
+
+
+def _reshard_within(plan: RlStepPlan, old: RolloutLayout, new: RolloutLayout) -> FlowSet:
+    """Weights moved inside each old replica so that every new (smaller) replica holds its new shards."""
+    m = plan.model
+    k = old.replica_gpus // new.replica_gpus
+    A = m.weight_bytes - (m.routed_expert_params * m.dtype_bytes if m.kind == "moe" else 0.0)
+    F = m.weight_bytes - A
+    M = interval_overlap(old.tp, new.tp)
+    src_list, dst_list, size_list, chain_list = [], [], [], []
+    ro, rn = old.replicas, new.replicas.reshape(old.num_replicas, k, new.replica_gpus)
+    for i in range(k):  # k new replicas per old one (small)
+        grp = i % old.dp_attention
+        t, tn = np.nonzero(M)
+        src_list.append(ro[:, grp * old.tp + t])
+        dst_list.append(rn[:, i, tn])
+        size_list.append(np.broadcast_to(A * M[t, tn], (old.num_replicas, t.size)))
+        chain_list.append(np.broadcast_to(np.arange(old.num_replicas)[:, None], (old.num_replicas, t.size)))
+        if F > 0:
+            E = interval_overlap(old.ep, new.ep)
+            e, en = np.nonzero(E)
+            src_list.append(ro[:, e])
+            dst_list.append(rn[:, i, en])
+            size_list.append(np.broadcast_to(F * E[e, en], (old.num_replicas, e.size)))
+            chain_list.append(np.broadcast_to(np.arange(old.num_replicas)[:, None], (old.num_replicas, e.size)))
+    src = np.concatenate([x.ravel() for x in src_list])
+    dst = np.concatenate([x.ravel() for x in dst_list])
+    keep = src != dst
+    return point_to_point(src[keep], dst[keep], np.concatenate([x.ravel() for x in size_list])[keep],
+                          chain=np.concatenate([x.ravel() for x in chain_list])[keep], tag="rollout/reshard")
+
+
+def rollout_phase(plan: RlStepPlan, layout: RolloutLayout, lengths: np.ndarray, t_lo: int, t_hi: int, *, name: str,
+                  num_gpus: int, gps: int, prefill: bool, reshard_from: RolloutLayout | None = None) -> PhaseStep:
+    """Decode iterations ``[t_lo, t_hi)`` (plus the prefill if ``prefill``) of every replica of ``layout``;
+    ``lengths`` is ``(replicas, sequences)`` output tokens (0 = no sequence)."""
+    spec, model = plan.spec, plan.model
+    ro = spec.rollout
+    rg = layout.replica_gpus
+    per_iter, per_token, per_ctx = _roofline(plan, model, rg)
+    kw: dict[str, Any] = {"stages": spec.collective_stages, "step_latency_s": spec.step_latency_s, "gps": gps,
+                          "ep_algorithm": ro.ep_algorithm}
+    segs: list[FlowSet] = []
+    compute = np.zeros(layout.num_replicas)
+    live = lengths > 0
+    if reshard_from is not None:
+        segs.append(_reshard_within(plan, reshard_from, layout))
+    if prefill:
+        n_seq = live.sum(axis=1).astype(np.float64)
+        tok = n_seq * ro.prompt_tokens
+        c = prefill_seconds(plan, model, rg, tok, n_seq * ro.prompt_tokens**2 / 2)
+        compute += c
+        segs.append(replica_traffic(model, layout, tok, c, **kw))
+    nseg = ro.segments
+    if not nseg:  # automatic: 8, fewer if a segment's flows (bounded by the prefill's) would pass the budget
+        per = max((len(x) for x in segs), default=0) or 1
+        nseg = int(max(1, min(DEFAULT_SEGMENTS, FLOW_BUDGET // per - len(segs))))
+    bounds = np.unique(np.rint(np.linspace(t_lo, t_hi, nseg + 1)).astype(np.int64))
+    decoded = np.zeros(layout.num_replicas)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        n = (np.clip(lengths, a, b) - a).astype(np.float64)
+        tok = n.sum(axis=1)
+        iters = (np.clip(lengths.max(axis=1), a, b) - a).astype(np.float64)
+        ctx = (n * ro.prompt_tokens + n * (2 * a + n - 1) / 2).sum(axis=1)
+        c = iters * per_iter + tok * per_token + ctx * per_ctx
+        compute += c
+        decoded += tok
+        segs.append(replica_traffic(model, layout, tok, c, **kw))
+    fs = segs[0] if segs else FlowSet.empty()
+    for s in segs[1:]:
+        fs = then(fs, s)
+    meta = {"replicas": layout.num_replicas, "replica_gpus": rg, "tp": layout.tp, "dp_attention": layout.dp_attention,
+            "ep": layout.ep, "ffn_gpus": layout.ffn_gpus, "decode_iterations": [int(t_lo), int(t_hi)],
+            "decoded_tokens": float(decoded.sum()), "sequences": int(live.sum())}
+    return make_phase(name, "rollout", fs, num_gpus, compute_s=float(compute.max()) if compute.size else 0.0,
+                      meta=meta)
+
+
+def score_phase(plan: RlStepPlan, lengths: np.ndarray, *, name: str, num_gpus: int, gps: int) -> PhaseStep:
+    model = plan.score_model or plan.model
+    ro = plan.spec.rollout
+    lay = plan.rollout
+    seq = (lengths + ro.prompt_tokens).astype(np.float64)
+    tok = seq.sum(axis=1)
+    c = prefill_seconds(plan, model, lay.replica_gpus, tok, (seq**2 / 2).sum(axis=1))
+    fs = replica_traffic(model, lay, tok, c, stages=plan.spec.collective_stages, step_latency_s=plan.spec.step_latency_s,
+                         gps=gps, ep_algorithm=ro.ep_algorithm)
+    return make_phase(name, "score", fs, num_gpus, compute_s=float(c.max()),
+                      meta={"model": model.name, "tokens": float(tok.sum())})
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+
+
+def train_phase(plan: RlStepPlan, total_tokens: float, mean_seq: float, *, name: str, num_gpus: int,
+                gps: int) -> PhaseStep:
+    """Forward + backward over ``total_tokens`` (prompts + responses of the step) and gradient sync."""
+    spec, m, lay = plan.spec, plan.model, plan.train
+    tr, g = spec.train, spec.gpu
+    H, b = m.hidden, m.dtype_bytes
+    mb = plan.micro_batches
+    stages, lat = spec.collective_stages, spec.step_latency_s
+    bubble = (mb + lay.pp - 1) / mb
+    compute = total_tokens * m.flops_per_token(mean_seq / 2, training=True) / (lay.gpus * g.peak_flops * g.mfu) * bubble
+    last_bwd = compute * (2.0 / 3.0) / (mb + lay.pp - 1)
+    parts: list[FlowSet] = []
+
+    # ---- data parallel: gradient buckets, dense and expert weights
+    def dp_sync(groups: np.ndarray, params: float, tag: str) -> None:
+        if groups.shape[1] < 2 or params <= 0:
+            return
+        B = tr.buckets
+        grads = params * tr.grad_bytes_per_param / B
+        rows = np.tile(groups, (B, 1))
+        k = np.repeat(np.arange(B), groups.shape[0])
+        delay = compute - last_bwd + last_bwd * (k + 1) / B
+        if tr.dp_collective == "all_reduce":
+            fs = all_reduce(rows, grads, algorithm=tr.dp_algorithm, stages=stages, delay_s=delay, step_latency_s=lat,
+                            gpus_per_server=gps, tag=f"{tag}/all_reduce")
+        else:
+            from traffic.collectives import all_gather, reduce_scatter
+
+            rs = reduce_scatter(rows, grads, algorithm=tr.dp_algorithm, stages=stages, delay_s=delay,
+                                step_latency_s=lat, tag=f"{tag}/reduce_scatter")
+            ag = all_gather(rows, params * b / B, algorithm=tr.dp_algorithm, stages=stages, step_latency_s=lat,
+                            tag=f"{tag}/all_gather")
+            fs = then(rs, ag, delay_s=tr.optimizer_s)
+        parts.append(fs)
+
+    shard = lay.tp * lay.pp
+    if m.kind == "moe":
+        dp_sync(lay.dp_groups(), m.dense_params / shard, "dp")
+        dp_sync(lay.expert_dp_groups(), m.routed_expert_params / (shard * lay.ep), "edp")
+    else:
+        dp_sync(lay.dp_groups(), m.params / shard, "dp")
+    has_dp = bool(parts)
+
+    pieces = max(1, min(tr.pieces, mb))
+    gap = compute / pieces
+    tok_dpcp = total_tokens / (lay.dp * lay.cp)  # tokens one model replica slice (dp, cp) processes
+    layers_stage = m.layers / lay.pp
+    kw: dict[str, Any] = {"stages": stages, "step_latency_s": lat}
+
+    # ---- tensor parallel: 4 all-reduces per layer per token (attention + MLP, forward + backward)
+    if lay.tp > 1:
+        size = 4 * layers_stage * tok_dpcp * H * b / pieces
+        groups = lay.groups("tp")
+        parts.append(split_over(lambda i, d: all_reduce(groups, size, algorithm=tr.tp_algorithm, delay_s=d,
+                                                        gpus_per_server=gps, tag="tp/all_reduce", **kw), pieces, gap))
+    # ---- pipeline parallel: activations forward, their gradients backward, per TP rank (scatter-gather)
+    if lay.pp > 1:
+        act = tok_dpcp * H * b / lay.tp / pieces
+        grid = lay.grid
+        up, down = grid[:-1].reshape(lay.pp - 1, -1), grid[1:].reshape(lay.pp - 1, -1)
+        chain = np.broadcast_to(np.arange(up.shape[1]), up.shape)
+        parts.append(split_over(lambda i, d: merge([
+            point_to_point(up, down, act, chain=chain, delay_s=d, tag="pp/p2p"),
+            point_to_point(down, up, act, chain=chain, delay_s=d, tag="pp/p2p")]), pieces, gap))
+    # ---- expert parallel: dispatch + combine, forward + backward, per MoE layer
+    if m.kind == "moe" and lay.ep > 1:
+        tok_gpu = tok_dpcp / lay.tp  # sequence parallel: each TP rank routes its share of the tokens
+        size = 4 * (m.moe_layers / lay.pp) * tok_gpu * m.top_k * H * b / pieces
+        groups = lay.ep_groups()
+        parts.append(split_over(lambda i, d: all_to_all(groups, size, algorithm=tr.ep_algorithm, delay_s=d,
+                                                        gpus_per_server=gps, tag="ep/all_to_all", **kw), pieces, gap))
+    # ---- context parallel: ring exchange of K/V (forward), K/V and their gradients (backward)
+    if lay.cp > 1:
+        kv_layer = m.kv_cache_bytes_per_token / m.layers
+        per = 3 * (lay.cp - 1) * (tok_dpcp / lay.cp) * kv_layer / lay.tp * layers_stage / pieces
+        groups = lay.groups("cp")
+        nxt = np.roll(groups, -1, axis=1)
+        chain = np.broadcast_to(np.arange(groups.shape[0])[:, None], groups.shape)
+        parts.append(split_over(lambda i, d: point_to_point(groups, nxt, per, chain=chain, delay_s=d, tag="cp/ring"),
+                                pieces, gap))
+    fs = FlowSet.concat([compact(p) for p in parts])
+    optimizer_after = tr.optimizer_s if (tr.dp_collective == "all_reduce" or not has_dp) else 0.0
+    meta = {"tokens": total_tokens, "micro_batches": mb, "tp": lay.tp, "pp": lay.pp, "dp": lay.dp, "cp": lay.cp,
+            "ep": lay.ep, "bubble": bubble}
+    return make_phase(name, "train", fs, num_gpus, compute_s=compute, extra_after_s=optimizer_after, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------------
+# weight sync
+
+
+def _sync_targets(plan: RlStepPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What every replica pulls from the trainer, as entries independent of the replica:
+    ``rows[e] = (pp stage, 0 for dense weights or 1 + position in the EP group, tp rank)`` of the trainer
+    shard, ``slots[e]`` the GPU index inside the replica, ``sizes[e]`` bytes, ``kinds[e]`` 0 dense / 1 expert.
+    Each replica receives exactly the model's bytes."""
+    m, lay, ro = plan.model, plan.train, plan.rollout
+    expert = m.routed_expert_params * m.dtype_bytes if m.kind == "moe" else 0.0
+    dense = m.weight_bytes - expert
+    # dense / attention weights: (p, t) -> attention-group-0 slot t'
+    M = interval_overlap(lay.tp, ro.tp)
+    t, tn = np.nonzero(M)
+    p = np.repeat(np.arange(lay.pp), t.size)
+    rows = [np.stack([p, np.zeros_like(p), np.tile(t, lay.pp)], axis=1)]
+    slots = [np.tile(tn, lay.pp)]
+    sizes = [np.tile(dense / lay.pp * M[t, tn], lay.pp)]
+    kinds = [np.zeros(p.size, dtype=np.int64)]
+    if expert > 0:
+        # expert weights: (p, t, e) -> expert-group-0 slot e' (experts split over ep, each expert over tp)
+        ffn0 = ro.attention_gpus if ro.ffn_gpus else 0
+        E = interval_overlap(lay.ep, ro.ep)
+        e, en = np.nonzero(E)
+        pp_, tt, ee = np.meshgrid(np.arange(lay.pp), np.arange(lay.tp), np.arange(e.size), indexing="ij")
+        pp_, tt, ee = pp_.ravel(), tt.ravel(), ee.ravel()
+        rows.append(np.stack([pp_, 1 + e[ee], tt], axis=1))
+        slots.append(ffn0 + en[ee])
+        sizes.append(expert / lay.pp / lay.tp * E[e[ee], en[ee]])
+        kinds.append(np.ones(pp_.size, dtype=np.int64))
+    return np.concatenate(rows), np.concatenate(slots), np.concatenate(sizes), np.concatenate(kinds)
+
+
+def _replicate_within(plan: RlStepPlan, layout: RolloutLayout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies inside a replica from the slots that received weights to the other attention-DP / expert groups:
+    (src slot, dst slot, bytes)."""
+    src, dst, size = [], [], []
+    tp, dpa = layout.tp, layout.dp_attention
+    expert = plan.model.routed_expert_params * plan.model.dtype_bytes if plan.model.kind == "moe" else 0.0
+    for k in range(1, dpa):  # attention groups 1.. copy attention-group-0's dense shards
+        src.append(np.arange(tp))
+        dst.append(k * tp + np.arange(tp))
+        size.append(np.full(tp, (plan.model.weight_bytes - expert) / tp))
+    if plan.model.kind == "moe":
+        base = layout.attention_gpus if layout.ffn_gpus else 0
+        holders = (layout.ffn_gpus or layout.replica_gpus)
+        per = expert / layout.ep
+        for k in range(1, holders // layout.ep):
+            src.append(base + np.arange(layout.ep))
+            dst.append(base + k * layout.ep + np.arange(layout.ep))
+            size.append(np.full(layout.ep, per))
+    if not src:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, np.zeros(0)
+    return np.concatenate(src), np.concatenate(dst), np.concatenate(size)
+
+
+def weight_sync_phase(plan: RlStepPlan, *, name: str, num_gpus: int) -> PhaseStep:
+    m, lay, ro = plan.model, plan.train, plan.rollout
+    ws = plan.spec.weight_sync
+    R, rg = ro.num_replicas, ro.replica_gpus
+    rows, slots, sizes, kinds = _sync_targets(plan)
+    groups_ep = lay.dp // lay.ep
+    j = np.arange(R)
+    q = j % groups_ep  # EP group of the trainer serving replica j
+    d_dense = q * lay.ep + (j // groups_ep) % lay.ep
+    # source DP rank per (replica, entry): dense entries from d_dense, expert entry e from q*ep + e
+    dp_idx = np.where(kinds[None, :] == 0, d_dense[:, None], q[:, None] * lay.ep + (rows[None, :, 1] - 1))
+    src_tr = lay.grid[rows[None, :, 0], dp_idx, 0, rows[None, :, 2]]  # (R, E)
+    received = np.bincount(slots, weights=sizes, minlength=rg)
+    cs, cd, csz = _replicate_within(plan, ro)
+    if ws.method == "p2p" or R == 1:
+        roots = np.arange(R)
+        depth = np.zeros(R, dtype=np.int64)
+        parent = np.full(R, -1)
+        tree = np.arange(R)
+    else:
+        K = min(R, ws.roots or lay.dp)
+        parent = np.where(j < K, -1, (j - K) // 2)
+        depth = np.zeros(R, dtype=np.int64)
+        tree = j.copy()
+        for r in range(K, R):  # R replicas; cheap scalar recursion over replica ids (not flows)
+            depth[r] = depth[parent[r]] + 1
+            tree[r] = tree[parent[r]]
+        roots = np.arange(K)
+    exact = plan.spec.collective_stages == "exact"
+    # trainer -> root replicas
+    src = src_tr[roots].ravel()
+    dst = ro.replicas[roots][:, slots].ravel()
+    size = np.broadcast_to(sizes, (roots.size, sizes.size)).ravel()
+    chain = np.repeat(tree[roots], sizes.size)
+    stage = np.zeros(src.size, dtype=np.int64)
+    parts = [point_to_point(src, dst, size, chain=chain, stage=stage, tag="sync/p2p")]
+    if roots.size < R:  # parent replica -> child replica, slot by slot
+        kids = np.arange(roots.size, R)
+        recv_slots = np.flatnonzero(received > 0)
+        ps = ro.replicas[parent[kids]][:, recv_slots].ravel()
+        cd_ = ro.replicas[kids][:, recv_slots].ravel()
+        st = (depth[kids] if exact else np.ones(kids.size, dtype=np.int64))
+        parts.append(point_to_point(ps, cd_, np.tile(received[recv_slots], kids.size),
+                                    chain=np.repeat(tree[kids], recv_slots.size), stage=np.repeat(st, recv_slots.size),
+                                    tag="sync/broadcast"))
+    if cs.size:  # replicate inside every replica once it has its shards
+        st = (depth + 1) if exact else np.where(depth > 0, 2, 1)
+        parts.append(point_to_point(ro.replicas[:, cs].ravel(), ro.replicas[:, cd].ravel(), np.tile(csz, R),
+                                    chain=np.repeat(tree, cs.size), stage=np.repeat(st, cs.size), tag="sync/replicate"))
+    fs = merge(parts)
+    meta = {"method": ws.method, "bytes_per_replica": m.weight_bytes, "replicas": R,
+            "roots": int(roots.size)}
+    return make_phase(name, "weight_sync", fs, num_gpus, compute_s=0.0, meta=meta)
