@@ -1,0 +1,82 @@
+"""Heat maps of traffic (or circuit) matrices between GPUs, servers, ToRs or pods.
+
+Matplotlib is imported lazily; nothing is shown or saved here (callers own the figure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+_BYTE_UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0))
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    m = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix, dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"a heat map needs a 2-D matrix, got shape {m.shape}")
+    return m.astype(float)
+
+
+def _scale(values: np.ndarray, unit: str) -> tuple[float, str]:
+    """A display factor and label: byte counts are shown in the largest unit under the maximum."""
+    if unit != "bytes" or not values.size:
+        return 1.0, unit
+    top = float(np.max(values))
+    for name, f in _BYTE_UNITS:
+        if top >= f:
+            return f, name
+    return 1.0, "B"
+
+
+def _ticks(n: int, labels: Sequence[str] | None, max_ticks: int = 16) -> tuple[np.ndarray, list[str]]:
+    step = max(1, int(np.ceil(n / max_ticks)))
+    pos = np.arange(0, n, step)
+    names = [str(labels[i]) if labels is not None else str(i) for i in pos]
+    return pos, names
+
+
+def plot_heatmap(matrix: Any, *, ax: Any = None, title: str = "", labels: Sequence[str] | None = None,
+                 unit: str = "bytes") -> Any:
+    """Draw ``matrix`` (rows = sources, columns = destinations; scipy.sparse or array) on a log colour scale.
+
+    Zero entries stay blank; the colour bar is labelled with the unit (bytes are shown in kB/MB/GB/TB as
+    fits). Tick labels (``labels`` or indices) are thinned to at most 16 per axis, so 2 to 512 groups stay
+    readable. Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    m = _dense(matrix)
+    rows, cols = m.shape
+    if labels is not None and len(labels) not in (rows, cols):
+        raise ValueError(f"{len(labels)} labels for a {rows} x {cols} matrix")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.0, 4.2), constrained_layout=True)
+    positive = m[m > 0]
+    factor, shown_unit = _scale(positive, unit)
+    masked = np.ma.masked_less_equal(m / factor, 0.0)
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("white")
+    if positive.size:
+        lo, hi = float(positive.min()) / factor, float(positive.max()) / factor
+        norm = LogNorm(vmin=lo if hi > lo else lo / 10, vmax=hi)
+        im = ax.imshow(masked, cmap=cmap, norm=norm, interpolation="nearest", aspect="equal")
+        cbar = ax.figure.colorbar(im, ax=ax, shrink=0.85)
+        cbar.set_label(shown_unit)
+    else:
+        ax.imshow(np.zeros_like(m), cmap="Greys", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
+        ax.text(0.5, 0.5, "no traffic", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    fs = 8 if max(rows, cols) <= 32 else 6
+    xpos, xnames = _ticks(cols, labels if labels is not None and len(labels) == cols else None)
+    ypos, ynames = _ticks(rows, labels if labels is not None and len(labels) == rows else None)
+    ax.set_xticks(xpos, xnames, rotation=90, fontsize=fs)
+    ax.set_yticks(ypos, ynames, fontsize=fs)
+    ax.set_xlabel("destination")
+    ax.set_ylabel("source")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
