@@ -13,7 +13,7 @@ Kinds (``workload.kind``; :data:`REGISTRY`): ``rl_step`` (:class:`traffic.spec.R
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ __all__ = ["REGISTRY", "build_workload", "parse_spec", "RlStepSpec", "Collective
 #: workload kinds: ``kind`` -> (spec dataclass, builder ``fn(plan, cluster, seed) -> Workload``)
 REGISTRY: Registry[Workload] = Registry("workload")
 
-_RESOLVE = {"rl_step": resolve_rl_step, "collective": resolve_collective}
+_RESOLVE: dict[str, Callable[..., Any]] = {"rl_step": resolve_rl_step, "collective": resolve_collective}
 
 
 def parse_spec(spec: Mapping[str, Any] | None, cluster: ClusterConfig, path: str = "workload") -> Any:
@@ -55,7 +55,7 @@ def parse_spec(spec: Mapping[str, Any] | None, cluster: ClusterConfig, path: str
     if not isinstance(kind, str):
         raise ConfigError(f"{path}.kind", "must be a string", kind)
     entry = REGISTRY.get(kind, f"{path}.kind")
-    params = parse_dataclass(entry.params_cls, spec, path)
+    params: Any = parse_dataclass(entry.params_cls, spec, path)
     return _RESOLVE[kind](params, cluster, path)
 
 

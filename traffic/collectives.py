@@ -359,9 +359,9 @@ def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stage
             dst = np.broadcast_to(h[:, None, :, :], (G, m, m, local))
             sz = np.broadcast_to((size * local / n)[:, None, None, None], (G, m, m, local))
             rows = np.broadcast_to(np.arange(G)[:, None, None, None], (G, m, m, local))
-            st = 1 if local > 1 else 0
-            parts.add(rows[:, off], src[:, off], dst[:, off], sz[:, off], st,
-                      0.0 if st else np.broadcast_to(delay[:, None, None, None], (G, m, m, local))[:, off])
+            stage1 = 1 if local > 1 else 0
+            parts.add(rows[:, off], src[:, off], dst[:, off], sz[:, off], stage1,
+                      0.0 if stage1 else np.broadcast_to(delay[:, None, None, None], (G, m, m, local))[:, off])
     else:
         raise ValueError(f"unknown all_to_all algorithm {algorithm!r}; known: {ALGORITHMS['all_to_all']}")
     return parts.flowset(tag)
@@ -438,8 +438,10 @@ def then(first: FlowSet, second: FlowSet, *, delay_s: float = 0.0) -> FlowSet:
     off = int(first.stage.max()) + 1
     d = second.delay_s + np.where(second.stage == second.stage.min(), delay_s, 0.0)
     tags = list(first.tags)
-    remap = np.array([tags.index(t) if t in tags else (tags.append(t) or len(tags) - 1) for t in second.tags],
-                     dtype=np.int16)
+    for t in second.tags:
+        if t not in tags:
+            tags.append(t)
+    remap = np.array([tags.index(t) for t in second.tags], dtype=np.int16)
     return FlowSet(src=np.concatenate([first.src, second.src]), dst=np.concatenate([first.dst, second.dst]),
                    size_bytes=np.concatenate([first.size_bytes, second.size_bytes]),
                    chain=np.concatenate([first.chain, second.chain]),

@@ -41,7 +41,7 @@ import numpy as np
 from rfabric.workload import FlowSet, PhaseStep
 from traffic.collectives import all_reduce, all_to_all, point_to_point, split_over, then
 from traffic.models import ModelSpec
-from traffic.parallelism import RolloutLayout, TrainLayout, interval_overlap
+from traffic.parallelism import RolloutLayout, interval_overlap
 from traffic.spec import RlStepPlan
 
 #: automatic decode segments per rollout phase, and the flow count per phase they are kept under
@@ -412,8 +412,8 @@ def _sync_targets(plan: RlStepPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         ffn0 = ro.attention_gpus if ro.ffn_gpus else 0
         E = interval_overlap(lay.ep, ro.ep)
         e, en = np.nonzero(E)
-        pp_, tt, ee = np.meshgrid(np.arange(lay.pp), np.arange(lay.tp), np.arange(e.size), indexing="ij")
-        pp_, tt, ee = pp_.ravel(), tt.ravel(), ee.ravel()
+        grid_p, grid_t, grid_e = np.meshgrid(np.arange(lay.pp), np.arange(lay.tp), np.arange(e.size), indexing="ij")
+        pp_, tt, ee = grid_p.ravel(), grid_t.ravel(), grid_e.ravel()
         rows.append(np.stack([pp_, 1 + e[ee], tt], axis=1))
         slots.append(ffn0 + en[ee])
         sizes.append(expert / lay.pp / lay.tp * E[e[ee], en[ee]])

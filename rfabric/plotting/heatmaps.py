@@ -35,7 +35,7 @@ def _scale(values: np.ndarray, unit: str) -> tuple[float, str]:
 def _ticks(n: int, labels: Sequence[str] | None, max_ticks: int = 16) -> tuple[np.ndarray, list[str]]:
     step = max(1, int(np.ceil(n / max_ticks)))
     pos = np.arange(0, n, step)
-    names = [str(labels[i]) if labels is not None else str(i) for i in pos]
+    names = [str(labels[int(i)]) if labels is not None else str(int(i)) for i in pos]
     return pos, names
 
 

@@ -10,13 +10,11 @@ from hypothesis import strategies as st
 from rfabric.workload import FlowSet
 from traffic.collectives import (
     ALGORITHMS,
-    all_gather,
     all_reduce,
     all_to_all,
     broadcast,
     collective,
     point_to_point,
-    reduce_scatter,
     split_over,
     then,
 )
