@@ -245,8 +245,8 @@ def load_model(name: str, key: str = "model") -> ModelSpec:
     if path is None:
         known = available_models()
         hint = suggest(name.lower(), known)
-        raise ConfigError(key, f"unknown model; {hint} (known: {', '.join(known)}; or give a path to a YAML file)",
-                          name)
+        listing = "" if hint.startswith("known:") else f" (known: {', '.join(known)})"
+        raise ConfigError(key, f"unknown model; {hint}{listing}; or give a path to a model YAML file", name)
     return _load_file(str(path))
 
 

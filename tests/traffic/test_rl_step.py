@@ -256,3 +256,27 @@ def test_aggregation_conserves_bytes(cluster: ClusterConfig) -> None:
             agg = tm.aggregate(topo, level, keep_diagonal=True)
             assert agg.sum() == pytest.approx(tm.total_bytes)
             assert tm.aggregate(topo, level).sum() <= tm.total_bytes * (1 + 1e-12)
+
+
+def test_segments_attention_ffn_and_score(cluster: ClusterConfig) -> None:
+    spec = {"model": "qwen3-30b-a3b", "rollout": {"tp": 4, "ffn_gpus": 4, "ep": 4, "segments": 3,
+                                                  "length_distribution": "fixed", "response_tokens_mean": 30,
+                                                  "batch_per_replica": 4, "prompt_tokens": 10},
+            "score": {"enabled": True}}
+    wl = build_workload(spec, cluster, seed=0)
+    check_invariants(wl)
+    ro = wl.phase("rollout")
+    fs = ro.flows
+    assert int(fs.stage.max()) + 1 == 1 + 3  # prefill + 3 decode segments
+    afd = by_tag(fs, "afd/p2p")
+    local = (fs.src - 64) % 8
+    # attention GPUs are the first 4 of each 8-GPU replica, FFN GPUs the last 4: every AFD flow crosses
+    assert np.all((local[afd] < 4) != ((fs.dst[afd] - 64) % 8 < 4))
+    m = load_model("qwen3-30b-a3b")
+    tokens = 8 * 4 * (30 + 10)
+    # per token and MoE layer: top-k copies of the hidden state out and back (no dense layers in Qwen3 MoE)
+    assert fs.size_bytes[afd].sum() == pytest.approx(tokens * m.moe_layers * m.top_k * m.hidden * 2 * 2)
+    assert not by_tag(fs, "ep/all_to_all").any()
+    sc = wl.phase("score")
+    assert sc.phase == "score" and sc.meta["tokens"] == tokens
+    assert [p.phase for p in wl.phases] == ["rollout", "score", "train", "weight_sync"]
