@@ -99,10 +99,11 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        alternatives = [a for a in args if a is not type(None)]
+        if len(alternatives) == 1:  # Optional[X]: X's own error, with its nested key intact
+            return coerce(value, alternatives[0], path)
         errors = []
-        for a in args:
-            if a is type(None):
-                continue
+        for a in alternatives:
             try:
                 return coerce(value, a, path)
             except ConfigError as e:

@@ -60,7 +60,7 @@ def plot_heatmap(matrix: Any, *, ax: Any = None, title: str = "", labels: Sequen
     factor, shown_unit = _scale(positive, unit)
     masked = np.ma.masked_less_equal(m / factor, 0.0)
     cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("white")
+    cmap = cmap.with_extremes(bad="white")
     if positive.size:
         lo, hi = float(positive.min()) / factor, float(positive.max()) / factor
         norm = LogNorm(vmin=lo if hi > lo else lo / 10, vmax=hi)

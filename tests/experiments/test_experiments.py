@@ -1,0 +1,91 @@
+"""Every experiment's --smoke version runs and draws its figure; the smoke scaling sweep matches a golden CSV.
+
+Regenerate the golden file after an intended change of the model (and say why in the commit)::
+
+    RFABRIC_UPDATE_GOLDEN=1 pytest tests/experiments/test_experiments.py -k golden
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden" / "scaling-smoke.csv"
+# columns compared (others, e.g. wall times, vary run to run); relative tolerance per numeric column
+COMPARED = {"fabric": None, "kind": None, "gpus": 0.0, "cluster.trainer_gpus": 0.0, "iteration_time_s": 1e-6,
+            "capex_usd": 1e-9, "perf_per_usd_vs_ref": 1e-6, "time_vs_ref": 1e-6, "power_w": 1e-9}
+
+
+def _runner():  # experiments/ is not a package: load its runner by path
+    spec = importlib.util.spec_from_file_location("experiments_run", ROOT / "experiments" / "run.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    run = _runner()
+    base = tmp_path_factory.mktemp("experiments")
+    out = {}
+    for name in run.EXPERIMENTS:
+        d = base / name
+        paths = run.run(name, d, smoke=True, workers=1)
+        assert {p.suffix for p in paths} == {".png", ".pdf"}
+        assert all(p.stat().st_size > 1000 for p in paths)
+        out[name] = d
+    return out
+
+
+def test_every_smoke_experiment_completes(smoke_results: dict[str, Path]) -> None:
+    for name, d in smoke_results.items():
+        if name == "phases":
+            assert (d / "result.json").is_file() and (d / "summary.csv").is_file()
+            continue
+        rows = list(csv.DictReader((d / "sweep.csv").open()))
+        assert rows and all(r["status"] == "ok" for r in rows), name
+        for r in rows:
+            assert float(r["iteration_time_s"]) > 0 and float(r["capex_usd"]) > 0
+        refs = [r for r in rows if r["fabric"] == "fat_tree"]
+        assert all(math.isclose(float(r["perf_per_usd_vs_ref"]), 1.0) for r in refs)
+
+
+def test_resume_recomputes_nothing(smoke_results: dict[str, Path]) -> None:
+    from rfabric import api
+
+    d = smoke_results["ocs_price"]
+    before = {p.name: p.stat().st_mtime_ns for p in (d / "runs").glob("*.json")}
+    stats = api.run_sweep(ROOT / "experiments" / "configs" / "smoke" / "ocs_price.yaml", d, workers=1)
+    assert stats["skipped"] == stats["total"] == len(before) and stats["ok"] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (d / "runs").glob("*.json")} == before
+
+
+def _key(r: dict[str, str]) -> tuple[str, str]:
+    return (r["cluster.trainer_gpus"], r["fabric"])
+
+
+def test_golden_scaling_smoke(smoke_results: dict[str, Path]) -> None:
+    got = list(csv.DictReader((smoke_results["scaling"] / "sweep.csv").open()))
+    if os.environ.get("RFABRIC_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(smoke_results["scaling"] / "sweep.csv", GOLDEN)
+    want = list(csv.DictReader(GOLDEN.open()))
+    assert set(COMPARED) <= set(want[0]), "golden file lacks compared columns"
+    assert set(want[0]) <= set(got[0]) | {"sim_wall_time_s"}, "columns disappeared from sweep.csv"
+    assert sorted(map(_key, got)) == sorted(map(_key, want))
+    by_key = {_key(r): r for r in got}
+    for w in want:
+        g = by_key[_key(w)]
+        for col, tol in COMPARED.items():
+            if tol is None:
+                assert g[col] == w[col], (col, _key(w))
+            else:
+                assert math.isclose(float(g[col]), float(w[col]), rel_tol=tol, abs_tol=1e-12), (col, _key(w), g[col], w[col])
