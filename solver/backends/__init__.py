@@ -1,0 +1,27 @@
+"""MILP backends: each turns a :class:`solver.formulation.Formulation` into a :class:`MipOutcome`.
+
+``highs`` (highspy, arrays passed directly) and ``pulp`` (a PuLP ``LpProblem`` built from the same arrays,
+any PuLP solver, LP/MPS export). Backends never raise for solver trouble: they report ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MipOutcome:
+    """What a MILP run produced: ``status`` in optimal | feasible | infeasible | error."""
+
+    status: str
+    values: np.ndarray | None
+    objective: float
+    bound: float
+    wall_time_s: float
+    message: str = ""
+    nodes: int = 0
+
+
+__all__ = ["MipOutcome"]

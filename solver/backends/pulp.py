@@ -1,0 +1,124 @@
+"""PuLP backend: an ``LpProblem`` built from the formulation's arrays; any PuLP solver; LP/MPS export.
+
+Status reading: PuLP's ``status`` says "Optimal" for a time-limited CBC incumbent and leaves LP-relaxation
+values in the variables when CBC finds no integer solution, so only ``sol_status`` is trusted:
+``LpSolutionOptimal`` -> optimal, ``LpSolutionIntegerFeasible`` -> feasible, ``LpSolutionInfeasible`` ->
+infeasible, anything else -> error (values discarded). PuLP exposes no dual bound for CBC, so ``bound`` is
+the objective only when optimal.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rfabric.errors import SolverError
+from solver.backends import MipOutcome
+from solver.formulation import Formulation
+
+
+def installed_solvers() -> list[str]:
+    import pulp
+
+    return list(pulp.listSolvers(onlyAvailable=True))
+
+
+def build_problem(form: Formulation, name: str = "circuits") -> tuple[Any, list[Any]]:
+    """The formulation as a ``pulp.LpProblem`` (maximise) and its variables in column order."""
+    import pulp
+
+    prob = pulp.LpProblem(name, pulp.LpMaximize)
+    names = form.col_names()
+    lo, hi = form.col_lo, form.col_hi
+    variables = [
+        pulp.LpVariable(nm, lowBound=float(lo[i]) if np.isfinite(lo[i]) else None,
+                        upBound=float(hi[i]) if np.isfinite(hi[i]) else None,
+                        cat=pulp.LpInteger if form.integer[i] else pulp.LpContinuous)
+        for i, nm in enumerate(names)
+    ]
+    prob += pulp.LpAffineExpression([(variables[i], float(c)) for i in np.flatnonzero(form.cost).tolist()
+                                     for c in (form.cost[i],)], name="objective")
+    A = form.A.tocsr()
+    rnames = form.row_names()
+    for r in range(form.num_rows):
+        s, e = A.indptr[r], A.indptr[r + 1]
+        expr = pulp.LpAffineExpression(list(zip([variables[j] for j in A.indices[s:e].tolist()],
+                                                A.data[s:e].tolist(), strict=True)))
+        lo_r, hi_r = form.row_lo[r], form.row_hi[r]
+        if np.isfinite(lo_r) and np.isfinite(hi_r) and lo_r == hi_r:
+            prob += pulp.LpConstraint(expr, pulp.LpConstraintEQ, rnames[r], float(hi_r))
+            continue
+        if np.isfinite(hi_r):
+            prob += pulp.LpConstraint(expr, pulp.LpConstraintLE, rnames[r] if not np.isfinite(lo_r) else rnames[r] + "_hi",
+                                      float(hi_r))
+        if np.isfinite(lo_r):
+            prob += pulp.LpConstraint(expr, pulp.LpConstraintGE, rnames[r] if not np.isfinite(hi_r) else rnames[r] + "_lo",
+                                      float(lo_r))
+    return prob, variables
+
+
+def get_solver(name: str, *, time_limit_s: float, mip_gap: float, warm: bool, threads: int = 0) -> Any:
+    """A PuLP solver object; a solver PuLP knows but that is not installed is a ``SolverError``."""
+    import pulp
+
+    have = installed_solvers()
+    if name not in have:
+        raise SolverError(f"PuLP solver '{name}' is not installed here; installed: {', '.join(have) or 'none'} "
+                          "(set solver.pulp_solver)")
+    kw: dict[str, Any] = {"msg": False, "timeLimit": float(time_limit_s), "gapRel": float(mip_gap)}
+    if warm and name in ("PULP_CBC_CMD", "COIN_CMD", "GUROBI", "GUROBI_CMD", "CPLEX_CMD", "CPLEX_PY"):
+        kw["warmStart"] = True
+    if threads > 0:
+        kw["threads"] = threads
+    return pulp.getSolver(name, **kw)
+
+
+def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.ndarray | None = None,
+          time_limit_s: float = 2.0, mip_gap: float = 1e-3, threads: int = 0) -> MipOutcome:
+    """Solve ``form`` through PuLP (raises ``SolverError`` only for a solver that is not installed)."""
+    import pulp
+
+    t0 = time.perf_counter()
+    solver = get_solver(solver_name, time_limit_s=time_limit_s, mip_gap=mip_gap, warm=start is not None,
+                        threads=threads)
+    try:
+        prob, variables = build_problem(form)
+        if start is not None:
+            for v, val in zip(variables, np.asarray(start).tolist(), strict=True):
+                v.setInitialValue(round(val) if v.cat == pulp.LpInteger else val)
+        prob.solve(solver)
+        ss = prob.sol_status
+        if ss == pulp.LpSolutionOptimal:
+            status = "optimal"
+        elif ss == pulp.LpSolutionIntegerFeasible:
+            status = "feasible"
+        elif ss == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
+            status = "infeasible"
+        else:
+            status = "error"
+        values = None
+        obj = float("nan")
+        if status in ("optimal", "feasible"):
+            values = np.array([v.varValue if v.varValue is not None else 0.0 for v in variables], dtype=np.float64)
+            obj = float(form.cost @ values)
+        return MipOutcome(status=status, values=values, objective=obj, bound=obj if status == "optimal" else float("nan"),
+                          wall_time_s=time.perf_counter() - t0,
+                          message=f"{pulp.LpStatus.get(prob.status, prob.status)} / sol_status {ss}")
+    except Exception as e:  # noqa: BLE001 - a solver failure is a result, not a crash
+        return MipOutcome(status="error", values=None, objective=float("nan"), bound=float("nan"),
+                          wall_time_s=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")
+
+
+def write_model(form: Formulation, path: str | Path) -> Path:
+    """Write the model as ``.lp`` or ``.mps`` (by suffix) through PuLP."""
+    p = Path(path)
+    prob, _ = build_problem(form)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() == ".mps":
+        prob.writeMPS(str(p))
+    else:
+        prob.writeLP(str(p))
+    return p

@@ -1,0 +1,509 @@
+"""The circuit-count problem of one OCS domain, and its MILP written once as sparse arrays.
+
+A **domain** is a set of OCSes whose ports can be joined to each other: the core layer (all pods, one
+domain) or the aggregation layer of one pod. Its *nodes* are the lower switches the circuits serve, grouped
+the way traffic sees them: pods on the core layer (an aggregation switch's core ports belong to its pod,
+since every ToR of the pod reaches every aggregation switch) and ToRs on the aggregation layer. Its *upper*
+ports belong to the EPS tier the Clos would have used (core EPS / kept aggregation switches): a circuit from
+a node to an upper port adds one circuit's rate to the node's electrical path.
+
+Model A (``hybrid``, the MILP below), in units of one circuit's rate ``c``:
+
+* ``x[e]`` integer circuits between the two nodes of pair ``e`` (duplex: ``c`` each way), ``z[i]`` integer
+  circuits from node ``i`` to upper ports, ``alpha`` the concurrent throughput;
+* ``f[k]`` the part of directed demand ``k`` (``i -> j``, rate ``d[k]`` at ``alpha = 1``) on direct circuits,
+  the rest ``alpha d[k] - f[k]`` spills to the always-on electrical path of capacity ``E_out[i]``/``E_in[j]``;
+* ``ext_out[i]``/``ext_in[i]``: demand of node ``i`` that must ride its electrical path anyway (on the
+  aggregation layer: the ToR's inter-pod bytes).
+
+Maximise ``alpha - penalty * sum(dx)`` subject to the row blocks
+
+==============  ================================================================  =========
+block           row                                                               per
+==============  ================================================================  =========
+``circuit``     ``f[k] - x[e(k)] <= 0``                                           demand k
+``demand``      ``f[k] - d[k] alpha <= 0``                                        demand k
+``spill_out``   ``(out[i] + ext_out[i]) alpha - sum_k:src=i f[k] - z[i] <= E_out[i]``  node i
+``spill_in``    ``(in[j] + ext_in[j]) alpha - sum_k:dst=j f[k] - z[j] <= E_in[j]``      node j
+``ports``       ``sum_e:i in e x[e] + z[i] <= B[i]``                              node i
+``upper``       ``sum_i z[i] <= U``                                               (one)
+``change``      ``dx[e] - x[e] >= -x_prev[e]`` and ``dz[i] - z[i] >= -z_prev[i]``  pair / node
+``change_cap``  ``sum dx + sum dz <= max_changed``                                (one)
+==============  ================================================================  =========
+
+``alpha = 1`` means the domain's traffic moves as fast as its busiest node's hosts can inject it (a
+non-blocking fabric at this layer): demands are normalised by ``t0 = max_i bytes_i / host_bps_i``, so a
+phase's completion time on this layer is ``t0 / alpha``. Per-OCS port budgets are enforced at the port
+level (:mod:`solver.decompose`), which reduces and reports counts it cannot realise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from rfabric.topology import Medium, NodeRole, Topology
+from rfabric.traffic_matrix import TrafficMatrix
+
+_LOWER = {"agg": NodeRole.TOR, "core": NodeRole.AGG}
+_UPPER = {"agg": NodeRole.AGG, "core": NodeRole.CORE}
+_ELECTRIC = (Medium.OPTICAL, Medium.COPPER)
+
+
+# ------------------------------------------------------------------------------------------------
+# Domains: the fibre plant read from the topology
+
+
+@dataclass(frozen=True, eq=False)
+class Domain:
+    """One set of OCSes solved together (see the module docstring).
+
+    ``lower_ports[k][i]`` lists the ports of OCS ``ocs[k]`` fibred to node ``i`` (ascending);
+    ``upper_ports[k]`` those fibred to upper switches. Capacities are per direction, in bit/s.
+    """
+
+    name: str  # "core" or "agg.<pod>"
+    layer: str
+    pod: int
+    nodes: tuple[str, ...]  # "pod<p>" (core) or ToR names (agg)
+    ocs: tuple[str, ...]
+    lower_ports: tuple[tuple[tuple[int, ...], ...], ...]
+    upper_ports: tuple[tuple[int, ...], ...]
+    circuit_bps: float
+    eps_out_bps: np.ndarray
+    eps_in_bps: np.ndarray
+    host_bps: np.ndarray
+    group_ids: tuple[int, ...] = ()  # traffic group index (pod or ToR, in gpu_groups order) of each node
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def budget(self) -> np.ndarray:
+        """Lower ports per node over all OCSes of the domain (int64)."""
+        out = np.zeros(self.n, dtype=np.int64)
+        for per in self.lower_ports:
+            out += np.fromiter((len(p) for p in per), dtype=np.int64, count=self.n)
+        return out
+
+    @property
+    def upper_budget(self) -> int:
+        return int(sum(len(u) for u in self.upper_ports))
+
+    @property
+    def port_matrix(self) -> np.ndarray:
+        """(OCS, node) count of lower ports."""
+        return np.array([[len(p) for p in per] for per in self.lower_ports], dtype=np.int64).reshape(len(self.ocs), self.n)
+
+
+def domains(topology: Topology) -> list[Domain]:
+    """The OCS domains of a topology: the core layer first, then the aggregation layer of each pod."""
+    g = topology.graph
+    by_key: dict[tuple[str, int], list[str]] = {}
+    for o in topology.ocs_nodes:
+        d = g.nodes[o]
+        layer = d["layer"]
+        pod = -1 if layer == "core" else int(d["pod"])
+        by_key.setdefault((layer, pod), []).append(o)
+    order = sorted(by_key, key=lambda k: (k[0] != "core", k[1]))
+    return [_domain(topology, layer, pod, by_key[(layer, pod)]) for layer, pod in order]
+
+
+def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> Domain:
+    g = topology.graph
+    lower_role, upper_role = _LOWER[layer], _UPPER[layer]
+    level = "pod" if layer == "core" else "tor"
+    groups = {name: i for i, name in enumerate(topology.group_names(level))}
+
+    def node_of(sw: str) -> str:
+        return f"pod{g.nodes[sw]['pod']}" if layer == "core" else sw
+
+    members: dict[str, list[str]] = {}
+    for o in ocs_names:
+        for sw in g.nodes[o]["port_owner"]:
+            if sw and g.nodes[sw]["role"] is lower_role:
+                members.setdefault(node_of(sw), [])
+                if sw not in members[node_of(sw)]:
+                    members[node_of(sw)].append(sw)
+
+    def sort_key(name: str) -> tuple[int, str]:
+        sw = members[name][0]
+        return (int(g.nodes[sw]["pod"]) if layer == "core" else int(g.nodes[sw].get("index", 0)), name)
+
+    nodes = sorted(members, key=sort_key)
+    nidx = {n: i for i, n in enumerate(nodes)}
+    lower_ports = []
+    upper_ports = []
+    rates = []
+    for o in ocs_names:
+        owner = g.nodes[o]["port_owner"]
+        per: list[list[int]] = [[] for _ in nodes]
+        up: list[int] = []
+        for port, sw in enumerate(owner):
+            if not sw:
+                continue
+            role = g.nodes[sw]["role"]
+            if role is lower_role:
+                per[nidx[node_of(sw)]].append(port)
+            elif role is upper_role:
+                up.append(port)
+            rates.append(g.edges[sw, o]["link_bps"])
+        lower_ports.append(tuple(tuple(p) for p in per))
+        upper_ports.append(tuple(up))
+    eps = np.zeros(len(nodes))
+    for name, sws in members.items():
+        total = 0.0
+        for sw in sws:
+            for _, nb, d in g.edges(sw, data=True):
+                if d.get("medium") in _ELECTRIC and g.nodes[nb]["role"] is upper_role:
+                    total += d["capacity_bps"]
+        eps[nidx[name]] = total
+    nic = float(g.graph.get("nic_bps", 0.0)) or 1.0
+    gpu_groups = topology.gpu_groups(level)
+    counts = np.bincount(gpu_groups, minlength=len(groups)) if gpu_groups.size else np.zeros(len(groups))
+    if layer == "core":
+        gid = [groups[str(int(n[3:]))] if str(int(n[3:])) in groups else -1 for n in nodes]
+    else:
+        gid = [groups.get(n, -1) for n in nodes]
+    host = np.array([counts[i] * nic if i >= 0 else 0.0 for i in gid], dtype=np.float64)
+    return Domain(name="core" if layer == "core" else f"agg.{pod}", layer=layer, pod=pod, nodes=tuple(nodes),
+                  ocs=tuple(ocs_names), lower_ports=tuple(lower_ports), upper_ports=tuple(upper_ports),
+                  circuit_bps=float(min(rates)) if rates else 0.0, eps_out_bps=eps, eps_in_bps=eps.copy(),
+                  host_bps=host, group_ids=tuple(gid))
+
+
+# ------------------------------------------------------------------------------------------------
+# The problem of one domain for one traffic matrix
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Normalised data of one domain and one phase (rates in circuits, ``alpha = 1`` non-blocking).
+
+    ``demand`` is dense ``n x n`` (zero diagonal); ``x_prev``/``z_prev`` the previous circuit counts (or None).
+    """
+
+    domain: Domain
+    demand: np.ndarray
+    ext_out: np.ndarray
+    ext_in: np.ndarray
+    eps_out: np.ndarray
+    eps_in: np.ndarray
+    budget: np.ndarray
+    upper: int
+    t0_s: float  # seconds the domain's bytes take at alpha = 1
+    x_prev: np.ndarray | None = None
+    z_prev: np.ndarray | None = None
+    penalty: float = 0.0
+    max_changed: int = -1
+    min_alpha: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return int(self.demand.shape[0])
+
+    @property
+    def load_out(self) -> np.ndarray:
+        return self.demand.sum(axis=1) + self.ext_out
+
+    @property
+    def load_in(self) -> np.ndarray:
+        return self.demand.sum(axis=0) + self.ext_in
+
+    @property
+    def empty(self) -> bool:
+        return not (np.any(self.demand > 0) or np.any(self.ext_out > 0) or np.any(self.ext_in > 0))
+
+    def alpha_cap(self) -> float:
+        """An upper bound on alpha: every node's whole capacity (ports + electrical) carries its load."""
+        cap = np.inf
+        for load, eps in ((self.load_out, self.eps_out), (self.load_in, self.eps_in)):
+            live = load > 0
+            if np.any(live):
+                cap = min(cap, float(np.min((eps[live] + self.budget[live]) / load[live])))
+        return cap
+
+    def with_previous(self, x_prev: np.ndarray | None, z_prev: np.ndarray | None) -> Problem:
+        return Problem(domain=self.domain, demand=self.demand, ext_out=self.ext_out, ext_in=self.ext_in,
+                       eps_out=self.eps_out, eps_in=self.eps_in, budget=self.budget, upper=self.upper,
+                       t0_s=self.t0_s, x_prev=x_prev, z_prev=z_prev, penalty=self.penalty,
+                       max_changed=self.max_changed, min_alpha=self.min_alpha)
+
+
+def domain_bytes(topology: Topology, domain: Domain, traffic: TrafficMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bytes between the domain's nodes ``n x n``, bytes each node sends elsewhere, receives from elsewhere)."""
+    level = "pod" if domain.layer == "core" else "tor"
+    m = traffic.aggregate(topology, level).tocsr()
+    gid = np.asarray(domain.group_ids, dtype=np.int64)
+    n = domain.n
+    if m.shape[0] == 0 or n == 0:
+        z = np.zeros(n)
+        return np.zeros((n, n)), z, z.copy()
+    valid = gid >= 0
+    inner = np.zeros((n, n))
+    sel = np.where(valid)[0]
+    inner[np.ix_(sel, sel)] = m[gid[sel]][:, gid[sel]].toarray()
+    np.fill_diagonal(inner, 0.0)
+    rows = np.asarray(m.sum(axis=1)).ravel()
+    cols = np.asarray(m.sum(axis=0)).ravel()
+    out_all = np.where(valid, rows[np.where(valid, gid, 0)], 0.0)
+    in_all = np.where(valid, cols[np.where(valid, gid, 0)], 0.0)
+    ext_out = np.maximum(out_all - inner.sum(axis=1), 0.0)
+    ext_in = np.maximum(in_all - inner.sum(axis=0), 0.0)
+    return inner, ext_out, ext_in
+
+
+def make_problem(domain: Domain, inner_bytes: np.ndarray, ext_out_bytes: np.ndarray, ext_in_bytes: np.ndarray, *,
+                 penalty: float = 0.0, max_changed: int = -1, min_alpha: float = 0.0) -> Problem:
+    """Normalise a domain's bytes into a :class:`Problem` (see the module docstring)."""
+    n = domain.n
+    c = domain.circuit_bps
+    bits = 8.0 * np.array(inner_bytes, dtype=np.float64)
+    np.fill_diagonal(bits, 0.0)  # bytes inside one node never cross this layer
+    eo, ei = 8.0 * np.asarray(ext_out_bytes, dtype=np.float64), 8.0 * np.asarray(ext_in_bytes, dtype=np.float64)
+    out, inn = bits.sum(axis=1) + eo, bits.sum(axis=0) + ei
+    host = np.where(domain.host_bps > 0, domain.host_bps, max(float(domain.host_bps.max(initial=0.0)), c, 1.0))
+    t0 = float(max(np.max(out / host, initial=0.0), np.max(inn / host, initial=0.0)))
+    scale = 1.0 / (t0 * c) if t0 > 0 and c > 0 else 0.0
+    cc = c if c > 0 else 1.0
+    return Problem(domain=domain, demand=bits * scale, ext_out=eo * scale, ext_in=ei * scale,
+                   eps_out=domain.eps_out_bps / cc, eps_in=domain.eps_in_bps / cc, budget=domain.budget if n else
+                   np.zeros(0, dtype=np.int64), upper=domain.upper_budget, t0_s=t0, penalty=penalty,
+                   max_changed=max_changed, min_alpha=min_alpha)
+
+
+def pair_index(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-triangle pairs (i < j) of ``n`` nodes in row-major order."""
+    i, j = np.triu_indices(n, k=1)
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def sym_to_pairs(x: np.ndarray, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
+    return np.asarray(x[pi, pj], dtype=np.float64)
+
+
+def pairs_to_sym(v: np.ndarray, pi: np.ndarray, pj: np.ndarray, n: int) -> np.ndarray:
+    x = np.zeros((n, n), dtype=np.int64)
+    r = np.rint(v).astype(np.int64)
+    x[pi, pj] = r
+    x[pj, pi] = r
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# The MILP as arrays
+
+
+@dataclass(frozen=True, eq=False)
+class Formulation:
+    """``max cost @ v`` s.t. ``row_lo <= A v <= row_hi``, ``col_lo <= v <= col_hi``, ``v[integer]`` integral.
+
+    ``cols``/``rows`` map block names to slices (see the module docstring); ``pi``/``pj`` the node pair of
+    each ``x`` column, ``src``/``dst`` the directed demand of each ``f`` column.
+    """
+
+    cost: np.ndarray
+    A: sp.csr_matrix
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    integer: np.ndarray
+    cols: dict[str, slice]
+    rows: dict[str, slice]
+    pi: np.ndarray
+    pj: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    n: int
+    meta: dict[str, float] = field(default_factory=dict)
+    prev_x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # previous counts (x pair order)
+    prev_z: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def num_cols(self) -> int:
+        return int(self.cost.size)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def nonzeros(self) -> int:
+        return int(self.A.nnz)
+
+    def col_names(self) -> list[str]:
+        out = ["alpha"]
+        out += [f"x_{a}_{b}" for a, b in zip(self.pi.tolist(), self.pj.tolist(), strict=True)]
+        out += [f"z_{i}" for i in range(self.n)]
+        out += [f"f_{a}_{b}" for a, b in zip(self.src.tolist(), self.dst.tolist(), strict=True)]
+        if "dx" in self.cols:
+            out += [f"dx_{a}_{b}" for a, b in zip(self.pi.tolist(), self.pj.tolist(), strict=True)]
+            out += [f"dz_{i}" for i in range(self.n)]
+        return out
+
+    def row_names(self) -> list[str]:
+        out: list[str] = []
+        for name, s in self.rows.items():
+            out += [f"{name}_{r}" for r in range(s.stop - s.start)]
+        return out
+
+    def vector(self, alpha: float, x: np.ndarray, z: np.ndarray, f: np.ndarray | None = None,
+               demand: np.ndarray | None = None) -> np.ndarray:
+        """A full column vector from (alpha, symmetric x, z); ``f`` defaults to the best direct flow."""
+        v = np.zeros(self.num_cols)
+        v[self.cols["alpha"]] = alpha
+        xv = sym_to_pairs(x, self.pi, self.pj)
+        v[self.cols["x"]] = xv
+        v[self.cols["z"]] = z
+        if f is None:
+            if demand is None:
+                raise ValueError("give f or the demand matrix")
+            pos = _pair_pos(self.n, self.pi, self.pj, self.src, self.dst)
+            f = np.minimum(alpha * demand[self.src, self.dst], xv[pos] if xv.size else 0.0)
+        v[self.cols["f"]] = f
+        if "dx" in self.cols:
+            v[self.cols["dx"]] = np.maximum(xv - self.prev_x, 0.0)
+            v[self.cols["dz"]] = np.maximum(z - self.prev_z, 0.0)
+        return v
+
+
+def _pair_pos(n: int, pi: np.ndarray, pj: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Column offset (within the x block) of the pair of each directed demand."""
+    key = np.minimum(src, dst) * n + np.maximum(src, dst)
+    pk = pi * n + pj
+    order = np.argsort(pk, kind="stable")
+    return order[np.searchsorted(pk[order], key)]
+
+
+def formulate(problem: Problem, alpha_ub: float | None = None) -> Formulation:
+    """Build the MILP of ``problem`` as sparse arrays (one pass, no Python loop over pairs).
+
+    ``alpha_ub``: a proven upper bound on alpha (:func:`solver.heuristics.node_bound`). It caps the alpha
+    column and adds the ``vub`` block ``f[k] <= alpha_ub d[k] x[e(k)]`` (valid for integer ``x``: no circuit,
+    no direct flow) wherever ``alpha_ub d[k] < 1``, which lifts the LP bound on dense traffic from the
+    ports-only bound to near the integer optimum.
+    """
+    p = problem
+    n = p.n
+    D = p.demand
+    src, dst = np.nonzero(D > 0)
+    src, dst = src.astype(np.int64), dst.astype(np.int64)
+    dk = D[src, dst]
+    # x pairs: pairs with demand either way, plus pairs that held circuits before
+    has = (D > 0) | (D.T > 0)
+    if p.x_prev is not None:
+        has |= p.x_prev > 0
+    iu, ju = np.nonzero(np.triu(has, k=1))
+    pi, pj = iu.astype(np.int64), ju.astype(np.int64)
+    m, K = pi.size, src.size
+    track = p.x_prev is not None and (p.penalty > 0 or p.max_changed >= 0)
+    # column layout
+    sizes = {"alpha": 1, "x": m, "z": n, "f": K}
+    if track:
+        sizes.update({"dx": m, "dz": n})
+    cols: dict[str, slice] = {}
+    off = 0
+    for name, s in sizes.items():
+        cols[name] = slice(off, off + s)
+        off += s
+    ncol = off
+    B = p.budget.astype(np.float64)
+    cap = p.alpha_cap()
+    if alpha_ub is not None and np.isfinite(alpha_ub):
+        cap = min(cap, float(alpha_ub))
+    col_lo = np.zeros(ncol)
+    col_hi = np.full(ncol, np.inf)
+    col_lo[0] = p.min_alpha
+    col_hi[0] = cap if np.isfinite(cap) else np.inf
+    col_hi[cols["x"]] = np.minimum(B[pi], B[pj])
+    col_hi[cols["z"]] = np.minimum(B, float(p.upper)) if p.upper > 0 else 0.0
+    integer = np.zeros(ncol, dtype=bool)
+    integer[cols["x"]] = True
+    integer[cols["z"]] = True
+    cost = np.zeros(ncol)
+    cost[0] = 1.0
+    if track:
+        cost[cols["dx"]] = -p.penalty
+        cost[cols["dz"]] = -p.penalty
+    pos = _pair_pos(n, pi, pj, src, dst) if K else np.zeros(0, dtype=np.int64)
+    xo, zo, fo = cols["x"].start, cols["z"].start, cols["f"].start
+    kk = np.arange(K, dtype=np.int64)
+    nn = np.arange(n, dtype=np.int64)
+    blocks: list[tuple[str, sp.coo_matrix, np.ndarray, np.ndarray]] = []
+
+    def block(name: str, r: np.ndarray, c: np.ndarray, v: np.ndarray, nrows: int, lo: np.ndarray | float,
+              hi: np.ndarray | float) -> None:
+        mat = sp.coo_matrix((v, (r, c)), shape=(nrows, ncol))
+        blocks.append((name, mat, np.broadcast_to(np.asarray(lo, dtype=np.float64), (nrows,)),
+                       np.broadcast_to(np.asarray(hi, dtype=np.float64), (nrows,))))
+
+    ones_k = np.ones(K)
+    block("circuit", np.concatenate([kk, kk]), np.concatenate([fo + kk, xo + pos]),
+          np.concatenate([ones_k, -ones_k]), K, -np.inf, 0.0)
+    block("demand", np.concatenate([kk, kk]), np.concatenate([fo + kk, np.zeros(K, dtype=np.int64)]),
+          np.concatenate([ones_k, -dk]), K, -np.inf, 0.0)
+    if np.isfinite(cap) and K:
+        M = cap * dk
+        tight = np.flatnonzero(M < 1.0)
+        t = tight.size
+        tt = np.arange(t, dtype=np.int64)
+        block("vub", np.concatenate([tt, tt]), np.concatenate([fo + tight, xo + pos[tight]]),
+              np.concatenate([np.ones(t), -M[tight]]), t, -np.inf, 0.0)
+    for name, ends, load, eps in (("spill_out", src, p.load_out, p.eps_out), ("spill_in", dst, p.load_in, p.eps_in)):
+        block(name, np.concatenate([nn, ends, nn]), np.concatenate([np.zeros(n, dtype=np.int64), fo + kk, zo + nn]),
+              np.concatenate([load, -ones_k, -np.ones(n)]), n, -np.inf, eps)
+    ar = np.arange(m, dtype=np.int64)
+    block("ports", np.concatenate([pi, pj, nn]), np.concatenate([xo + ar, xo + ar, zo + nn]),
+          np.ones(2 * m + n), n, -np.inf, B)
+    if p.upper > 0:
+        block("upper", np.zeros(n, dtype=np.int64), zo + nn, np.ones(n), 1, -np.inf, float(p.upper))
+    xp = sym_to_pairs(p.x_prev, pi, pj) if p.x_prev is not None else np.zeros(m)
+    zp = np.asarray(p.z_prev, dtype=np.float64) if p.z_prev is not None else np.zeros(n)
+    if track:
+        do, dzo = cols["dx"].start, cols["dz"].start
+        block("change", np.concatenate([ar, ar, m + nn, m + nn]),
+              np.concatenate([do + ar, xo + ar, dzo + nn, zo + nn]),
+              np.concatenate([np.ones(m), -np.ones(m), np.ones(n), -np.ones(n)]), m + n,
+              np.concatenate([-xp, -zp]), np.inf)
+        if p.max_changed >= 0:
+            block("change_cap", np.zeros(m + n, dtype=np.int64), np.concatenate([do + ar, dzo + nn]),
+                  np.ones(m + n), 1, -np.inf, float(p.max_changed))
+    rows: dict[str, slice] = {}
+    r0 = 0
+    for name, mat, _, _ in blocks:
+        rows[name] = slice(r0, r0 + mat.shape[0])
+        r0 += mat.shape[0]
+    A = sp.vstack([b[1] for b in blocks], format="csr") if blocks else sp.csr_matrix((0, ncol))
+    A.sum_duplicates()
+    row_lo = np.concatenate([b[2] for b in blocks]) if blocks else np.zeros(0)
+    row_hi = np.concatenate([b[3] for b in blocks]) if blocks else np.zeros(0)
+    return Formulation(cost=cost, A=A, row_lo=row_lo, row_hi=row_hi, col_lo=col_lo, col_hi=col_hi, integer=integer,
+                       cols=cols, rows=rows, pi=pi, pj=pj, src=src, dst=dst, n=n, meta={"alpha_cap": cap},
+                       prev_x=xp, prev_z=zp)
+
+
+def check_vector(form: Formulation, v: np.ndarray, tol: float = 1e-6) -> list[str]:
+    """Violated rows/bounds of a column vector (block names), for tests and warm-start sanity."""
+    bad: list[str] = []
+    ax = form.A @ v
+    scale = 1.0 + np.abs(ax)
+    for name, s in form.rows.items():
+        lo_bad = ax[s] < form.row_lo[s] - tol * scale[s]
+        hi_bad = ax[s] > form.row_hi[s] + tol * scale[s]
+        if np.any(lo_bad | hi_bad):
+            bad.append(name)
+    if np.any(v < form.col_lo - tol) or np.any(v > form.col_hi + tol):
+        bad.append("bounds")
+    ints = v[form.integer]
+    if np.any(np.abs(ints - np.rint(ints)) > tol):
+        bad.append("integrality")
+    return bad
+
+
+def iter_blocks(form: Formulation) -> Iterable[tuple[str, slice]]:
+    return form.rows.items()

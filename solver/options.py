@@ -1,0 +1,134 @@
+"""Solver options: one frozen dataclass parsed from the run config's ``solver:`` section.
+
+>>> parse_options({"backend": "greedy", "time_limit_ms": 500}).time_limit_s
+0.5
+>>> parse_options({"backend": "hihgs"})
+Traceback (most recent call last):
+...
+rfabric.errors.ConfigError: solver.backend = 'hihgs': must be one of highs, pulp, greedy; did you mean 'highs'?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rfabric.config import bounded, choice, non_negative, parse_dataclass, positive, suggest
+from rfabric.errors import ConfigError
+
+BACKENDS = ("highs", "pulp", "greedy")
+
+#: PuLP solver names accepted by ``pulp_solver`` (short aliases first; any ``pulp.listSolvers()`` name works).
+PULP_ALIASES = {
+    "CBC": "PULP_CBC_CMD",
+    "HIGHS": "HiGHS",
+    "HIGHS_CMD": "HiGHS_CMD",
+    "GUROBI": "GUROBI",
+    "GUROBI_CMD": "GUROBI_CMD",
+    "CPLEX": "CPLEX_PY",
+    "CPLEX_CMD": "CPLEX_CMD",
+    "GLPK": "GLPK_CMD",
+    "SCIP": "SCIP_CMD",
+    "XPRESS": "XPRESS",
+    "COPT": "COPT",
+    "MOSEK": "MOSEK",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SolverOptions:
+    """How circuits are chosen (YAML section ``solver:``; human units allowed: ``time_limit_ms``).
+
+    Attributes
+    ----------
+    backend : str
+        ``highs`` (default: numpy heuristic, then the MILP passed straight to highspy, warm-started with
+        it), ``pulp`` (the same arrays as a PuLP ``LpProblem``, solved by ``pulp_solver``) or ``greedy``
+        (the heuristic alone).
+    pulp_solver : str
+        Solver PuLP runs for ``backend: pulp``: ``CBC`` (bundled, default), ``HiGHS``, ``GUROBI``,
+        ``CPLEX`` ... (any name of ``pulp.listSolvers()``; one not installed is reported with the list of
+        installed ones).
+    time_limit_s : float
+        Wall-clock limit per MILP solve (one OCS domain of one phase). Default 2 s.
+    mip_gap : float
+        Relative gap at which the MILP stops (0.001 = 0.1 %).
+    node_limit : int
+        Branch-and-bound node limit (0: none). A node limit, unlike a time limit, gives the same answer on
+        every machine: set it (with a generous ``time_limit_s``) for byte-identical results.
+    model : str
+        ``hybrid`` (default): traffic goes on direct circuits or spills to the always-on electrical path.
+        ``transit``: also relayed through one intermediate node over two circuits (for phases or plants
+        without an electrical fallback); candidates (the hybrid optimum, circulant backbones of diameter
+        two, mixes) are scored by an exact routing LP.
+    layers : str
+        ``sequential`` (the only one): the core layer (pod <-> pod, agg <-> core EPS) and the aggregation
+        layer of each pod (ToR <-> ToR, ToR <-> agg) are solved one domain at a time. The layers share no
+        OCS and no port, and each ToR's inter-pod bytes enter its pod's problem as a fixed demand on its
+        uplinks, so they decouple; what is lost is the choice of *which* aggregation switch of a pod a
+        core circuit lands on when some aggregation switches are reachable only over agg-layer circuits.
+    reconfig : str
+        ``auto`` (default): re-point circuits before a phase only when the idle window before it (compute
+        after the previous phase + before this one) covers ``topology.ocs_reconfig_s``, or when the
+        solver's gain in completion time exceeds the exposed switching delay; otherwise keep the current
+        circuits. ``always``: re-point before every phase. ``never``: one assignment for the whole step
+        (solved on the step's traffic, like a static OCS).
+    reconfig_penalty : float
+        Objective term: alpha given up per circuit changed against the previous phase (0: none).
+    max_changed : int
+        Cap on circuits changed per domain and phase (-1: no cap).
+    min_alpha : float
+        Required concurrent throughput (alpha lower bound; 0 = any). A phase that cannot reach it is an
+        INFEASIBLE result, not an error.
+    cache : bool
+        Reuse the solution of a phase whose (quantised) traffic signature was solved before.
+    quantise : float
+        Relative step used to quantise traffic for the cache signature (0.01 = 1 %).
+    seed : int
+        Extra seed mixed into the run seed (HiGHS ``random_seed``, candidate generation).
+    threads : int
+        Solver threads (0: the solver's default).
+    """
+
+    backend: str = choice("highs", choices=BACKENDS)
+    pulp_solver: str = "CBC"
+    time_limit_s: float = positive(2.0)
+    mip_gap: float = bounded(1e-3, ge=0.0, lt=1.0)
+    node_limit: int = non_negative(0)
+    model: str = choice("hybrid", choices=("hybrid", "transit"))
+    layers: str = choice("sequential", choices=("sequential",))
+    reconfig: str = choice("auto", choices=("auto", "always", "never"))
+    reconfig_penalty: float = non_negative(0.0)
+    max_changed: int = bounded(-1, ge=-1)
+    min_alpha: float = non_negative(0.0)
+    cache: bool = True
+    quantise: float = bounded(0.01, ge=0.0, lt=1.0)
+    seed: int = non_negative(0)
+    threads: int = non_negative(0)
+
+    def __post_init__(self) -> None:
+        name = self.pulp_solver.upper()
+        if name not in PULP_ALIASES and self.pulp_solver not in _pulp_names():
+            known = sorted(set(PULP_ALIASES) | set(_pulp_names()))
+            raise ConfigError("pulp_solver", f"unknown PuLP solver; {suggest(self.pulp_solver, known)}",
+                              self.pulp_solver)
+
+
+def _pulp_names() -> tuple[str, ...]:
+    """Every solver class name PuLP knows (installed or not); static, so cheap after the first import."""
+    return tuple(set(PULP_ALIASES.values()) | {
+        "PULP_CBC_CMD", "COIN_CMD", "HiGHS", "HiGHS_CMD", "GUROBI", "GUROBI_CMD", "CPLEX_PY", "CPLEX_CMD",
+        "GLPK_CMD", "SCIP_CMD", "FSCIP_CMD", "SCIP_PY", "XPRESS", "XPRESS_PY", "COPT", "COPT_CMD", "COPT_DLL",
+        "MOSEK", "CHOCO_CMD", "MIPCL_CMD", "PYGLPK", "YAPOSIB", "CUOPT", "SAS94", "SASCAS",
+    })
+
+
+def pulp_solver_name(options: SolverOptions) -> str:
+    """The PuLP class name of ``options.pulp_solver`` (``CBC`` -> ``PULP_CBC_CMD``)."""
+    return PULP_ALIASES.get(options.pulp_solver.upper(), options.pulp_solver)
+
+
+def parse_options(raw: Mapping[str, Any] | SolverOptions | None, path: str = "solver") -> SolverOptions:
+    """Validate the ``solver:`` section; every mistake is a ``ConfigError`` naming ``path.<key>``."""
+    return parse_dataclass(SolverOptions, raw, path)

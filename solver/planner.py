@@ -1,0 +1,473 @@
+"""Per-phase solving and reconfiguration-aware planning across the phases of an RL step."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rfabric.circuits import Circuit, CircuitAssignment, CircuitSchedule, PhaseDecision, check_assignment
+from rfabric.config import to_plain
+from rfabric.errors import ConfigError, SolverError
+from rfabric.topology import Topology
+from rfabric.traffic_matrix import TrafficMatrix
+from rfabric.workload import Workload
+from solver.backends import MipOutcome
+from solver.decompose import Realisation, previous_counts, realise
+from solver.formulation import Domain, Problem, domain_bytes, domains, formulate, make_problem, pairs_to_sym
+from solver.heuristics import evaluate_alpha, greedy, node_bound, objective
+from solver.options import SolverOptions, pulp_solver_name
+from solver.result import DomainResult, SolveResult, combine_alpha, rel_gap, worst_termination
+
+log = logging.getLogger(__name__)
+
+_TOL = 1e-9
+
+
+# ------------------------------------------------------------------------------------------------
+# Cache
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Entry:
+    x: np.ndarray
+    z: np.ndarray
+    termination: str
+    stage: str
+    bound: float
+    heuristic_alpha: float
+    rows: int
+    cols: int
+    nonzeros: int
+    message: str
+
+
+@dataclass
+class SolveCache:
+    """Solved circuit counts by a signature of the (quantised, normalised) problem; LRU, explicit object.
+
+    Demands are normalised by their own busiest node, so a phase that repeats with the same pattern (every
+    training step, every weight sync) hits even when its byte counts drift within ``quantise``.
+    """
+
+    max_entries: int = 256
+    hits: int = 0
+    misses: int = 0
+    _store: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
+
+    def get(self, key: str) -> _Entry | None:
+        e = self._store.get(key)
+        if e is None:
+            self.misses += 1
+            return None
+        self._store.move_to_end(key)
+        self.hits += 1
+        return e
+
+    def put(self, key: str, entry: _Entry) -> None:
+        self._store[key] = entry
+        self._store.move_to_end(key)
+        while len(self._store) > self.max_entries:
+            self._store.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def signature(p: Problem, options: SolverOptions) -> str:
+    """Hash of a domain problem, quantised to ``options.quantise`` of its largest demand."""
+    h = hashlib.sha256()
+    d = p.domain
+    h.update(repr((d.name, d.ocs, d.lower_ports, d.upper_ports, d.circuit_bps)).encode())
+    big = max(float(p.demand.max(initial=0.0)), float(p.ext_out.max(initial=0.0)), float(p.ext_in.max(initial=0.0)))
+    step = options.quantise * big if options.quantise > 0 and big > 0 else 0.0
+    for arr in (p.demand, p.ext_out, p.ext_in):
+        q = np.rint(arr / step).astype(np.int64) if step > 0 else arr
+        h.update(np.ascontiguousarray(q).tobytes())
+    for arr in (p.eps_out, p.eps_in, p.budget):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    track = p.x_prev is not None and (p.penalty > 0 or p.max_changed >= 0)
+    if track:
+        h.update(np.ascontiguousarray(p.x_prev).tobytes())
+        h.update(np.ascontiguousarray(p.z_prev if p.z_prev is not None else np.zeros(p.n)).tobytes())
+    opts = (options.backend, options.pulp_solver, options.model, options.mip_gap, options.node_limit,
+            options.reconfig_penalty if track else 0.0, options.max_changed if track else -1, options.min_alpha,
+            options.time_limit_s, options.seed)
+    h.update(repr(opts).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# One domain
+
+
+def _mip(form: Any, start: np.ndarray | None, options: SolverOptions, seed: int) -> MipOutcome:
+    if options.backend == "highs":
+        from solver.backends import highs
+
+        return highs.solve(form, start=start, time_limit_s=options.time_limit_s, mip_gap=options.mip_gap,
+                           node_limit=options.node_limit, seed=seed, threads=options.threads)
+    from solver.backends import pulp as pulp_backend
+
+    return pulp_backend.solve(form, solver_name=pulp_solver_name(options), start=start,
+                              time_limit_s=options.time_limit_s, mip_gap=options.mip_gap, threads=options.threads)
+
+
+def _uncarried(p: Problem) -> str:
+    """Why a positive alpha is impossible: nodes with load but neither ports nor electrical capacity."""
+    bad = []
+    for load, eps in ((p.load_out, p.eps_out), (p.load_in, p.eps_in)):
+        dead = (load > 0) & (eps + p.budget <= 0)
+        bad += [p.domain.nodes[i] for i in np.flatnonzero(dead).tolist()]
+    names = ", ".join(sorted(set(bad))[:6]) or "some nodes"
+    return f"traffic of {names} has neither OCS ports nor an always-on electrical path in domain {p.domain.name}"
+
+
+def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
+    """Circuit counts for one domain problem: heuristic, then the MILP (unless greedy)."""
+    nb = node_bound(p)
+    if options.model == "transit":
+        from solver.transit import solve_transit
+
+        return solve_transit(p, options, seed)
+    xh, zh = greedy(p)
+    obj_h, a_h, _ = objective(p, xh, zh)
+    best_x, best_z, best_obj, stage = xh, zh, obj_h, "heuristic"
+    rows = cols = nnz = 0
+    message = ""
+    bound = nb
+    if p.min_alpha > 0 and nb < p.min_alpha * (1 - 1e-9):
+        return _Entry(xh, zh, "infeasible", stage, nb, a_h, 0, 0, 0,
+                      f"alpha <= {nb:.4g} (proven bound) < min_alpha {p.min_alpha:g}")
+    if nb <= 0:
+        return _Entry(xh, zh, "infeasible", stage, 0.0, a_h, 0, 0, 0, _uncarried(p))
+    if obj_h >= nb * (1 - 1e-7):
+        return _Entry(xh, zh, "optimal", stage, nb, a_h, 0, 0, 0, "heuristic meets the proven bound")
+    if options.backend == "greedy":
+        return _Entry(xh, zh, "heuristic", stage, nb, a_h, 0, 0, 0, "")
+    form = formulate(p, nb)
+    rows, cols, nnz = form.num_rows, form.num_cols, form.nonzeros
+    start = None
+    if a_h >= p.min_alpha:
+        start = form.vector(max(a_h * (1 - 1e-9), p.min_alpha), xh, zh, demand=p.demand)
+    out = _mip(form, start, options, seed)
+    termination = out.status
+    message = out.message
+    if out.values is not None:
+        xv = out.values[form.cols["x"]]
+        zv = np.rint(out.values[form.cols["z"]]).astype(np.int64)
+        xm = pairs_to_sym(xv, form.pi, form.pj, p.n)
+        zm = np.maximum(zv, 0)
+        obj_m, _, ok = objective(p, xm, zm)
+        if ok and obj_m > best_obj + 1e-12:
+            best_x, best_z, best_obj, stage = xm, zm, obj_m, "milp"
+    if out.status in ("optimal", "feasible") and math.isfinite(out.bound):
+        bound = min(nb, out.bound)
+    if out.status == "optimal":
+        bound = min(bound, max(best_obj, out.objective))
+    if out.status == "error":
+        message = f"MILP failed ({out.message}); returning the heuristic"
+    return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message)
+
+
+def _realise_best(p: Problem, x: np.ndarray, z: np.ndarray, previous: CircuitAssignment | None) -> Realisation:
+    """Port-level circuits; with a previous assignment also try a fresh layout and keep the better."""
+    r = realise(p.domain, x, z, previous, weight=p.demand)
+    if previous is not None and r.dropped:
+        fresh = realise(p.domain, x, z, None, weight=p.demand)
+        if evaluate_alpha(p, fresh.x, fresh.z) > evaluate_alpha(p, r.x, r.z) + 1e-12:
+            kept = _count_kept(previous, fresh.circuits)
+            r = replace(fresh, kept=kept)
+    return r
+
+
+def _count_kept(previous: CircuitAssignment, circuits: tuple[Circuit, ...]) -> int:
+    return len(set(previous.circuits) & set(circuits))
+
+
+def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment | None = None, *,
+                 cache: SolveCache | None = None, seed: int = 0) -> tuple[DomainResult, tuple[Circuit, ...]]:
+    """Solve one domain problem and realise it on OCS ports."""
+    t = time.perf_counter()
+    dom = p.domain
+    prev_here = _restrict(previous, dom)
+    if p.empty:  # nothing crosses this layer: leave the circuits as they are
+        r = realise(dom, *previous_counts(dom, prev_here), prev_here) if prev_here else None
+        circuits = r.circuits if r else ()
+        xr = r.x if r else np.zeros((dom.n, dom.n), dtype=np.int64)
+        zr = r.z if r else np.zeros(dom.n, dtype=np.int64)
+        return DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage="previous" if r else "none",
+                            alpha=float("nan"), alpha_model=float("nan"), bound=float("nan"), t0_s=0.0, x=xr, z=zr,
+                            circuits=len(circuits), changed=0, kept=len(circuits), dropped=0,
+                            wall_time_s=time.perf_counter() - t, message="no traffic crosses this layer"), circuits
+    key = signature(p, options) if cache is not None else ""
+    entry = cache.get(key) if cache is not None else None
+    cached = entry is not None
+    if entry is None:
+        entry = _counts(p, options, seed)
+        if cache is not None:
+            cache.put(key, entry)
+    r = _realise_best(p, entry.x, entry.z, prev_here)
+    alpha = evaluate_alpha(p, r.x, r.z)
+    alpha_model = evaluate_alpha(p, entry.x, entry.z)
+    changed = len(set(r.circuits) - set(prev_here.circuits)) if prev_here is not None else len(r.circuits)
+    msg = entry.message
+    if r.dropped:
+        msg = (msg + "; " if msg else "") + (f"{r.dropped} circuit(s) could not be realised on OCS ports "
+                                             f"(duplex/per-OCS limits), {r.refilled} re-placed")
+    termination = entry.termination
+    if termination == "optimal" and alpha < alpha_model * (1 - 1e-7):
+        termination = "feasible"  # the port level lost something: no longer proven optimal
+    if cached:
+        msg = (msg + "; " if msg else "") + "cache hit"
+    return DomainResult(domain=dom.name, nodes=dom.nodes, termination=termination, stage=entry.stage, alpha=alpha,
+                        alpha_model=alpha_model, bound=entry.bound, t0_s=p.t0_s, x=r.x, z=r.z,
+                        circuits=len(r.circuits), changed=changed, kept=r.kept, dropped=r.dropped, rows=entry.rows,
+                        cols=entry.cols, nonzeros=entry.nonzeros, wall_time_s=time.perf_counter() - t,
+                        heuristic_alpha=entry.heuristic_alpha, cached=cached, message=msg), r.circuits
+
+
+def _restrict(assignment: CircuitAssignment | None, dom: Domain) -> CircuitAssignment | None:
+    if assignment is None:
+        return None
+    names = set(dom.ocs)
+    return CircuitAssignment.of(c for c in assignment.circuits if c.ocs in names)
+
+
+# ------------------------------------------------------------------------------------------------
+# One phase
+
+
+def problems(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
+             previous: CircuitAssignment | None = None) -> list[Problem]:
+    """The normalised problem of every OCS domain of ``topology`` for ``traffic``."""
+    out = []
+    for dom in domains(topology):
+        inner, eo, ei = domain_bytes(topology, dom, traffic)
+        p = make_problem(dom, inner, eo, ei, penalty=options.reconfig_penalty, max_changed=options.max_changed,
+                         min_alpha=options.min_alpha)
+        if previous is not None:
+            p = p.with_previous(*previous_counts(dom, previous))
+        out.append(p)
+    return out
+
+
+def _combine(topology: Topology, parts: list[tuple[DomainResult, tuple[Circuit, ...]]], backend: str, t0: float,
+             extra: str = "") -> SolveResult:
+    circuits = [c for _, cs in parts for c in cs]
+    assignment = CircuitAssignment.of(circuits)
+    check_assignment(topology, assignment)
+    live = [d for d, _ in parts if d.t0_s > 0]
+    alpha = combine_alpha([d.t0_s for d in live], [d.alpha for d in live])
+    bound = combine_alpha([d.t0_s for d in live], [d.bound for d in live])
+    term = worst_termination([d.termination for d, _ in parts])
+    stage = "milp" if any(d.stage == "milp" for d, _ in parts) else ("heuristic" if live else "none")
+    msgs = [f"{d.domain}: {d.message}" for d, _ in parts if d.message and d.t0_s > 0]
+    if extra:
+        msgs.insert(0, extra)
+    return SolveResult(assignment=assignment, termination=term, objective=alpha, bound=bound,
+                       wall_time_s=time.perf_counter() - t0, backend=backend, stage=stage,
+                       domains=tuple(d for d, _ in parts), message="; ".join(msgs))
+
+
+def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
+                previous: CircuitAssignment | None = None, *, cache: SolveCache | None = None,
+                seed: int = 0) -> SolveResult:
+    """Circuits for one phase's traffic over every OCS of ``topology``.
+
+    Each domain (core layer, each pod's aggregation layer) is solved on its own (``layers: sequential``):
+    heuristic first, then the MILP of :mod:`solver.formulation` with the heuristic as MIP start, then the
+    port-level realisation, which keeps as many ``previous`` circuits as the counts allow. The result's
+    assignment always passes :func:`rfabric.circuits.check_assignment`.
+    """
+    t0 = time.perf_counter()
+    backend = options.backend if options.backend != "pulp" else f"pulp:{pulp_solver_name(options)}"
+    if not topology.has_ocs:
+        return SolveResult(assignment=CircuitAssignment(), termination="optimal", objective=float("nan"),
+                           bound=float("nan"), wall_time_s=time.perf_counter() - t0, backend=backend, stage="none",
+                           message="topology has no OCS")
+    s = seed + options.seed
+    parts = [solve_domain(p, options, previous, cache=cache, seed=s) for p in problems(topology, traffic, options, previous)]
+    return _combine(topology, parts, backend, t0)
+
+
+def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssignment,
+             options: SolverOptions | None = None) -> SolveResult:
+    """The alpha ``assignment`` gives ``traffic`` (no solving; ``stage`` "previous")."""
+    t0 = time.perf_counter()
+    opts = options or SolverOptions()
+    parts = []
+    for p in problems(topology, traffic, opts):
+        dom = p.domain
+        x, z = previous_counts(dom, assignment)
+        mine = _restrict(assignment, dom)
+        cs = mine.circuits if mine else ()
+        a = evaluate_alpha(p, x, z) if not p.empty else float("nan")
+        parts.append((DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage="previous",
+                                   alpha=a, alpha_model=a, bound=float("nan"), t0_s=p.t0_s, x=x, z=z,
+                                   circuits=len(cs), changed=0, kept=len(cs), dropped=0), cs))
+    res = _combine(topology, parts, "evaluate", t0)
+    return replace(res, stage="previous", termination="optimal")
+
+
+def phase_time_s(result: SolveResult) -> float:
+    """Completion time of the phase's traffic in the solver's fluid view (slowest domain)."""
+    times = [d.time_s for d in result.domains if d.t0_s > 0]
+    return max(times) if times else 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# A whole step
+
+
+def _decision(name: str, action: str, res: SolveResult, changed: int, reason: str, solve_time: float,
+              backend: str, termination: str | None = None) -> PhaseDecision:
+    return PhaseDecision(phase=name, action=action, circuits=len(res.assignment), changed=changed, reason=reason,
+                         alpha=res.objective, bound=res.bound, gap=rel_gap(res.objective, res.bound),
+                         solve_time_s=solve_time, backend=backend, termination=termination or res.termination)
+
+
+def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions, *, seed: int,
+                  fixed: CircuitAssignment | None = None, cache: SolveCache | None = None) -> CircuitSchedule:
+    """One circuit assignment per phase step of ``workload`` (aligned with ``workload.phases``).
+
+    * No OCS: empty assignments, action ``none``.
+    * Not reconfigurable (``static_ocs``), ``reconfig: never`` or a ``fixed`` assignment: ONE assignment
+      for all phases -- ``fixed``, or solved on the whole step's traffic weighted by phase repeats --
+      action ``static``. A ``static_ocs`` whose ``circuit_template`` is a named template needs the caller
+      to pass that template as ``fixed`` (this package does not import ``topologies``).
+    * Otherwise phase by phase, starting from the previous phase's circuits (``reconfig``):
+      ``always`` takes the new solution; ``auto`` takes it when the idle window before the phase (the
+      previous phase's ``compute_after_s`` + this one's ``compute_before_s``) covers
+      ``topology.ocs_reconfig_s``, or when the fluid-model time saved over the phase's repeats exceeds the
+      switching delay left exposed; else the circuits are kept. The first phase is the initial
+      configuration (set up before the job). Every decision is recorded with its reason.
+    """
+    t_all = time.perf_counter()
+    n = len(workload.phases)
+    backend = options.backend if options.backend != "pulp" else f"pulp:{pulp_solver_name(options)}"
+    cache = cache if cache is not None else (SolveCache() if options.cache else None)
+    meta: dict[str, Any] = {"options": to_plain(options), "seed": seed, "layers": options.layers,
+                            "model": options.model}
+    if not topology.has_ocs:
+        empty = CircuitAssignment()
+        nothing = tuple(PhaseDecision(phase=p.name, action="none", circuits=0, changed=0,
+                                      reason="topology has no OCS") for p in workload.phases)
+        return CircuitSchedule(assignments=(empty,) * n, decisions=nothing, meta=meta)
+    template = topology.graph.graph.get("circuit_template", "solver")
+    if fixed is None and not topology.reconfigurable and template != "solver":
+        raise SolverError(f"static OCS topology '{topology.name}' uses circuit_template '{template}': pass "
+                          "that template's assignment as plan_schedule(..., fixed=...)")
+    if fixed is not None or not topology.reconfigurable or options.reconfig == "never":
+        return _plan_static(topology, workload, options, seed=seed, fixed=fixed, cache=cache, meta=meta,
+                            backend=backend, t_all=t_all)
+    assignments: list[CircuitAssignment] = []
+    decisions: list[PhaseDecision] = []
+    prev: CircuitAssignment | None = None
+    rs = topology.ocs_reconfig_s
+    for i, ph in enumerate(workload.phases):
+        tr = ph.traffic
+        res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed)
+        st = res.wall_time_s
+        if prev is None:
+            chosen, action = res, "reconfigured"
+            changed = len(res.assignment)
+            reason = "initial configuration (set before the job starts)"
+        else:
+            removed, added = prev.changed(res.assignment)
+            changed = len(added)
+            window = workload.phases[i - 1].compute_after_s + ph.compute_before_s
+            if changed == 0 and not removed:
+                chosen, action, reason = res, "kept", "the solver's circuits equal the current ones"
+            elif options.reconfig == "always":
+                chosen, action, reason = res, "reconfigured", "reconfig: always"
+            elif window >= rs:
+                chosen, action = res, "reconfigured"
+                reason = f"idle window {window:.4g} s covers the switching time {rs:.4g} s"
+            else:
+                keep = evaluate(topology, tr, prev, options)
+                t_keep, t_new = phase_time_s(keep), phase_time_s(res)
+                exposed = rs - window
+                gain = ph.repeat * (t_keep - t_new)
+                if gain > exposed:
+                    chosen, action = res, "reconfigured"
+                    reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s, but the time saved "
+                              f"({gain:.4g} s over {ph.repeat} repeat(s)) exceeds the exposed delay {exposed:.4g} s")
+                else:
+                    chosen, action, changed = keep, "kept", 0
+                    reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s and the time saved "
+                              f"({gain:.4g} s) does not pay the exposed delay {exposed:.4g} s")
+        check_assignment(topology, chosen.assignment)
+        assignments.append(chosen.assignment)
+        term = res.termination if chosen is res else "optimal"
+        decisions.append(_decision(ph.name, action, chosen, changed, reason + (f"; {res.message}" if res.message else ""),
+                                   st, backend, term))
+        prev = chosen.assignment
+    meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
+                 "wall_time_s": time.perf_counter() - t_all})
+    return CircuitSchedule(assignments=tuple(assignments), decisions=tuple(decisions), meta=meta)
+
+
+def _plan_static(topology: Topology, workload: Workload, options: SolverOptions, *, seed: int,
+                 fixed: CircuitAssignment | None, cache: SolveCache | None, meta: dict[str, Any], backend: str,
+                 t_all: float) -> CircuitSchedule:
+    why = ("topology is not reconfigurable (static OCS)" if not topology.reconfigurable
+           else "reconfig: never" if fixed is None else "fixed assignment given")
+    solve_time = 0.0
+    if fixed is not None:
+        check_assignment(topology, fixed)
+        chosen = fixed
+        how = "the given assignment"
+        term = "optimal"
+    else:
+        total: TrafficMatrix | None = None
+        for ph in workload.phases:
+            t = ph.traffic.scaled(float(ph.repeat))
+            total = t if total is None else total + t
+        if total is None:
+            total = TrafficMatrix.from_pairs(workload.num_gpus, [], [], [])
+        res = solve_phase(topology, total, options, cache=cache, seed=seed)
+        chosen = res.assignment
+        solve_time = res.wall_time_s
+        how = f"solved once on the whole step's traffic (alpha {res.objective:.4g} on it)"
+        term = res.termination
+    decisions = []
+    for ph in workload.phases:
+        ev = evaluate(topology, ph.traffic, chosen, options)
+        decisions.append(_decision(ph.name, "static", ev, 0, f"{why}: {how}", solve_time, backend, term))
+        solve_time = 0.0
+    meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
+                 "wall_time_s": time.perf_counter() - t_all})
+    return CircuitSchedule(assignments=(chosen,) * len(workload.phases), decisions=tuple(decisions), meta=meta)
+
+
+# ------------------------------------------------------------------------------------------------
+# Export
+
+
+def export_model(topology: Topology, traffic: TrafficMatrix, options: SolverOptions, path: str | Path) -> list[Path]:
+    """Write the MILP of every OCS domain with traffic as LP or MPS (by ``path``'s suffix) through PuLP.
+
+    One domain: ``path`` itself; several: ``<stem>.<domain><suffix>`` beside it. Returns the files written.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in (".lp", ".mps"):
+        raise ConfigError("--export", "model files end in .lp or .mps", str(path))
+    from solver.backends.pulp import write_model
+
+    live = [q for q in problems(topology, traffic, options) if not q.empty]
+    if not live:
+        raise ConfigError("--phase", "this phase sends no traffic across any OCS layer: there is no model to write",
+                          traffic.phase)
+    out = []
+    for q in live:
+        target = p if len(live) == 1 else p.with_name(f"{p.stem}.{q.domain.name}{p.suffix}")
+        out.append(write_model(formulate(q, node_bound(q)), target))
+    return out
