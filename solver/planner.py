@@ -151,7 +151,9 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
     if obj_h >= nb * (1 - 1e-7):
         return _Entry(xh, zh, "optimal", stage, nb, a_h, 0, 0, 0, "heuristic meets the proven bound")
     if options.backend == "greedy":
-        return _Entry(xh, zh, "heuristic", stage, nb, a_h, 0, 0, 0, "")
+        note = (f"heuristic alpha {a_h:.4g} is below min_alpha {p.min_alpha:g} (not proven infeasible: use a "
+                "MILP backend)") if a_h < p.min_alpha else ""
+        return _Entry(xh, zh, "heuristic", stage, nb, a_h, 0, 0, 0, note)
     form = formulate(p, nb)
     rows, cols, nnz = form.num_rows, form.num_cols, form.nonzeros
     start = None
@@ -174,6 +176,8 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
         bound = min(bound, max(best_obj, out.objective))
     if out.status == "error":
         message = f"MILP failed ({out.message}); returning the heuristic"
+    elif out.status == "infeasible":
+        message = f"no assignment reaches min_alpha {p.min_alpha:g} (solver: {out.message}); returning the heuristic"
     return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message)
 
 

@@ -10,6 +10,7 @@ the objective only when optimal.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,11 @@ def build_problem(form: Formulation, name: str = "circuits") -> tuple[Any, list[
     prob = pulp.LpProblem(name, pulp.LpMaximize)
     names = form.col_names()
     lo, hi = form.col_lo, form.col_hi
+    make = prob.add_variable if hasattr(prob, "add_variable") else pulp.LpVariable  # PuLP >= 3.3 idiom
     variables = [
-        pulp.LpVariable(nm, lowBound=float(lo[i]) if np.isfinite(lo[i]) else None,
-                        upBound=float(hi[i]) if np.isfinite(hi[i]) else None,
-                        cat=pulp.LpInteger if form.integer[i] else pulp.LpContinuous)
+        make(nm, lowBound=float(lo[i]) if np.isfinite(lo[i]) else None,
+             upBound=float(hi[i]) if np.isfinite(hi[i]) else None,
+             cat=pulp.LpInteger if form.integer[i] else pulp.LpContinuous)
         for i, nm in enumerate(names)
     ]
     prob += pulp.LpAffineExpression([(variables[i], float(c)) for i in np.flatnonzero(form.cost).tolist()
@@ -73,7 +75,9 @@ def get_solver(name: str, *, time_limit_s: float, mip_gap: float, warm: bool, th
         kw["warmStart"] = True
     if threads > 0:
         kw["threads"] = threads
-    return pulp.getSolver(name, **kw)
+    with warnings.catch_warnings():  # PULP_CBC_CMD (the bundled CBC) is deprecated for PuLP 4, pinned < 4
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.getSolver(name, **kw)
 
 
 def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.ndarray | None = None,
@@ -89,7 +93,9 @@ def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.nda
         if start is not None:
             for v, val in zip(variables, np.asarray(start).tolist(), strict=True):
                 v.setInitialValue(round(val) if v.cat == pulp.LpInteger else val)
-        prob.solve(solver)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            prob.solve(solver)
         ss = prob.sol_status
         if ss == pulp.LpSolutionOptimal:
             status = "optimal"
