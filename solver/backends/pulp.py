@@ -124,7 +124,7 @@ def write_model(form: Formulation, path: str | Path) -> Path:
     prob, _ = build_problem(form)
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix.lower() == ".mps":
-        prob.writeMPS(str(p))
+        prob.writeMPS(str(p), with_objsense=True)  # OBJSENSE MAX, read correctly by other solvers
     else:
         prob.writeLP(str(p))
     return p
