@@ -36,8 +36,9 @@ class Fabric {
   }
 
   // returns the link index
-  int AddLink(uint32_t u, uint32_t v, double rate_bps, double delay_s, uint32_t mtu, uint32_t queue_packets,
-              int red_threshold_packets) {
+  // ``queue_u``/``queue_v``: queue-disc size (packets) of the port at u / at v
+  int AddLink(uint32_t u, uint32_t v, double rate_bps, double delay_s, uint32_t mtu, uint32_t queue_u,
+              uint32_t queue_v, int red_threshold_packets) {
     PointToPointHelper p2p;
     double r = rate_bps > 0 ? rate_bps : 1e9;
     p2p.SetDeviceAttribute("DataRate", DataRateValue(DataRate(static_cast<uint64_t>(r))));
@@ -45,8 +46,10 @@ class Fabric {
     p2p.SetChannelAttribute("Delay", TimeValue(Seconds(delay_s)));
     p2p.SetQueue("ns3::DropTailQueue<Packet>", "MaxSize", QueueSizeValue(QueueSize(QueueSizeUnit::PACKETS, 2)));
     NetDeviceContainer devs = p2p.Install(nodes.Get(u), nodes.Get(v));
+    QueueDiscContainer qdc;
+    for (int k = 0; k < 2; ++k) {
     TrafficControlHelper tch;
-    QueueSize qs(QueueSizeUnit::PACKETS, queue_packets);
+    QueueSize qs(QueueSizeUnit::PACKETS, k == 0 ? queue_u : queue_v);
     if (red_threshold_packets > 0) {
       tch.SetRootQueueDisc("ns3::RedQueueDisc", "MaxSize", QueueSizeValue(qs), "UseEcn", BooleanValue(true),
                            "UseHardDrop", BooleanValue(false), "MeanPktSize", UintegerValue(mtu),
@@ -57,7 +60,8 @@ class Fabric {
     } else {
       tch.SetRootQueueDisc("ns3::FifoQueueDisc", "MaxSize", QueueSizeValue(qs));
     }
-    QueueDiscContainer qdc = tch.Install(devs);
+    qdc.Add(tch.Install(devs.Get(k)));
+    }
     Ipv4AddressHelper addr;
     uint32_t base = (10u << 24) + 4u * static_cast<uint32_t>(links.size());
     addr.SetBase(Ipv4Address(base), Ipv4Mask("255.255.255.252"));

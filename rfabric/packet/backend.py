@@ -52,12 +52,15 @@ class PacketOptions:
 
     tcp: str = choice("newreno", choices=tuple(_TCP_TYPES))
     queue_packets: int = positive(100)
+    host_queue_packets: int = positive(10000)
     mtu_bytes: int = bounded(9000, ge=576, le=65535)
     ecmp: str = choice("per_packet", choices=("per_packet", "single"))
     initial_cwnd_packets: int = positive(10)
     min_rto_s: float = positive(1e-3)
     socket_buffer_bytes: int = positive(16 * 2**20)
     delayed_ack_count: int = positive(2)
+    delayed_ack_timeout_s: float = positive(10e-6)
+    dupack_threshold: int = positive(3)
     ecn_threshold_packets: int = positive(20)
     warmup_s: float = non_negative(1e-3)
     max_sim_s: float = positive(10.0)
@@ -237,6 +240,9 @@ def _configure(ns: Any, opts: PacketOptions, seed: int) -> None:
     cfg.SetDefault("ns3::TcpSocket::RcvBufSize", uint(opts.socket_buffer_bytes))
     cfg.SetDefault("ns3::TcpSocket::InitialCwnd", uint(opts.initial_cwnd_packets))
     cfg.SetDefault("ns3::TcpSocket::DelAckCount", uint(opts.delayed_ack_count))
+    cfg.SetDefault("ns3::TcpSocket::DelAckTimeout", ns.TimeValue(ns.Seconds(opts.delayed_ack_timeout_s)))
+    cfg.SetDefault("ns3::TcpSocket::TcpNoDelay", ns.BooleanValue(True))
+    cfg.SetDefault("ns3::TcpSocketBase::ReTxThreshold", uint(opts.dupack_threshold))
     cfg.SetDefault("ns3::TcpSocketBase::MinRto", ns.TimeValue(ns.Seconds(opts.min_rto_s)))
     cfg.SetDefault("ns3::TcpSocketBase::ClockGranularity", ns.TimeValue(ns.MicroSeconds(1)))
     cfg.SetDefault("ns3::TcpSocketBase::UseEcn", ns.StringValue("On" if opts.tcp == "dctcp" else "Off"))
@@ -296,8 +302,10 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
     fab.CreateNodes(len(nodes))
     red = opts.ecn_threshold_packets if opts.tcp == "dctcp" else 0
     peak = cap.max(axis=0) if cap.size else np.zeros(0)
+    gpu_set = set(base.gpus)
     for e, (u, v) in enumerate(edges):
-        fab.AddLink(idx[u], idx[v], float(peak[e]), float(lat[e]), opts.mtu_bytes, opts.queue_packets, red)
+        qu, qv = (opts.host_queue_packets if n in gpu_set else opts.queue_packets for n in (u, v))
+        fab.AddLink(idx[u], idx[v], float(peak[e]), float(lat[e]), opts.mtu_bytes, qu, qv, red)
     for gname in base.gpus:
         if host_link[gname] < 0:
             raise ConfigError("topology", f"GPU '{gname}' has no link", gname)
