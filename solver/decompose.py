@@ -4,13 +4,19 @@ Steps, for one domain:
 
 1. **Keep.** Every circuit of the previous assignment whose node pair still wants a circuit stays exactly
    where it is (same OCS, same ports). This keeps ``sum min(x, x_prev)`` circuits, the most possible.
-2. **Place.** The remaining circuits are given OCSes: a circuit needs a free port of both its nodes on one
-   OCS. Greedy (the OCS with the most free ports for the scarcer end), then, when no OCS has both ends
-   free, a Kempe-chain swap between two OCSes (move an alternating chain of circuits from OCS a to OCS b
-   and back) frees one. With one port per node per OCS this is edge colouring, which duplex circuits can
-   fail (a triangle over two OCSes): such circuits are **dropped and counted**, never forced.
-3. **Fill.** Ports left free by dropped circuits are paired again where there is demand.
-4. **Ports.** Each OCS's circuits take their nodes' free ports in ascending order.
+2. **Layers (König).** The remaining counts are oriented so every node sends and receives about half of
+   its circuits (Euler orientation of the odd remainder), the directed multigraph is padded to a regular
+   bipartite one and split into permutations (one ``linear_sum_assignment`` each; König's theorem says
+   they exist). A permutation uses at most two ports per node, so it fits whole on an OCS offering every
+   node two free ports ("double slot"), or, alternating along its paths and even cycles, on two OCSes
+   offering one port each ("paired slot"; an odd cycle leaves one circuit to step 3).
+3. **Place.** Circuits left over are given OCSes greedily (the OCS with the most free ports for the
+   scarcer end), then, when no OCS has both ends free, by a Kempe-chain swap between two OCSes (move an
+   alternating chain of circuits from OCS a to OCS b and back). With one port per node per OCS this is
+   edge colouring, which duplex circuits can fail (a triangle over two OCSes): such circuits are
+   **dropped and counted**, never forced.
+4. **Fill.** Ports left free by dropped circuits are paired again where there is demand.
+5. **Ports.** Each OCS's circuits take their nodes' free ports in ascending order.
 
 The counts are realised at the OCS level first (steps 2-3 move counts, not ports), so a swap never strands
 a port. Costs a few ms for a thousand circuits.
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import networkx as nx
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from rfabric.circuits import Circuit, CircuitAssignment
 from solver.formulation import Domain
@@ -182,7 +190,12 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                     raise RuntimeError("Kempe undo failed")
         return False
 
-    # 2. place the remaining lower circuits, busiest pairs first
+    # 2. whole permutations into double / paired slots
+    for k, a, b in _layered(need, cnt):
+        put(k, a, b)
+        need[a, b] -= 1
+        need[b, a] -= 1
+    # 3. place the remaining lower circuits, busiest pairs first
     iu, ju = np.nonzero(np.triu(need, k=1))
     order = np.lexsort((ju, iu, -need[iu, ju]))
     dropped = 0
@@ -202,7 +215,7 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
             cnt[k, a] -= 1
             cnt_up[k] -= 1
             up_placed.append((k, a))
-    # 3. refill ports freed by dropped circuits where there is demand
+    # 4. refill ports freed by dropped circuits where there is demand
     refilled = 0
     if dropped and weight is not None:
         w = np.asarray(weight, dtype=np.float64)
@@ -220,7 +233,7 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                         break
                     put(int(np.argmax(both)), a, b)
                     refilled += 1
-    # 4. concrete ports, ascending
+    # 5. concrete ports, ascending
     pools = [[sorted(s, reverse=True) for s in per] for per in free_ports]
     up_pools = [sorted(s, reverse=True) for s in free_up]
     circuits = list(fixed)
@@ -232,3 +245,127 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
         circuits.append(Circuit(domain.ocs[k], min(pa, pb), max(pa, pb)))
     xr, zr = previous_counts(domain, CircuitAssignment.of(circuits))
     return Realisation(circuits=tuple(sorted(circuits)), x=xr, z=zr, kept=kept, dropped=dropped, refilled=refilled)
+
+
+# ------------------------------------------------------------------------------------------------
+# König layers
+
+
+def orient(need: np.ndarray) -> np.ndarray:
+    """Directed counts ``M`` with ``M + M.T == need`` and every node's out/in degree within one of half.
+
+    Even multiplicities split evenly; the odd remainder (a simple graph) follows Euler circuits after its
+    odd-degree nodes are joined to a dummy node.
+    """
+    n = need.shape[0]
+    half = need // 2
+    M = np.triu(half, k=1) + np.tril(half, k=-1)
+    odd = np.triu(need % 2, k=1)
+    iu, ju = np.nonzero(odd)
+    if iu.size:
+        g = nx.MultiGraph()
+        g.add_edges_from(zip(iu.tolist(), ju.tolist(), strict=True))
+        dummy = n
+        for v in sorted(v for v, d in g.degree() if d % 2):
+            g.add_edge(v, dummy)
+        for comp in sorted(nx.connected_components(g), key=min):
+            sub = g.subgraph(comp)
+            start = min(comp)
+            for u, v in nx.eulerian_circuit(sub, source=start):
+                if u != dummy and v != dummy:
+                    M[u, v] += 1
+    return M
+
+
+def _permutations(M: np.ndarray) -> list[np.ndarray]:
+    """Split directed counts into permutation layers (``perm[i] = j`` or -1), most circuits first."""
+    n = M.shape[0]
+    M = M.copy()
+    deg = int(max(M.sum(axis=1).max(initial=0), M.sum(axis=0).max(initial=0)))
+    if deg == 0:
+        return []
+    # pad to a deg-regular bipartite multigraph (north-west corner on the deficits)
+    D = np.zeros_like(M)
+    rdef = deg - M.sum(axis=1)
+    cdef = deg - M.sum(axis=0)
+    i = j = 0
+    while i < n and j < n:
+        t = min(rdef[i], cdef[j])
+        D[i, j] += t
+        rdef[i] -= t
+        cdef[j] -= t
+        if rdef[i] == 0:
+            i += 1
+        if cdef[j] == 0:
+            j += 1
+    layers = []
+    for _ in range(deg):
+        W = np.where(M > 0, 2.0, np.where(D > 0, 1.0, -1e6))
+        rows, cols = linear_sum_assignment(W, maximize=True)
+        real = M[rows, cols] > 0
+        perm = np.full(n, -1, dtype=np.int64)
+        perm[rows[real]] = cols[real]
+        M[rows[real], cols[real]] -= 1
+        pad = ~real & (D[rows, cols] > 0)
+        D[rows[pad], cols[pad]] -= 1
+        layers.append(perm)
+    layers.sort(key=lambda p: -int((p >= 0).sum()))
+    return layers
+
+
+def _alternate(perm: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Split a permutation layer into two matchings along its paths and cycles (odd cycles lose an edge)."""
+    n = perm.size
+    inv = np.full(n, -1, dtype=np.int64)
+    has = perm >= 0
+    inv[perm[has]] = np.flatnonzero(has)
+    seen = np.zeros(n, dtype=bool)
+    first: list[tuple[int, int]] = []
+    second: list[tuple[int, int]] = []
+    starts = [i for i in range(n) if perm[i] >= 0 and inv[i] < 0] + list(range(n))
+    for s in starts:
+        if seen[s] or perm[s] < 0:
+            continue
+        v, colour, length = s, 0, 0
+        cyc: list[tuple[int, int, int]] = []
+        while v >= 0 and not seen[v] and perm[v] >= 0:
+            seen[v] = True
+            w = int(perm[v])
+            if w == v:
+                break
+            cyc.append((v, w, colour))
+            colour ^= 1
+            length += 1
+            v = w
+        closed = v == s and length > 0
+        if closed and length % 2 == 1:
+            cyc.pop()  # odd cycle: its last edge would touch the first one's colour
+        for a, b, c in cyc:
+            (first if c == 0 else second).append((a, b))
+    return first, second
+
+
+def _layered(need: np.ndarray, cnt: np.ndarray) -> list[tuple[int, int, int]]:
+    """(ocs, a, b) placements of whole permutation layers into the slots the free ports offer."""
+    involved = np.flatnonzero(need.sum(axis=1) > 0)
+    if involved.size < 2:
+        return []
+    sub = cnt[:, involved]
+    doubles = sub.min(axis=1) // 2
+    singles = sub.min(axis=1) - 2 * doubles
+    slots: list[tuple[int, ...]] = []
+    for k in range(cnt.shape[0]):
+        slots += [(k,)] * int(doubles[k])
+    single = [k for k in range(cnt.shape[0]) if singles[k] > 0]
+    slots += [(single[t], single[t + 1]) for t in range(0, len(single) - 1, 2)]
+    if not slots:
+        return []
+    layers = _permutations(orient(need))
+    out: list[tuple[int, int, int]] = []
+    for perm, slot in zip(layers, slots, strict=False):
+        if len(slot) == 1:
+            out += [(slot[0], int(a), int(perm[a])) for a in np.flatnonzero(perm >= 0).tolist()]
+        else:
+            m1, m2 = _alternate(perm)
+            out += [(slot[0], a, b) for a, b in m1] + [(slot[1], a, b) for a, b in m2]
+    return out

@@ -47,6 +47,7 @@ class _Entry:
     cols: int
     nonzeros: int
     message: str
+    alt: tuple[np.ndarray, np.ndarray] | None = None  # the heuristic's counts when the MILP's won
 
 
 @dataclass
@@ -178,7 +179,8 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
         message = f"MILP failed ({out.message}); returning the heuristic"
     elif out.status == "infeasible":
         message = f"no assignment reaches min_alpha {p.min_alpha:g} (solver: {out.message}); returning the heuristic"
-    return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message)
+    alt = (xh, zh) if stage == "milp" else None
+    return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message, alt)
 
 
 def _realise_best(p: Problem, x: np.ndarray, z: np.ndarray, previous: CircuitAssignment | None) -> Realisation:
@@ -221,6 +223,13 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
     r = _realise_best(p, entry.x, entry.z, prev_here)
     alpha = evaluate_alpha(p, r.x, r.z)
     alpha_model = evaluate_alpha(p, entry.x, entry.z)
+    stage = entry.stage
+    if r.dropped and entry.alt is not None:  # the MILP's counts lost circuits at the port level: compare
+        r2 = _realise_best(p, entry.alt[0], entry.alt[1], prev_here)
+        a2 = evaluate_alpha(p, r2.x, r2.z)
+        if a2 > alpha + 1e-12:
+            r, alpha, stage = r2, a2, "heuristic"
+            alpha_model = evaluate_alpha(p, entry.alt[0], entry.alt[1])
     changed = len(set(r.circuits) - set(prev_here.circuits)) if prev_here is not None else len(r.circuits)
     msg = entry.message
     if r.dropped:
@@ -231,7 +240,7 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
         termination = "feasible"  # the port level lost something: no longer proven optimal
     if cached:
         msg = (msg + "; " if msg else "") + "cache hit"
-    return DomainResult(domain=dom.name, nodes=dom.nodes, termination=termination, stage=entry.stage, alpha=alpha,
+    return DomainResult(domain=dom.name, nodes=dom.nodes, termination=termination, stage=stage, alpha=alpha,
                         alpha_model=alpha_model, bound=entry.bound, t0_s=p.t0_s, x=r.x, z=r.z,
                         circuits=len(r.circuits), changed=changed, kept=r.kept, dropped=r.dropped, rows=entry.rows,
                         cols=entry.cols, nonzeros=entry.nonzeros, wall_time_s=time.perf_counter() - t,
