@@ -48,6 +48,7 @@ class _Entry:
     nonzeros: int
     message: str
     alt: tuple[np.ndarray, np.ndarray] | None = None  # the heuristic's counts when the MILP's won
+    alpha: float = float("nan")  # alpha of (x, z) when known (saves re-solving the transit routing LP)
 
 
 @dataclass
@@ -133,11 +134,14 @@ def _uncarried(p: Problem) -> str:
 
 def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
     """Circuit counts for one domain problem: heuristic, then the MILP (unless greedy)."""
-    nb = node_bound(p)
     if options.model == "transit":
         from solver.transit import solve_transit
 
-        return solve_transit(p, options, seed)
+        hyb = _counts(p, replace(options, model="hybrid"), seed)
+        tr = solve_transit(p, (hyb.x, hyb.z), seed=seed, time_limit_s=max(options.time_limit_s, 1.0))
+        return _Entry(tr.x, tr.z, tr.termination, "transit", tr.bound, hyb.heuristic_alpha, tr.rows, tr.cols,
+                      tr.nonzeros, tr.message, alpha=tr.alpha)
+    nb = node_bound(p)
     xh, zh = greedy(p)
     obj_h, a_h, _ = objective(p, xh, zh)
     best_x, best_z, best_obj, stage = xh, zh, obj_h, "heuristic"
@@ -179,8 +183,22 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
         message = f"MILP failed ({out.message}); returning the heuristic"
     elif out.status == "infeasible":
         message = f"no assignment reaches min_alpha {p.min_alpha:g} (solver: {out.message}); returning the heuristic"
+    if termination == "optimal" and best_obj <= 1e-12 and p.penalty == 0:
+        termination = "infeasible"
+        message = ("no assignment carries this traffic concurrently (best alpha 0): some node pairs with demand "
+                   "can get neither a circuit nor an electrical path" + ("; try model: transit"
+                                                                         if not np.any(p.eps_out) else ""))
     alt = (xh, zh) if stage == "milp" else None
     return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message, alt)
+
+
+def alpha_of(p: Problem, x: np.ndarray, z: np.ndarray | None, model: str = "hybrid") -> float:
+    """Alpha of counts ``x``/``z`` under the routing of ``model`` (hybrid: direct + spill; transit: + 1 relay)."""
+    if model == "transit":
+        from solver.transit import transit_alpha
+
+        return transit_alpha(p, x, z)
+    return evaluate_alpha(p, x, z)
 
 
 def _realise_best(p: Problem, x: np.ndarray, z: np.ndarray, previous: CircuitAssignment | None) -> Realisation:
@@ -221,15 +239,17 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
         if cache is not None:
             cache.put(key, entry)
     r = _realise_best(p, entry.x, entry.z, prev_here)
-    alpha = evaluate_alpha(p, r.x, r.z)
-    alpha_model = evaluate_alpha(p, entry.x, entry.z)
+    same = np.array_equal(r.x, entry.x) and np.array_equal(r.z, entry.z)
+    alpha = entry.alpha if same and np.isfinite(entry.alpha) else alpha_of(p, r.x, r.z, options.model)
+    alpha_model = alpha if same else (entry.alpha if np.isfinite(entry.alpha) else
+                                      alpha_of(p, entry.x, entry.z, options.model))
     stage = entry.stage
     if r.dropped and entry.alt is not None:  # the MILP's counts lost circuits at the port level: compare
         r2 = _realise_best(p, entry.alt[0], entry.alt[1], prev_here)
-        a2 = evaluate_alpha(p, r2.x, r2.z)
+        a2 = alpha_of(p, r2.x, r2.z, options.model)
         if a2 > alpha + 1e-12:
             r, alpha, stage = r2, a2, "heuristic"
-            alpha_model = evaluate_alpha(p, entry.alt[0], entry.alt[1])
+            alpha_model = alpha_of(p, entry.alt[0], entry.alt[1], options.model)
     changed = len(set(r.circuits) - set(prev_here.circuits)) if prev_here is not None else len(r.circuits)
     msg = entry.message
     if r.dropped:
@@ -322,7 +342,7 @@ def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssi
         x, z = previous_counts(dom, assignment)
         mine = _restrict(assignment, dom)
         cs = mine.circuits if mine else ()
-        a = evaluate_alpha(p, x, z) if not p.empty else float("nan")
+        a = alpha_of(p, x, z, opts.model) if not p.empty else float("nan")
         parts.append((DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage="previous",
                                    alpha=a, alpha_model=a, bound=float("nan"), t0_s=p.t0_s, x=x, z=z,
                                    circuits=len(cs), changed=0, kept=len(cs), dropped=0), cs))

@@ -35,6 +35,9 @@ def solve(form: Formulation, *, start: np.ndarray | None = None, time_limit_s: f
         h.setOptionValue("time_limit", float(time_limit_s))
         h.setOptionValue("mip_rel_gap", float(mip_gap))
         h.setOptionValue("random_seed", int(seed) % (2**31 - 1))
+        if not form.integer.any():  # concurrent-flow LPs are degenerate: interior point, no crossover
+            h.setOptionValue("solver", "ipm")
+            h.setOptionValue("run_crossover", "off")
         if node_limit > 0:
             h.setOptionValue("mip_max_nodes", int(node_limit))
         if threads > 0:
@@ -55,8 +58,9 @@ def solve(form: Formulation, *, start: np.ndarray | None = None, time_limit_s: f
         lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
         lp.a_matrix_.index_ = csc.indices.astype(np.int32)
         lp.a_matrix_.value_ = csc.data.astype(np.float64)
-        kint, kcont = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
-        lp.integrality_ = [kint if b else kcont for b in form.integer.tolist()]
+        if form.integer.any():  # an integrality list, even all-continuous, sends HiGHS down the MIP path
+            kint, kcont = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
+            lp.integrality_ = [kint if b else kcont for b in form.integer.tolist()]
         h.passModel(lp)
         if start is not None:
             sol = highspy.HighsSolution()
@@ -74,7 +78,7 @@ def solve(form: Formulation, *, start: np.ndarray | None = None, time_limit_s: f
         S = highspy.HighsModelStatus
         if ms == S.kOptimal:
             status = "optimal"
-            if not np.isfinite(bound):
+            if not np.isfinite(bound) or not form.integer.any():
                 bound = obj
         elif ms == S.kInfeasible:
             status = "infeasible"

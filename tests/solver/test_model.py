@@ -225,3 +225,31 @@ def test_pulp_solver_not_installed_lists_the_installed_ones(topo4) -> None:
         pytest.skip("Gurobi is installed here")
     with pytest.raises(SolverError, match="PULP_CBC_CMD"):
         solver.solve_phase(topo4, pod_traffic({(i, (i + 1) % 4): GB for i in range(4)}), opts)
+
+
+# ---- model B: one relay hop -----------------------------------------------------------------------------------
+
+
+def test_transit_beats_hybrid_without_an_electrical_path() -> None:
+    from solver.transit import diameter2_offsets, routing_lp, transit_alpha
+
+    # 16 nodes, 6 ports each, no electrical path, uniform all-to-all: direct-only cannot reach 15 peers
+    d = toy_domain(16, ports=2, ocs=3, eps_bps=0.0, host_bps=6 * 100e9)
+    p = make_problem(d, (np.ones((16, 16)) - np.eye(16)) * GB, np.zeros(16), np.zeros(16))
+    hyb, _ = solver.solve_domain(p, solver.parse_options({}))
+    assert hyb.termination == "infeasible" and hyb.alpha == pytest.approx(0.0, abs=1e-9) and "transit" in hyb.message
+    tr, circuits = solver.solve_domain(p, solver.parse_options({"model": "transit"}))
+    assert tr.alpha > 0.2 and tr.stage == "transit" and tr.termination == "heuristic"
+    assert tr.alpha <= tr.bound and len(circuits) == tr.x.sum() // 2
+    # the LP value is what one-relay routing really gives: a cycle 0-1-2-..., hand-checkable
+    offs = diameter2_offsets(16, 3, np.random.default_rng(0))
+    assert len(offs) <= 3
+    ring = np.zeros((4, 4), dtype=np.int64)
+    for i in range(4):
+        ring[i, (i + 1) % 4] = ring[(i + 1) % 4, i] = 1
+    d4 = toy_domain(4, ports=2, eps_bps=0.0, host_bps=2 * 100e9)
+    p4 = make_problem(d4, (np.ones((4, 4)) - np.eye(4)) * GB, np.zeros(4), np.zeros(4))
+    # each node sends 3 units (scaled to 2 at alpha=1): direct to 2 neighbours, relayed to the opposite node.
+    # arc load per direction: 2/3 a direct + 2 x 1/3 a relayed (each opposite pair splits over 2 routes) <= 1
+    assert transit_alpha(p4, ring) == pytest.approx(0.75, rel=1e-5)
+    assert routing_lp(p4, ring, np.zeros(4)).rows["arc"].stop > 0
