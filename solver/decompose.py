@@ -265,15 +265,15 @@ def orient(need: np.ndarray) -> np.ndarray:
     if iu.size:
         g = nx.MultiGraph()
         g.add_edges_from(zip(iu.tolist(), ju.tolist(), strict=True))
-        dummy = n
-        for v in sorted(v for v, d in g.degree() if d % 2):
-            g.add_edge(v, dummy)
+        dummy = n  # joins odd-degree nodes (even count) and, by double edges, every other component
+        g.add_edges_from((v, dummy) for v in sorted(v for v, d in g.degree() if d % 2))
         for comp in sorted(nx.connected_components(g), key=min):
-            sub = g.subgraph(comp)
-            start = min(comp)
-            for u, v in nx.eulerian_circuit(sub, source=start):
-                if u != dummy and v != dummy:
-                    M[u, v] += 1
+            if dummy not in comp:
+                v = min(comp)
+                g.add_edges_from([(v, dummy), (v, dummy)])
+        for u, v in nx.eulerian_circuit(g, source=dummy):
+            if u != dummy and v != dummy:
+                M[u, v] += 1
     return M
 
 
