@@ -15,9 +15,13 @@ Semantics of :func:`simulate_flows` (times in seconds, absolute):
   the circuits that are up; a flow with no path waits (rate 0) for the next change. Changes before
   ``start_s`` are applied before the first flow starts (a reconfiguration still under way at
   ``start_s`` ends on time).
-* ``options.merge_tolerance`` ``eps``: at a drain event every flow whose own drain would come within
-  ``eps`` times the time step is drained too (early, bytes counted in full). ``0`` (default) is exact
-  up to floating-point rounding (a relative 1e-12).
+* ``options.merge_tolerance`` ``eps``: at a drain event at ``t`` every flow that would drain by
+  ``t + eps * (t - its arrival)`` is drained too (early, its bytes counted in full), so each flow's
+  completion time moves by at most ``eps`` of its duration. ``0`` (default) is exact up to rounding
+  (a relative 1e-12 of the time step).
+* After an arrival or drain, rates are re-solved only in the connected components (flows sharing an
+  arc or a chain) it touched; a circuit change re-routes and re-solves everything. Arc loads and
+  utilisation are updated incrementally.
 * Deterministic: no randomness except the seeded ECMP hash.
 """
 
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
@@ -105,6 +110,37 @@ class _Circuits:
         return CircuitAssignment.of(self.live)
 
 
+def _weighted(incidence: sp.csr_matrix, mult: np.ndarray) -> sp.csr_matrix:
+    """Incidence scaled by each flow's multiplicity (load per unit of per-copy rate)."""
+    out = incidence.copy()
+    out.data = out.data * np.repeat(mult, np.diff(out.indptr))
+    return out
+
+
+def _components(incidence: sp.csr_matrix, sg_order: np.ndarray, sg_ptr: np.ndarray, sg_next: np.ndarray
+                ) -> np.ndarray:
+    """Component label of every flow: flows sharing an arc, or a chain, belong together.
+
+    A static partition over all flows of the run (any stage), so it is a coarsening of the components
+    of the active flows at any instant: re-solving a whole static component is still exact.
+    """
+    nf, na = incidence.shape
+    if nf == 0:
+        return np.zeros(0, dtype=np.int64)
+    # chain edges: each flow to the first flow of its stage group and of the next stage group
+    heads = sg_order[sg_ptr[:-1]]
+    grp = np.empty(nf, dtype=np.int64)
+    grp[sg_order] = np.repeat(np.arange(sg_ptr.size - 1), np.diff(sg_ptr))
+    nxt = sg_next[grp]
+    rows = np.r_[np.arange(nf), np.flatnonzero(nxt >= 0)]
+    cols = np.r_[heads[grp], heads[nxt[nxt >= 0]]]
+    chain = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(nf, nf))
+    pattern = sp.csr_matrix((np.ones(incidence.nnz), incidence.indices, incidence.indptr), shape=(nf, na))
+    graph = sp.bmat([[chain, pattern], [pattern.T, None]], format="csr")
+    _, lab = connected_components(graph, directed=False)
+    return lab[:nf].astype(np.int64)
+
+
 def _stage_groups(flows: FlowSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(stage group of each flow, flows per group, next group or -1, first-stage flag per flow)."""
     n = len(flows)
@@ -121,10 +157,20 @@ def _stage_groups(flows: FlowSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return sg, count, nxt, first_of_chain[sg]
 
 
+def _segments(ptr: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Positions ``ptr[g]:ptr[g+1]`` of every group in ``groups``, concatenated."""
+    cnt = ptr[groups + 1] - ptr[groups]
+    return np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(ptr[groups], cnt)
+
+
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
-              start_s: float) -> FlowTrace:
-    """:func:`simulate_flows` on an already compiled :class:`Fabric` (shared across phases)."""
+              start_s: float, solver: str = "auto") -> FlowTrace:
+    """:func:`simulate_flows` on an already compiled :class:`Fabric` (shared across phases).
+
+    Per event the work is proportional to the *active* flows (arrays of active and released flow ids
+    are kept), except for utilisation sums over the arcs.
+    """
     wall0 = time.perf_counter()
     n = len(flows)
     reconfig_s = float(fabric.topology.ocs_reconfig_s)
@@ -142,39 +188,66 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     circ.come_up(t)
 
     sg, sg_count, sg_next, first = _stage_groups(flows)
+    sg_order = np.argsort(sg, kind="stable")
+    sg_ptr = np.r_[0, np.cumsum(sg_count)].astype(np.int64)
     sg_left = sg_count.copy()
     sg_finish = np.full(sg_count.size, -np.inf)
     size = flows.size_bytes.astype(np.float64)
     mult = flows.multiplicity.astype(np.float64)
     delay = flows.delay_s.astype(np.float64)
-    arrival = np.where(first, t + delay, np.inf)
     start = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     rem = size.copy()
-    status = np.zeros(n, dtype=np.int8)  # 0 waiting, 1 active, 2 drained
     rate = np.zeros(n)
     opt_share = np.zeros(n)
     lat_used = np.zeros(n)
     by_medium = {"nvlink": 0.0, "electrical": 0.0, "optical": 0.0}
     names = fabric.group_names
     n_groups = len(names)
+    sampled = fabric.group >= 0
     ut_t: list[float] = []
     ut_v: list[np.ndarray] = []
     events = solves = iters = 0
     peak = 0.0
+    drained = 0
+
+    pend_idx = np.flatnonzero(first)  # released flows waiting for their arrival time
+    pend_time = t + delay[pend_idx]
+    active = np.zeros(0, dtype=np.int64)  # arrived, not drained (blocked ones included)
+    is_active = np.zeros(n, dtype=bool)
 
     state: FabricState = fabric.state(circ.assignment())
     routes: Routes = state.route(flows.src, flows.dst, ecmp=options.ecmp, seed=seed)
-    need_solve = True
-    inc_act: sp.csr_matrix | None = None
-    act_idx = np.zeros(0, dtype=np.int64)
+    inc_w = _weighted(routes.incidence, mult)
+    label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+    empty_route = (np.diff(routes.incidence.indptr) == 0) & ~routes.blocked
+    need_solve = full_solve = True
+    touched: list[np.ndarray] = []
+    cap_of: FabricState | None = None
+    cap = inv_cap = inv_gcap = np.zeros(0)
+    act = np.zeros(0, dtype=np.int64)  # active flows with a route (the ones that get rates)
+    load = np.zeros(fabric.num_arcs)  # bytes/s on every arc, kept up to date incrementally
+    g_load = np.zeros(n_groups)
+
+    def add_load(rows: np.ndarray, sign: float) -> np.ndarray:
+        """Add (sign=1) or remove (-1) the load of flows ``rows`` at their current rates; return arcs hit."""
+        sub = inc_w[rows]
+        arcs = sub.indices
+        vals = sub.data * np.repeat(rate[rows], np.diff(sub.indptr)) * sign
+        np.add.at(load, arcs, vals)
+        gr = fabric.group[arcs]
+        ok = gr >= 0
+        np.add.at(g_load, gr[ok], vals[ok])
+        return arcs
 
     def drain(idx: np.ndarray, when: float) -> None:
         """Mark flows drained at ``when``; release the next stage of chains whose stage completed."""
-        nonlocal need_solve
+        nonlocal need_solve, pend_idx, pend_time, drained
         if idx.size == 0:
             return
-        status[idx] = 2
+        drained += idx.size
+        touched.append(idx)
+        add_load(idx, -1.0)
         rem[idx] = 0.0
         rate[idx] = 0.0
         lat = routes.latency_s[idx] if options.link_latency else np.zeros(idx.size)
@@ -188,26 +261,27 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         nxt = sg_next[done_g]
         has = nxt >= 0
         if has.any():
-            ready_at = np.full(sg_count.size, np.nan)
-            ready_at[nxt[has]] = sg_finish[done_g[has]]
-            m = np.isin(sg, nxt[has]) & (status == 0)
-            arrival[m] = ready_at[sg[m]] + delay[m]
+            rel = sg_order[_segments(sg_ptr, nxt[has])]
+            ready = np.repeat(sg_finish[done_g[has]], sg_count[nxt[has]])
+            pend_idx = np.concatenate([pend_idx, rel])
+            pend_time = np.concatenate([pend_time, ready + delay[rel]])
         need_solve = True
 
     for _ in range(10 * n + 10 * len(todo) + 1000):
         # --- everything that happens at t: arrivals (zero-size ones drain at once), circuit changes
-        while True:
-            changed = False
-            arr = np.flatnonzero((status == 0) & (arrival <= t))
-            if arr.size:
-                status[arr] = 1
-                start[arr] = arrival[arr]
-                need_solve = True
-                changed = True
-                zero = arr[(size[arr] <= 0) | ((np.diff(routes.incidence.indptr)[arr] == 0) & ~routes.blocked[arr])]
-                drain(zero, t)
-            if not changed:
+        while pend_idx.size:
+            due = pend_time <= t
+            if not due.any():
                 break
+            arr = pend_idx[due]
+            pend_idx, pend_time = pend_idx[~due], pend_time[~due]
+            start[arr] = t
+            zero = (size[arr] <= 0) | empty_route[arr]
+            active = np.concatenate([active, arr[~zero]])
+            is_active[arr[~zero]] = True
+            touched.append(arr)
+            need_solve = True
+            drain(arr[zero], t)
         fabric_changed = False
         while ci < len(todo) and todo[ci][0] <= t:
             circ.come_up(todo[ci][0])
@@ -220,82 +294,94 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             if new_state is not state:
                 state = new_state
                 routes = state.route(flows.src, flows.dst, ecmp=options.ecmp, seed=seed)
-                need_solve = True
-        active = status == 1
-        if not active.any() and not np.any(status == 0):
+                inc_w = _weighted(routes.incidence, mult)
+                label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+                need_solve = full_solve = True
+        if active.size == 0 and pend_idx.size == 0:
             break
         # --- rates
+        if state is not cap_of:
+            cap_of = state
+            cap = state.capacity_bps / 8.0  # bytes/s
+            inv_cap = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), np.inf)
+            g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
+            inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
         if need_solve:
-            act_idx = np.flatnonzero(active & ~routes.blocked)
-            inc_act = routes.incidence[act_idx]
-            if act_idx.size:
-                w = inc_act.multiply(mult[act_idx][:, None]).tocsr()
-                r, k = maxmin_rates(w, state.capacity_bps / 8.0)  # rates in bytes/s
+            act = active[~routes.blocked[active]]
+            if full_solve:
+                rate[active] = 0.0
+                sub = act
+            else:
+                # max-min rates decompose over the components of the flow-arc graph: only the
+                # components an arrival or drain touched can change
+                hit = np.zeros(int(label.max()) + 1 if label.size else 0, dtype=bool)
+                hit[label[np.concatenate(touched)]] = True
+                sub = act[hit[label[act]]]
+                add_load(sub, -1.0)
+            if sub.size:
+                r, k = maxmin_rates(inc_w[sub], cap, method=solver)
+                rate[sub] = r
                 solves += 1
                 iters += k
-            else:
-                r = np.zeros(0)
-            rate[:] = 0.0
-            rate[act_idx] = r
-            need_solve = False
+            if full_solve:
+                load[:] = 0.0
+                g_load[:] = 0.0
+            arcs = add_load(sub, 1.0)
+            if arcs.size:
+                peak = max(peak, float((load[arcs] * inv_cap[arcs]).max()))
+            need_solve = full_solve = False
+            touched.clear()
         events += 1
         # --- utilisation now (holds until the next event)
-        assert inc_act is not None
-        flow_load = rate[act_idx] * mult[act_idx]
-        finite = np.isfinite(flow_load)
-        load = inc_act[finite].T @ flow_load[finite] if act_idx.size else np.zeros(fabric.num_arcs)
-        cap = state.capacity_bps / 8.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(cap > 0, load / cap, np.where(load > 0, np.inf, 0.0))
-        peak = max(peak, float(frac.max()) if frac.size else 0.0)
-        sampled = fabric.group >= 0
-        g_load = np.bincount(fabric.group[sampled], load[sampled], minlength=n_groups)
-        g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
         ut_t.append(t)
-        ut_v.append(np.where(g_cap > 0, g_load / np.where(g_cap > 0, g_cap, 1.0), 0.0))
+        ut_v.append(np.maximum(g_load, 0.0) * inv_gcap)
         # --- next event
+        ra = rate[act]
         with np.errstate(divide="ignore", invalid="ignore"):
-            ttd = np.where(rate[act_idx] > 0, rem[act_idx] / rate[act_idx], np.inf)
+            ttd = np.where(ra > 0, rem[act] / ra, np.inf)
         t_drain = t + float(ttd.min()) if ttd.size else np.inf
-        waiting = status == 0
-        t_arr = float(arrival[waiting].min()) if waiting.any() else np.inf
+        t_arr = float(pend_time.min()) if pend_time.size else np.inf
         t_ch = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
         t_next = min(t_drain, t_arr, t_ch)
         if not np.isfinite(t_next):
-            stuck = np.flatnonzero(status != 2)
+            stuck = active if active.size else pend_idx
             f0 = int(stuck[0])
             raise SimulationError(f"{stuck.size} flow(s) can never finish: no path (e.g. flow {f0}: GPU "
                                   f"{int(flows.src[f0])} -> {int(flows.dst[f0])}) and no circuit change pending")
         dt = t_next - t
         # --- advance
-        moved = np.minimum(rate[act_idx] * dt, rem[act_idx]) if act_idx.size else np.zeros(0)
+        moved = np.minimum(ra * dt, rem[act])
         if t_next == t_drain:
-            slack = ttd.min() * (_EXACT + options.merge_tolerance)
-            done_local = ttd <= ttd.min() + slack
-            moved[done_local] = rem[act_idx][done_local]
+            own = t + ttd  # each flow's drain time at the current rates
+            done_local = own <= t_drain + _EXACT * (t_drain - t) + options.merge_tolerance * (t_drain - start[act])
+            moved[done_local] = rem[act][done_local]
         else:
-            done_local = np.zeros(act_idx.size, dtype=bool)
-        rem[act_idx] -= moved
-        bytes_moved = moved * mult[act_idx]
-        nvl = routes.nvlink[act_idx]
-        opt = routes.optical[act_idx]
+            done_local = np.zeros(act.size, dtype=bool)
+        rem[act] -= moved
+        bytes_moved = moved * mult[act]
+        nvl = routes.nvlink[act]
+        opt = routes.optical[act]
         by_medium["nvlink"] += float(bytes_moved[nvl].sum())
         by_medium["optical"] += float((bytes_moved * opt)[~nvl].sum())
         by_medium["electrical"] += float((bytes_moved * (1.0 - opt))[~nvl].sum())
         t = t_next
-        drain(act_idx[done_local], t)
+        if done_local.any():
+            gone = act[done_local]
+            is_active[gone] = False
+            active = active[is_active[active]]
+            drain(gone, t)
     else:  # pragma: no cover
         raise SimulationError("event loop did not terminate")
     ut_t.append(t)
     ut_v.append(np.zeros(n_groups))
     # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
-    local = (np.diff(routes.incidence.indptr) == 0) & ~routes.blocked
-    by_medium["nvlink"] += float((size * mult)[local].sum())
+    by_medium["nvlink"] += float((size * mult)[empty_route].sum())
     end = float(np.max(finish)) if n else float(start_s)
     return FlowTrace(start_s=start, finish_s=finish, end_s=max(end, float(start_s)), events=events, solves=solves,
                      bytes_by_medium=by_medium, path_latency_s=lat_used, optical_share=opt_share,
-                     nvlink=routes.nvlink.copy(), util_times_s=np.asarray(ut_t), util=np.asarray(ut_v).reshape(-1, n_groups),
-                     util_names=names, peak_utilisation=peak, iterations=iters, wall_time_s=time.perf_counter() - wall0)
+                     nvlink=routes.nvlink.copy(), util_times_s=np.asarray(ut_t),
+                     util=np.asarray(ut_v).reshape(-1, n_groups), util_names=names, peak_utilisation=peak,
+                     iterations=iters, wall_time_s=time.perf_counter() - wall0)
 
 
 def simulate_flows(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignment | None = None,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from rfabric.sim._heap import HAVE_NUMBA, heap_maxmin
+
 
 def _segment_min(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """Minimum of ``values[indptr[i]:indptr[i+1]]`` per segment (``inf`` for empty segments)."""
@@ -33,11 +35,13 @@ def _segment_min(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     return out
 
 
-def maxmin_rates(incidence: sp.csr_matrix, capacity_bps: np.ndarray) -> tuple[np.ndarray, int]:
+def maxmin_rates(incidence: sp.csr_matrix, capacity_bps: np.ndarray, *, method: str = "auto") -> tuple[np.ndarray, int]:
     """Max-min fair rate of every row of ``incidence`` (flows x links) under ``capacity_bps``.
 
     Rows with no entries (flows that cross no capacity-limited link) get ``inf``. Returns
-    ``(rates, iterations)``.
+    ``(rates, iterations)`` (waves, or bottleneck links popped for the heap).
+    ``method``: ``"waves"`` (vectorised numpy, below), ``"heap"`` (:mod:`rfabric.sim._heap`, numba) or
+    ``"auto"`` (the heap when numba is installed). Both are exact and agree to rounding.
 
     >>> a = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
     >>> r, _ = maxmin_rates(a, np.array([10.0, 6.0, 9.0]))
@@ -47,6 +51,13 @@ def maxmin_rates(incidence: sp.csr_matrix, capacity_bps: np.ndarray) -> tuple[np
     a = sp.csr_matrix(incidence, dtype=np.float64)
     a.sum_duplicates()
     nf, nl = a.shape
+    if method not in ("auto", "heap", "waves"):
+        raise ValueError(f"unknown max-min method {method!r}")
+    if method == "heap" or (method == "auto" and HAVE_NUMBA):
+        at = a.T.tocsr()
+        r, pops = heap_maxmin(a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data, at.indptr.astype(np.int64),
+                              at.indices.astype(np.int64), at.data, np.asarray(capacity_bps, dtype=np.float64))
+        return r, int(pops)
     rates = np.full(nf, np.inf)
     if nf == 0:
         return rates, 0
