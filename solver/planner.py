@@ -201,6 +201,16 @@ def alpha_of(p: Problem, x: np.ndarray, z: np.ndarray | None, model: str = "hybr
     return evaluate_alpha(p, x, z)
 
 
+def cached_counts(p: Problem, options: SolverOptions, cache: SolveCache | None, seed: int) -> _Entry:
+    key = signature(p, options) if cache is not None else ""
+    entry = cache.get(key) if cache is not None else None
+    if entry is None:
+        entry = _counts(p, options, seed)
+        if cache is not None:
+            cache.put(key, entry)
+    return entry
+
+
 def _realise_best(p: Problem, x: np.ndarray, z: np.ndarray, previous: CircuitAssignment | None) -> Realisation:
     """Port-level circuits; with a previous assignment also try a fresh layout and keep the better."""
     r = realise(p.domain, x, z, previous, weight=p.demand)
@@ -217,20 +227,34 @@ def _count_kept(previous: CircuitAssignment, circuits: tuple[Circuit, ...]) -> i
 
 
 def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment | None = None, *,
-                 cache: SolveCache | None = None, seed: int = 0) -> tuple[DomainResult, tuple[Circuit, ...]]:
-    """Solve one domain problem and realise it on OCS ports."""
+                 cache: SolveCache | None = None, seed: int = 0,
+                 hint: tuple[np.ndarray, np.ndarray, str] | None = None) -> tuple[DomainResult, tuple[Circuit, ...]]:
+    """Solve one domain problem and realise it on OCS ports.
+
+    A domain without traffic keeps its circuits, or, given a ``hint`` (counts of a later phase and its
+    name), takes those: re-pointing an idle layer costs nothing now and saves a switch later.
+    """
     t = time.perf_counter()
     dom = p.domain
     prev_here = _restrict(previous, dom)
-    if p.empty:  # nothing crosses this layer: leave the circuits as they are
-        r = realise(dom, *previous_counts(dom, prev_here), prev_here) if prev_here else None
+    if p.empty:  # nothing crosses this layer: keep the circuits, or pre-position them for a later phase
+        if hint is not None:
+            r = realise(dom, hint[0], hint[1], prev_here)
+            stage, msg = "lookahead", f"idle layer: circuits pre-positioned for phase '{hint[2]}'"
+        elif prev_here is not None:
+            r = realise(dom, *previous_counts(dom, prev_here), prev_here)
+            stage, msg = "previous", "no traffic crosses this layer"
+        else:
+            r = None
+            stage, msg = "none", "no traffic crosses this layer"
         circuits = r.circuits if r else ()
         xr = r.x if r else np.zeros((dom.n, dom.n), dtype=np.int64)
         zr = r.z if r else np.zeros(dom.n, dtype=np.int64)
-        return DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage="previous" if r else "none",
+        changed = len(set(circuits) - set(prev_here.circuits if prev_here else ()))
+        return DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage=stage,
                             alpha=float("nan"), alpha_model=float("nan"), bound=float("nan"), t0_s=0.0, x=xr, z=zr,
-                            circuits=len(circuits), changed=0, kept=len(circuits), dropped=0,
-                            wall_time_s=time.perf_counter() - t, message="no traffic crosses this layer"), circuits
+                            circuits=len(circuits), changed=changed, kept=r.kept if r else 0, dropped=0,
+                            wall_time_s=time.perf_counter() - t, message=msg), circuits
     key = signature(p, options) if cache is not None else ""
     entry = cache.get(key) if cache is not None else None
     cached = entry is not None
@@ -302,7 +326,7 @@ def _combine(topology: Topology, parts: list[tuple[DomainResult, tuple[Circuit, 
     bound = combine_alpha([d.t0_s for d in live], [d.bound for d in live])
     term = worst_termination([d.termination for d, _ in parts])
     stage = "milp" if any(d.stage == "milp" for d, _ in parts) else ("heuristic" if live else "none")
-    msgs = [f"{d.domain}: {d.message}" for d, _ in parts if d.message and d.t0_s > 0]
+    msgs = [f"{d.domain}: {d.message}" for d, _ in parts if d.message and (d.t0_s > 0 or d.stage == "lookahead")]
     if extra:
         msgs.insert(0, extra)
     return SolveResult(assignment=assignment, termination=term, objective=alpha, bound=bound,
@@ -312,7 +336,7 @@ def _combine(topology: Topology, parts: list[tuple[DomainResult, tuple[Circuit, 
 
 def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
                 previous: CircuitAssignment | None = None, *, cache: SolveCache | None = None,
-                seed: int = 0) -> SolveResult:
+                seed: int = 0, hints: dict[str, tuple[np.ndarray, np.ndarray, str]] | None = None) -> SolveResult:
     """Circuits for one phase's traffic over every OCS of ``topology``.
 
     Each domain (core layer, each pod's aggregation layer) is solved on its own (``layers: sequential``):
@@ -327,7 +351,9 @@ def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptio
                            bound=float("nan"), wall_time_s=time.perf_counter() - t0, backend=backend, stage="none",
                            message="topology has no OCS")
     s = seed + options.seed
-    parts = [solve_domain(p, options, previous, cache=cache, seed=s) for p in problems(topology, traffic, options, previous)]
+    hints = hints or {}
+    parts = [solve_domain(p, options, previous, cache=cache, seed=s, hint=hints.get(p.domain.name))
+             for p in problems(topology, traffic, options, previous)]
     return _combine(topology, parts, backend, t0)
 
 
@@ -405,9 +431,20 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
     decisions: list[PhaseDecision] = []
     prev: CircuitAssignment | None = None
     rs = topology.ocs_reconfig_s
+    s = seed + options.seed
+    probs = [problems(topology, ph.traffic, options) for ph in workload.phases]
     for i, ph in enumerate(workload.phases):
         tr = ph.traffic
-        res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed)
+        hints: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+        for d, q in enumerate(probs[i]):
+            if not q.empty:
+                continue
+            for j in [*range(i + 1, n), *range(0, i)]:  # the next phase (cyclically) that uses this layer
+                if not probs[j][d].empty:
+                    e = cached_counts(probs[j][d], options, cache, s)
+                    hints[q.domain.name] = (e.x, e.z, workload.phases[j].name)
+                    break
+        res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed, hints=hints)
         st = res.wall_time_s
         if prev is None:
             chosen, action = res, "reconfigured"
@@ -417,6 +454,10 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
             removed, added = prev.changed(res.assignment)
             changed = len(added)
             window = workload.phases[i - 1].compute_after_s + ph.compute_before_s
+            idle_ocs = {o for q in probs[i] if q.empty for o in q.domain.ocs}
+            # the alternative to re-pointing: keep the busy layers, still pre-position the idle ones
+            alt = CircuitAssignment.of([c for c in prev.circuits if c.ocs not in idle_ocs]
+                                       + [c for c in res.assignment.circuits if c.ocs in idle_ocs])
             if changed == 0 and not removed:
                 chosen, action, reason = res, "kept", "the solver's circuits equal the current ones"
             elif options.reconfig == "always":
@@ -424,8 +465,11 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
             elif window >= rs:
                 chosen, action = res, "reconfigured"
                 reason = f"idle window {window:.4g} s covers the switching time {rs:.4g} s"
+            elif alt == res.assignment:
+                chosen, action = res, "reconfigured"
+                reason = "only layers without traffic in this phase change (pre-positioned for a later phase)"
             else:
-                keep = evaluate(topology, tr, prev, options)
+                keep = evaluate(topology, tr, alt, options)
                 t_keep, t_new = phase_time_s(keep), phase_time_s(res)
                 exposed = rs - window
                 gain = ph.repeat * (t_keep - t_new)
@@ -434,7 +478,8 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
                     reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s, but the time saved "
                               f"({gain:.4g} s over {ph.repeat} repeat(s)) exceeds the exposed delay {exposed:.4g} s")
                 else:
-                    chosen, action, changed = keep, "kept", 0
+                    chosen, action = keep, "kept"
+                    changed = len(prev.changed(alt)[1])
                     reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s and the time saved "
                               f"({gain:.4g} s) does not pay the exposed delay {exposed:.4g} s")
         check_assignment(topology, chosen.assignment)

@@ -227,3 +227,14 @@ def test_assignment_of_a_schedule_checks(topo4) -> None:
     assert len(s.assignments) == 3 and all(isinstance(a, CircuitAssignment) for a in s.assignments)
     for a in s.assignments:
         check_assignment(topo4, a)
+
+
+def test_idle_layers_are_pre_positioned_for_the_next_phase() -> None:
+    # phase "local" sends nothing across pods; the ring after it has no idle window to switch in
+    topo = rfabric4(ocs_reconfig_ms=10)
+    wl = workload_of([("local", pod_traffic({(0, 0): GB, (1, 1): GB}), 0.0, 1), ("ring", pod_traffic(RING), 0.0, 1)])
+    s = solver.plan_schedule(topo, wl, solver.parse_options({}), seed=0)
+    first, second = s.decisions
+    assert len(s.assignments[0]) > 0 and s.assignments[0] == s.assignments[1]
+    assert "pre-positioned for phase 'ring'" in first.reason
+    assert second.action == "kept" and second.changed == 0 and second.alpha == pytest.approx(0.625)
