@@ -8,12 +8,16 @@ which is what makes the result good on uniform (all-to-all) traffic. Several tar
 the best evaluated one wins. Leftover ports go to upper-tier circuits (they add electrical capacity).
 
 >>> import numpy as np
->>> from solver.formulation import Domain, make_problem
->>> d = toy_domain(4, ports=1)              # 4 nodes, 1 port each, no electrical path
->>> p = make_problem(d, np.roll(np.eye(4), 1, axis=1) * 1e9, np.zeros(4), np.zeros(4))
->>> x, z = greedy(p)
->>> float(evaluate_alpha(p, x, z))          # a ring needs 2 ports per node: one circuit each, half the ring
+>>> from solver.formulation import make_problem
+>>> ring = np.roll(np.eye(4), 1, axis=1) * 1e9   # node i sends 1 GB to node i+1
+>>> p = make_problem(toy_domain(4, ports=1), ring, np.zeros(4), np.zeros(4))
+>>> x, z = greedy(p)                             # 1 port per node, no electrical path: a 4-ring cannot close
+>>> float(evaluate_alpha(p, x, z))
 0.0
+>>> p = make_problem(toy_domain(4, ports=2, host_bps=200e9), ring, np.zeros(4), np.zeros(4))
+>>> x, z = greedy(p)                             # 2 ports: the ring closes, one 100G circuit per 200G node
+>>> x[0].tolist(), float(evaluate_alpha(p, x, z))
+([0, 1, 0, 1], 0.5)
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ def evaluate_alpha(p: Problem, x: np.ndarray, z: np.ndarray | None = None, *, it
 
     def ok(a: float) -> bool:
         spill = np.maximum(a * D - xf, 0.0)
-        return bool(np.all(spill.sum(axis=1) + a * p.ext_out <= cap_out * (1 + 1e-12) + 1e-12)
-                    and np.all(spill.sum(axis=0) + a * p.ext_in <= cap_in * (1 + 1e-12) + 1e-12))
+        return bool(np.all(spill.sum(axis=1) + a * p.ext_out <= cap_out * (1 + 1e-12))
+                    and np.all(spill.sum(axis=0) + a * p.ext_in <= cap_in * (1 + 1e-12)))
 
     hi = p.alpha_cap()
     if not np.isfinite(hi):
@@ -99,7 +103,12 @@ def _rounds(weights: np.ndarray, free: np.ndarray, x: np.ndarray) -> None:
         rows, cols, gain = rows[sel], cols[sel], gain[sel]
         order = np.argsort(-gain, kind="stable")
         added = 0
+        done: set[tuple[int, int]] = set()
         for a, b in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+            pair = (min(a, b), max(a, b))
+            if pair in done:  # one circuit per pair per round: a 2-cycle must not eat both nodes' ports
+                continue
+            done.add(pair)
             if free[a] > 0 and free[b] > 0 and weights[a, b] - x[a, b] > 0:
                 x[a, b] += 1
                 x[b, a] += 1
