@@ -174,8 +174,19 @@ def build_workload(config: RunConfig) -> Workload:
 
 
 def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> CircuitSchedule:
-    """Circuit assignments per phase (empty assignments for a fabric without OCS)."""
-    return solver_pkg.plan_schedule(topology, workload, solver_pkg.parse_options(config.solver, "solver"), seed=config.seed)
+    """Circuit assignments per phase (empty assignments for a fabric without OCS).
+
+    A ``static_ocs`` fabric with a named ``circuit_template`` (tree, mesh, isolated_pod) holds that template
+    for the whole job; with ``circuit_template: solver`` the planner picks one assignment from the step's traffic.
+    """
+    template = topology.graph.graph.get("circuit_template", "solver")
+    fixed = None
+    if topology.has_ocs and template != "solver":
+        from topologies.templates import circuit_template
+
+        fixed = circuit_template(topology, template)
+    return solver_pkg.plan_schedule(topology, workload, solver_pkg.parse_options(config.solver, "solver"),
+                                    seed=config.seed, fixed=fixed)
 
 
 def simulate(config: RunConfig, topology: Topology, workload: Workload, schedule: CircuitSchedule | None,

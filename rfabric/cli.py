@@ -241,12 +241,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     options = solver_pkg.parse_options(cfg.solver, "solver")
     phase = workload.phase(args.phase)
     res = solver_pkg.solve_phase(topo, phase.traffic, options)
-    info = res.summary() if hasattr(res, "summary") else {"termination": str(res.termination)}
+    info = res.summary()
+    domains = info.pop("domains", None) if not args.json else None
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
         for k, v in info.items():
             print(f"{k}: {v}")
+        if domains:
+            print("domains:")
+            _print_table([{k: v for k, v in d.items() if not isinstance(v, list | dict)} for d in domains])
     if args.heatmap:
         import matplotlib
 
@@ -261,8 +265,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         fig.savefig(args.heatmap, dpi=130)
         plt.close(fig)
     if args.export:
-        solver_pkg.export_model(topo, phase.traffic, options, args.export)
-        print(f"model written to {args.export}", file=sys.stderr)
+        paths = solver_pkg.export_model(topo, phase.traffic, options, args.export)
+        print("model written to " + ", ".join(map(str, paths)), file=sys.stderr)
     return 0
 
 
