@@ -5,7 +5,7 @@ never needs it. :func:`available` says whether it is installed without importing
 
 >>> from rfabric.packet import PacketOptions
 >>> PacketOptions().tcp, PacketOptions().mtu_bytes
-('newreno', 9000)
+('cubic', 9000)
 """
 
 from __future__ import annotations

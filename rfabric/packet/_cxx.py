@@ -38,7 +38,7 @@ class Fabric {
   // returns the link index
   // ``queue_u``/``queue_v``: queue-disc size (packets) of the port at u / at v
   int AddLink(uint32_t u, uint32_t v, double rate_bps, double delay_s, uint32_t mtu, uint32_t queue_u,
-              uint32_t queue_v, int red_threshold_packets) {
+              uint32_t queue_v, int red_threshold_packets, bool fair) {
     PointToPointHelper p2p;
     double r = rate_bps > 0 ? rate_bps : 1e9;
     p2p.SetDeviceAttribute("DataRate", DataRateValue(DataRate(static_cast<uint64_t>(r))));
@@ -57,6 +57,11 @@ class Fabric {
                            "MaxTh", DoubleValue(red_threshold_packets),
                            "LinkBandwidth", DataRateValue(DataRate(static_cast<uint64_t>(r))),
                            "LinkDelay", TimeValue(Seconds(delay_s)));
+    } else if (fair) {
+      // per-flow deficit round robin; CoDel's target/interval pushed out of reach: drops only when full
+      tch.SetRootQueueDisc("ns3::FqCoDelQueueDisc", "MaxSize", QueueSizeValue(qs), "Target",
+                           StringValue("1000s"), "Interval", StringValue("10000s"),
+                           "DropBatchSize", UintegerValue(1));
     } else {
       tch.SetRootQueueDisc("ns3::FifoQueueDisc", "MaxSize", QueueSizeValue(qs));
     }

@@ -50,7 +50,8 @@ class PacketOptions:
     after this much simulated time.
     """
 
-    tcp: str = choice("newreno", choices=tuple(_TCP_TYPES))
+    tcp: str = choice("cubic", choices=tuple(_TCP_TYPES))
+    queue: str = choice("fq", choices=("fq", "fifo"))
     queue_packets: int = positive(100)
     host_queue_packets: int = positive(10000)
     mtu_bytes: int = bounded(9000, ge=576, le=65535)
@@ -302,10 +303,10 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
     fab.CreateNodes(len(nodes))
     red = opts.ecn_threshold_packets if opts.tcp == "dctcp" else 0
     peak = cap.max(axis=0) if cap.size else np.zeros(0)
-    gpu_set = set(base.gpus)
+    host_side = {n for n, r in base.graph.nodes(data="role") if r in (NodeRole.GPU, NodeRole.NIC)}
     for e, (u, v) in enumerate(edges):
-        qu, qv = (opts.host_queue_packets if n in gpu_set else opts.queue_packets for n in (u, v))
-        fab.AddLink(idx[u], idx[v], float(peak[e]), float(lat[e]), opts.mtu_bytes, qu, qv, red)
+        qu, qv = (opts.host_queue_packets if n in host_side else opts.queue_packets for n in (u, v))
+        fab.AddLink(idx[u], idx[v], float(peak[e]), float(lat[e]), opts.mtu_bytes, qu, qv, red, opts.queue == "fq")
     for gname in base.gpus:
         if host_link[gname] < 0:
             raise ConfigError("topology", f"GPU '{gname}' has no link", gname)

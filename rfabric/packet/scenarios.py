@@ -2,8 +2,8 @@
 
 ``rfabric.packet`` is core and must not import ``topologies``/``traffic``, so the scenario fabrics are
 built here directly, following the conventions of :mod:`rfabric.topology` (node names, roles and unit
-suffixed edge attributes). Every GPU is a one-GPU server whose NIC is folded into the GPU node (a GPU
-links straight to its ToR at the NIC rate), which keeps ns-3 event counts small.
+suffixed edge attributes). Every GPU is a one-GPU server: ``gpu{i} --PCIe-- nic{i} -- tor``, both links
+at the NIC rate.
 
 >>> topo = fat_tree_k4()
 >>> topo.num_gpus, sum(1 for _, r in topo.graph.nodes(data="role") if r.value in ("tor", "agg", "core"))
@@ -29,16 +29,21 @@ from rfabric.workload import FlowSet
 # ------------------------------------------------------------------------------------------------------
 # Fabrics
 
+PCIE_LATENCY_S = 0.5 * US
+
 
 def _switch(g: nx.Graph, name: str, role: NodeRole, *, radix: int, port_bps: float, pod: int, index: int,
             local: int = 0) -> None:
     g.add_node(name, role=role, radix=radix, port_bps=port_bps, pod=pod, index=index, local=local)
 
 
-def _gpu(g: nx.Graph, i: int, tor: str, pod: int) -> str:
-    name = f"gpu{i}"
-    g.add_node(name, role=NodeRole.GPU, gpu=i, server=i, tor=tor, pod=pod, rail=0)
-    return name
+def _host(g: nx.Graph, i: int, tor: str, pod: int, bps: float, latency_s: float) -> None:
+    """GPU ``i`` (a one-GPU server) and its NIC, linked to ``tor`` at ``bps``."""
+    attrs = {"gpu": i, "server": i, "tor": tor, "pod": pod, "rail": 0}
+    g.add_node(f"gpu{i}", role=NodeRole.GPU, **attrs)
+    g.add_node(f"nic{i}", role=NodeRole.NIC, port_bps=bps, **attrs)
+    _link(g, f"gpu{i}", f"nic{i}", bps, PCIE_LATENCY_S, Medium.PCIE)
+    _link(g, f"nic{i}", tor, bps, latency_s)
 
 
 def _link(g: nx.Graph, u: str, v: str, bps: float, latency_s: float, medium: Medium = Medium.OPTICAL,
@@ -60,7 +65,7 @@ def dumbbell(n_left: int, n_right: int, *, host_bps: float = 40 * GBPS, bottlene
         _switch(g, f"tor{t}", NodeRole.TOR, radix=n_left + n_right + 1, port_bps=host_bps, pod=t, index=t)
     for i in range(n_left + n_right):
         t = 0 if i < n_left else 1
-        _link(g, _gpu(g, i, f"tor{t}", t), f"tor{t}", host_bps, latency_s)
+        _host(g, i, f"tor{t}", t, host_bps, latency_s)
     _link(g, "tor0", "tor1", bottleneck_bps, latency_s)
     return Topology(name="dumbbell", kind="dumbbell", graph=g)
 
@@ -77,7 +82,7 @@ def parking_lot(link_bps: Sequence[float] = (10 * GBPS, 20 * GBPS, 10 * GBPS), *
         _switch(g, f"tor{s}", NodeRole.TOR, radix=4, port_bps=host_bps, pod=0, index=s, local=s)
     for s in range(n_sw):
         for h in range(2):
-            _link(g, _gpu(g, 2 * s + h, f"tor{s}", 0), f"tor{s}", host_bps, latency_s)
+            _host(g, 2 * s + h, f"tor{s}", 0, host_bps, latency_s)
     for i, bps in enumerate(link_bps):
         _link(g, f"tor{i}", f"tor{i + 1}", float(bps), latency_s)
     return Topology(name="parking_lot", kind="parking_lot", graph=g)
@@ -104,41 +109,46 @@ def fat_tree_k4(*, link_bps: float = 10 * GBPS, latency_s: float = 1 * US) -> To
             for a in range(half):
                 _link(g, f"tor{t}", f"agg{p * half + a}", link_bps, latency_s)
             for _ in range(half):
-                _link(g, _gpu(g, gpu, f"tor{t}", p), f"tor{t}", link_bps, latency_s)
+                _host(g, gpu, f"tor{t}", p, link_bps, latency_s)
                 gpu += 1
     return Topology(name="fat_tree_k4", kind="fat_tree", graph=g)
 
 
-def small_rfabric(*, tors: int = 4, hosts_per_tor: int = 2, host_bps: float = 20 * GBPS,
-                  eps_bps: float = 10 * GBPS, circuit_bps: float = 40 * GBPS, latency_s: float = 1 * US,
+def small_rfabric(*, tors: int = 4, hosts_per_tor: int = 2, agg_ports: int = 2, host_bps: float = 20 * GBPS,
+                  eps_bps: float = 10 * GBPS, circuit_bps: float = 10 * GBPS, latency_s: float = 1 * US,
                   ocs_reconfig_s: float = 0.5 * MS) -> Topology:
-    """A one-pod RFabric: ToRs with a thin always-on uplink to one core EPS and one port each on an OCS.
+    """A one-pod RFabric: ToRs with an always-on uplink to ``agg0`` and one OCS port each.
 
-    The OCS (``ocs.agg.0``, port ``t`` fibred to ``tor{t}``) can join any two ToRs with a direct circuit
-    of ``circuit_bps``; the fibre latency is half a hop on each side so a circuit costs one hop.
+    The OCS ``ocs.agg.0`` has port ``t`` fibred to ``tor{t}`` and ports ``tors .. tors+agg_ports-1`` to
+    ``agg1``, an aggregation switch reached only through circuits: a circuit (ToR port, agg1 port) gives
+    that ToR a second uplink of ``circuit_bps``. Circuit paths are as long as the always-on ones, so both
+    models spread traffic over them as equal-cost ports (fibre latency: half a hop on each side).
     """
     g = _graph("rfabric", nic_bps=host_bps, num_pods=1, tors_per_pod=tors, hosts_per_tor=hosts_per_tor,
-               tiers=("tor", "core"), ocs_layers=("agg",), ocs_ports=tors)
-    _switch(g, "core0", NodeRole.CORE, radix=tors, port_bps=eps_bps, pod=-1, index=0)
+               aggs_per_pod=2, tiers=("tor", "agg"), ocs_layers=("agg",), ocs_ports=tors + agg_ports)
+    _switch(g, "agg0", NodeRole.AGG, radix=tors, port_bps=eps_bps, pod=0, index=0, local=0)
+    _switch(g, "agg1", NodeRole.AGG, radix=agg_ports, port_bps=circuit_bps, pod=0, index=1, local=1)
     gpu = 0
     for t in range(tors):
         _switch(g, f"tor{t}", NodeRole.TOR, radix=hosts_per_tor + 2, port_bps=host_bps, pod=0, index=t, local=t)
-        _link(g, f"tor{t}", "core0", eps_bps, latency_s)
+        _link(g, f"tor{t}", "agg0", eps_bps, latency_s)
         for _ in range(hosts_per_tor):
-            _link(g, _gpu(g, gpu, f"tor{t}", 0), f"tor{t}", host_bps, latency_s)
+            _host(g, gpu, f"tor{t}", 0, host_bps, latency_s)
             gpu += 1
-    owners = tuple(f"tor{t}" for t in range(tors))
-    g.add_node("ocs.agg.0", role=NodeRole.OCS, layer="agg", pod=0, index=0, ports=tors, radix=2 * tors,
-               bidirectional=False, port_owner=owners, port_plane=(0,) * tors, port_peer=(-1,) * tors)
+    ports = tors + agg_ports
+    owners = tuple(f"tor{t}" for t in range(tors)) + ("agg1",) * agg_ports
+    g.add_node("ocs.agg.0", role=NodeRole.OCS, layer="agg", pod=0, index=0, ports=ports, radix=2 * ports,
+               bidirectional=False, port_owner=owners, port_plane=(0,) * ports, port_peer=(-1,) * ports)
     for t in range(tors):
         _link(g, f"tor{t}", "ocs.agg.0", circuit_bps, latency_s / 2, Medium.FIBRE)
+    _link(g, "agg1", "ocs.agg.0", circuit_bps, latency_s / 2, Medium.FIBRE, links=agg_ports)
     return Topology(name="small_rfabric", kind="rfabric", graph=g, ocs_reconfig_s=ocs_reconfig_s,
                     reconfigurable=True)
 
 
-def pairing(pairs: Iterable[tuple[int, int]], ocs: str = "ocs.agg.0") -> CircuitAssignment:
-    """Circuits joining OCS ports ``(a, b)`` (on :func:`small_rfabric`, port ``t`` is ``tor{t}``)."""
-    return CircuitAssignment.of(Circuit(ocs, min(a, b), max(a, b)) for a, b in pairs)
+def uplinks(tors: Iterable[int], *, num_tors: int = 4, ocs: str = "ocs.agg.0") -> CircuitAssignment:
+    """Circuits giving the listed ToRs of :func:`small_rfabric` an uplink to ``agg1`` (in port order)."""
+    return CircuitAssignment.of(Circuit(ocs, t, num_tors + k) for k, t in enumerate(sorted(tors)))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -218,13 +228,12 @@ def staggered_arrivals(quick: bool = False, n: int = 4) -> Scenario:
 
 def multi_bottleneck(quick: bool = False) -> Scenario:
     topo = parking_lot((10 * GBPS, 20 * GBPS, 10 * GBPS))
-    s = 4 * MB * _scale(quick)
-    # long flow 0 -> 7 over all three links; cross flows 2->3 (link 0: tor0-tor1 from gpu 1), etc.
+    # GPUs 2s, 2s+1 hang off tor{s}. Long flow 0 -> 7 crosses all three links; cross flows:
+    # 1 -> 2 (link 0), 2 -> 4 and 3 -> 5 (link 1), 4 -> 6 (link 2)
     src = [0, 1, 2, 3, 4]
     dst = [7, 2, 4, 5, 6]
-    # link0 (10G): flows 0, 1; link1 (20G): flows 0, 2, 3; link2 (10G): flows 0, 3?? see below
-    return Scenario("multi_bottleneck", "parking lot: one long flow and cross flows over 10/20/10 Gb/s links",
-                    topo, FlowSet.build(src, dst, s, chain=np.arange(len(src))))
+    return Scenario("multi_bottleneck", "parking lot: one long flow and four cross flows over 10/20/10 Gb/s links",
+                    topo, FlowSet.build(src, dst, 4 * MB * _scale(quick), chain=np.arange(len(src))))
 
 
 def fat_tree_ring(quick: bool = False) -> Scenario:
@@ -242,32 +251,26 @@ def fat_tree_all_to_all(quick: bool = False) -> Scenario:
 def rfabric_transfer_change(quick: bool = False) -> Scenario:
     topo = small_rfabric()
     s = _scale(quick)
-    # tor0 -> tor2 starts on the thin EPS path and moves to a circuit; tor1 -> tor0 loses its circuit
-    fs = FlowSet.build([0, 1, 2, 3], [4, 5, 0, 1], 4 * MB * s, chain=np.arange(4))
-    a = pairing([(0, 1), (2, 3)])
-    b = pairing([(0, 2), (1, 3)])
+    # tor0 -> tor1 loses its second uplinks at 1 ms; tor2 -> tor3 gains them 0.5 ms later
+    fs = FlowSet.build([0, 1, 4, 5], [2, 3, 6, 7], 4 * MB * s, chain=np.arange(4))
     return Scenario("rfabric_transfer_change", "transfers on a 4-ToR RFabric, circuits re-pointed mid-transfer",
-                    topo, fs, assignment=a, changes=((1.0 * MS * s, b),))
+                    topo, fs, assignment=uplinks([0, 1]), changes=((1.0 * MS * s, uplinks([2, 3])),))
 
 
 def rfabric_ring_change(quick: bool = False) -> Scenario:
     topo = small_rfabric()
     s = _scale(quick)
-    a = pairing([(0, 1), (2, 3)])
-    b = pairing([(1, 2), (0, 3)])
     return Scenario("rfabric_ring_all_reduce_change", "ring all-reduce of 32 MB over 8 GPUs of a 4-ToR RFabric, "
                     "circuits re-pointed mid-collective", topo, ring_all_reduce(range(8), 32 * MB * s),
-                    assignment=a, changes=((4.0 * MS * s, b),))
+                    assignment=uplinks([0, 1]), changes=((10.0 * MS * s, uplinks([2, 3])),))
 
 
 def rfabric_all_to_all_change(quick: bool = False) -> Scenario:
     topo = small_rfabric()
     s = _scale(quick)
-    a = pairing([(0, 1), (2, 3)])
-    b = pairing([(0, 2), (1, 3)])
     return Scenario("rfabric_all_to_all_change", "all-to-all of 16 MB per GPU over 8 GPUs of a 4-ToR RFabric, "
                     "circuits re-pointed mid-collective", topo, all_to_all(range(8), 16 * MB * s),
-                    assignment=a, changes=((3.0 * MS * s, b),))
+                    assignment=uplinks([0, 1]), changes=((4.0 * MS * s, uplinks([2, 3])),))
 
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
