@@ -24,7 +24,7 @@ try:  # numba is a declared dependency; keep the simulator importable without it
 except ImportError:  # pragma: no cover
     HAVE_NUMBA = False
 
-    def _njit(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+    def _njit(*args: Any, **kwargs: Any) -> Callable[..., Any]:  # type: ignore[no-redef]
         def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn
         return deco

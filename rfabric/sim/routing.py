@@ -136,9 +136,9 @@ class Fabric:
         names = lt.node_names
         idx = {n: i for i, n in enumerate(names)}
         pairs: set[tuple[str, str]] = set()
-        for a in assignments:
-            if a is not None and len(a):
-                pairs.update(a.pair_counts(topology))
+        for asg in assignments:
+            if asg is not None and len(asg):
+                pairs.update(asg.pair_counts(topology))
         pair_list = sorted(pairs)
         for a, b in pair_list:
             if a not in idx or b not in idx:
@@ -294,7 +294,7 @@ class FabricState:
         n_sw = f.sw_nodes.size
         req = np.arange(s.size, dtype=np.int64)
         node = s.astype(np.int64)
-        wt = w.astype(np.float64)
+        wt: np.ndarray = w.astype(np.float64)
         flag = np.zeros(s.size, dtype=bool)
         optical = np.zeros(s.size)
         rec_r: list[np.ndarray] = []
@@ -330,10 +330,10 @@ class FabricState:
                 # merge rows that reached the same node with the same circuit flag
                 k = (req[row] * n_sw + c_v) * 2 + new_flag
                 uk, inv = np.unique(k, return_inverse=True)
-                wt = np.bincount(inv, share)
+                wt = np.bincount(inv, share).astype(np.float64)
                 flag = (uk & 1).astype(bool)
-                node = (uk >> 1) % n_sw
-                req = (uk >> 1) // n_sw
+                node = ((uk >> 1) % n_sw).astype(np.int64)
+                req = ((uk >> 1) // n_sw).astype(np.int64)
             else:
                 x = _uniform(key[req], f.sw_nodes[node])[row] * total[row]
                 cs = np.cumsum(c_cap)
