@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components
 from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
-from rfabric.sim.maxmin import maxmin_rates
+from rfabric.sim.maxmin import maxmin_rates_rows
 from rfabric.sim.routing import Fabric, FabricState, Routes
 from rfabric.topology import Topology
 from rfabric.workload import FlowSet
@@ -163,6 +163,14 @@ def _segments(ptr: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(ptr[groups], cnt)
 
 
+def _gather(inc: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays (indptr, indices, data) of the given rows, without building a scipy matrix."""
+    pos = _segments(inc.indptr, rows)
+    ptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(inc.indptr[rows + 1] - inc.indptr[rows], out=ptr[1:])
+    return ptr, inc.indices[pos], inc.data[pos]
+
+
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
               start_s: float, solver: str = "auto") -> FlowTrace:
@@ -231,9 +239,8 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
 
     def add_load(rows: np.ndarray, sign: float) -> np.ndarray:
         """Add (sign=1) or remove (-1) the load of flows ``rows`` at their current rates; return arcs hit."""
-        sub = inc_w[rows]
-        arcs = sub.indices
-        vals = sub.data * np.repeat(rate[rows], np.diff(sub.indptr)) * sign
+        ptr, arcs, dat = _gather(inc_w, rows)
+        vals = dat * np.repeat(rate[rows], np.diff(ptr)) * sign
         np.add.at(load, arcs, vals)
         gr = fabric.group[arcs]
         ok = gr >= 0
@@ -319,7 +326,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 sub = act[hit[label[act]]]
                 add_load(sub, -1.0)
             if sub.size:
-                r, k = maxmin_rates(inc_w[sub], cap, method=solver)
+                r, k = maxmin_rates_rows(*_gather(inc_w, sub), cap, method=solver)
                 rate[sub] = r
                 solves += 1
                 iters += k
