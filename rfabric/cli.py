@@ -185,9 +185,8 @@ def cmd_topology(args: argparse.Namespace) -> int:
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
-    from traffic.summary import phase_summary
-
     from rfabric import api
+    from traffic.summary import phase_summary
 
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     workload = api.build_workload(cfg)

@@ -19,10 +19,10 @@
 
 # %%
 import matplotlib.pyplot as plt
-from rfabric.plotting.heatmaps import plot_heatmap
-from rfabric.plotting.timeline import plot_timeline
 
 from rfabric import api
+from rfabric.plotting.heatmaps import plot_heatmap
+from rfabric.plotting.timeline import plot_timeline
 
 config = api.load_config()
 workload = api.build_workload(config)
