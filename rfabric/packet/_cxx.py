@@ -113,6 +113,7 @@ class Fabric {
       if (up) {
         l.dev[k]->SetDataRate(DataRate(static_cast<uint64_t>(rate_bps)));
         l.em[k]->Disable();
+        ipv4->SetMetric(ifi, 1);
         if (!l.up) ipv4->SetUp(ifi);
       } else {
         l.em[k]->Enable();
@@ -120,6 +121,15 @@ class Fabric {
       }
     }
     l.up = up;
+  }
+
+  // make-before-break: routes avoid the link (huge metric) while packets already on it still arrive
+  void Drain(int link) {
+    Link& l = links[link];
+    for (int k = 0; k < 2; ++k) {
+      Ptr<Ipv4> ipv4 = nodes.Get(l.node[k])->GetObject<Ipv4>();
+      ipv4->SetMetric(ipv4->GetInterfaceForDevice(l.dev[k]), 0xffff);
+    }
   }
 
   void RecomputeRoutes() { Ipv4GlobalRoutingHelper::RecomputeRoutingTables(); }

@@ -52,16 +52,18 @@ class PacketOptions:
 
     tcp: str = choice("cubic", choices=tuple(_TCP_TYPES))
     queue: str = choice("fq", choices=("fq", "fifo"))
-    queue_packets: int = positive(100)
+    queue_packets: int = positive(1000)
     host_queue_packets: int = positive(10000)
     mtu_bytes: int = bounded(9000, ge=576, le=65535)
     ecmp: str = choice("per_packet", choices=("per_packet", "single"))
     initial_cwnd_packets: int = positive(10)
-    min_rto_s: float = positive(1e-3)
+    min_rto_s: float = positive(5e-3)
     socket_buffer_bytes: int = positive(16 * 2**20)
     delayed_ack_count: int = positive(2)
     delayed_ack_timeout_s: float = positive(10e-6)
-    dupack_threshold: int = positive(3)
+    dupack_threshold: int = positive(30)
+    hystart: bool = True
+    drain_s: float = non_negative(20e-6)
     ecn_threshold_packets: int = positive(20)
     warmup_s: float = non_negative(1e-3)
     max_sim_s: float = positive(10.0)
@@ -244,6 +246,7 @@ def _configure(ns: Any, opts: PacketOptions, seed: int) -> None:
     cfg.SetDefault("ns3::TcpSocket::DelAckTimeout", ns.TimeValue(ns.Seconds(opts.delayed_ack_timeout_s)))
     cfg.SetDefault("ns3::TcpSocket::TcpNoDelay", ns.BooleanValue(True))
     cfg.SetDefault("ns3::TcpSocketBase::ReTxThreshold", uint(opts.dupack_threshold))
+    cfg.SetDefault("ns3::TcpCubic::HyStart", ns.BooleanValue(opts.hystart))
     cfg.SetDefault("ns3::TcpSocketBase::MinRto", ns.TimeValue(ns.Seconds(opts.min_rto_s)))
     cfg.SetDefault("ns3::TcpSocketBase::ClockGranularity", ns.TimeValue(ns.MicroSeconds(1)))
     cfg.SetDefault("ns3::TcpSocketBase::UseEcn", ns.StringValue("On" if opts.tcp == "dctcp" else "Off"))
@@ -338,6 +341,16 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
             if fab.AllDone():
                 break
         diff = np.flatnonzero(cap[s] != current)
+        dark = diff[cap[s, diff] <= 0]
+        if dark.size and opts.drain_s > 0:
+            for e in dark.tolist():
+                fab.Drain(int(e))
+            for e in np.setdiff1d(diff, dark).tolist():
+                fab.SetLink(int(e), float(cap[s, e]))
+            fab.RecomputeRoutes()
+            sim.Stop(ns.Seconds(opts.drain_s))
+            sim.Run()
+            diff = dark
         for e in diff.tolist():
             fab.SetLink(int(e), float(cap[s, e]))
         if diff.size:

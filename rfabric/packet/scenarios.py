@@ -244,8 +244,8 @@ def fat_tree_ring(quick: bool = False) -> Scenario:
 
 def fat_tree_all_to_all(quick: bool = False) -> Scenario:
     topo = fat_tree_k4()
-    return Scenario("fat_tree_all_to_all", "all-to-all of 32 MB per host over a k=4 fat-tree",
-                    topo, all_to_all(range(16), 32 * MB * _scale(quick)))
+    return Scenario("fat_tree_all_to_all", "all-to-all of 64 MB per host over a k=4 fat-tree",
+                    topo, all_to_all(range(16), 64 * MB * _scale(quick)))
 
 
 def rfabric_transfer_change(quick: bool = False) -> Scenario:
