@@ -236,6 +236,7 @@ def _configure(ns: Any, opts: PacketOptions, seed: int) -> None:
     cfg.Reset()
     ns.RngSeedManager.SetSeed(int(seed) % (2**31 - 2) + 1)
     ns.RngSeedManager.SetRun(1)
+    ns.RngSeedManager.ResetNextStreamIndex()  # same streams whatever ran before in this process
     cfg.SetDefault("ns3::TcpL4Protocol::SocketType", ns.TypeIdValue(ns.TypeId.LookupByName(_TCP_TYPES[opts.tcp])))
     uint = ns.UintegerValue
     cfg.SetDefault("ns3::TcpSocket::SegmentSize", uint(opts.mtu_bytes - _HEADER_BYTES))
