@@ -61,7 +61,7 @@ class Fabric {
       // per-flow deficit round robin; CoDel's target/interval pushed out of reach: drops only when full
       tch.SetRootQueueDisc("ns3::FqCoDelQueueDisc", "MaxSize", QueueSizeValue(qs), "Target",
                            StringValue("1000s"), "Interval", StringValue("10000s"),
-                           "DropBatchSize", UintegerValue(1));
+                           "DropBatchSize", UintegerValue(1), "Flows", UintegerValue(65536));
     } else {
       tch.SetRootQueueDisc("ns3::FifoQueueDisc", "MaxSize", QueueSizeValue(qs));
     }

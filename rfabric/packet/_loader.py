@@ -31,9 +31,8 @@ def load() -> tuple[Any, Any]:
 
                 raise RfabricError("the packet-level backend needs ns-3: pip install -e '.[packet]' (PyPI ns3>=3.44)")
             t = time.perf_counter()
-            from ns import ns  # noqa: PLC0415 -- lazy on purpose: heavy, optional, GPL
-
             import cppyy  # noqa: PLC0415
+            from ns import ns  # noqa: PLC0415 -- lazy on purpose: heavy, optional, GPL
 
             _state["import_s"] = time.perf_counter() - t
             from rfabric.packet._cxx import CXX_SOURCE

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rfabric.errors import ConfigError
-from rfabric.packet import PacketOptions, run_packet
+from rfabric.packet import run_packet
 from rfabric.packet.scenarios import SCENARIOS, dumbbell, small_rfabric, uplinks
 from rfabric.units import GBPS, MB, MS
 from rfabric.workload import FlowSet

@@ -105,7 +105,7 @@ def test_scenario_fabrics_follow_topology_conventions() -> None:
     g = ft.graph
     assert ft.num_gpus == 16
     assert sum(1 for _, r in g.nodes(data="role") if r is NodeRole.CORE) == 4
-    for u, v, d in g.edges(data=True):
+    for _u, _v, d in g.edges(data=True):
         assert d["capacity_bps"] == d["links"] * d["link_bps"]
         assert isinstance(d["medium"], Medium)
     rf = small_rfabric()

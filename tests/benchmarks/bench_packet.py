@@ -1,0 +1,31 @@
+"""Packet-level cross-check timing: ns-3 import, per-scenario wall time, the whole validation.
+
+Run: ``python -m pytest tests/benchmarks/bench_packet.py -m benchmark -s`` (needs the ``packet`` extra).
+Reference (2-core VM, ns3 3.44.post0): install ~104 s, ``from ns import ns`` 7-9 s, full validation
+(9 scenarios) ~75 s of ns-3 time, flow-level side < 0.3 s in total.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.packet]
+
+
+def test_bench_full_validation(tmp_path: Path) -> None:
+    pytest.importorskip("ns", reason="ns-3 Python bindings not installed (pip install -e '.[packet]')")
+    from rfabric.packet import load_times
+    from rfabric.packet.validate import run_validation
+
+    t = time.perf_counter()
+    rows = run_validation(tmp_path)
+    total = time.perf_counter() - t
+    print(f"\nns-3 load: {load_times()}")
+    for r in rows:
+        print(f"{r['scenario']:32s} ns-3 {r['packet_wall_s']:6.2f} s ({r['packet_events']:>9d} events)  "
+              f"flow-level {r['flow_wall_s']:.4f} s  phase err {100 * r['phase_err']:+.2f} %")
+    print(f"total {total:.1f} s")
+    assert total < 600
