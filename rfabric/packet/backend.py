@@ -3,15 +3,15 @@
 The translation mirrors what the flow-level simulator sees (``topology.with_circuits(assignment)``):
 every node of the logical graph becomes an ns-3 node running IPv4 with global routing (hop-count
 shortest paths; equal-cost paths sprayed per packet with ``ecmp="per_packet"``), every logical edge a
-point-to-point link with the edge's ``capacity_bps`` and ``latency_s`` and a drop-tail (or, for DCTCP,
-ECN-marking RED) queue of ``queue_packets`` at each end. Circuits that merge into one logical edge
-(parallel circuits, or a circuit next to an electrical link) are one link of the summed rate, as in the
-flow model.
+point-to-point link with the edge's ``capacity_bps`` and ``latency_s`` and a queue of ``queue_packets``
+at each end (per-flow fair queueing by default; drop-tail FIFO, or ECN-marking RED for DCTCP, on
+request). Circuits that merge into one logical edge (parallel circuits, or a circuit next to an
+electrical link) are one link of the summed rate, as in the flow model.
 
 Circuit changes are played by a Python controller that runs the simulation in segments: at time ``t``
-of a change the circuits that go away take their links dark (interfaces down, in-flight packets lost),
-at ``t + topology.ocs_reconfig_s`` the new circuits come up (links up, at the new summed rates); routes
-are recomputed after every change.
+of a change the circuits that go away leave the routes and, ``drain_s`` later, go dark (interfaces
+down, anything still on them lost); at ``t + topology.ocs_reconfig_s`` the new circuits come up (links
+up, at the new summed rates). Routes are recomputed after every change.
 """
 
 from __future__ import annotations
@@ -41,13 +41,26 @@ _HEADER_BYTES = 52  # IPv4 (20) + TCP (20) + timestamp option (12)
 class PacketOptions:
     """ns-3 knobs (SI units; YAML may say ``min_rto_ms`` etc.).
 
-    ``tcp``: congestion control (``dctcp`` switches the queues to RED with ECN marking at
-    ``ecn_threshold_packets``). ``queue_packets``: queue-disc size per port (drop-tail). ``mtu_bytes``:
-    link MTU (jumbo frames by default: header overhead 0.6 %, 6x fewer events than 1500 B).
-    ``ecmp``: ``per_packet`` sprays packets over equal-cost paths (the flow model's ``split``), ``single``
-    takes one path per destination. ``warmup_s``: connections are opened this long before time zero so
-    handshakes stay out of the flow completion times. ``max_sim_s``: give up (unfinished flows are NaN)
-    after this much simulated time.
+    The defaults are the configuration the validation uses; why each one:
+
+    * ``tcp="cubic"`` (``newreno``, ``dctcp`` available; DCTCP switches the queues to RED with ECN
+      marking at ``ecn_threshold_packets``, but ns-3 3.44 aborts on an assertion when ECN meets the
+      reordering that per-packet spraying causes, so it is only safe with ``ecmp="single"``).
+    * ``queue="fq"``: every port is a per-flow deficit-round-robin queue (fq_codel with CoDel pushed out
+      of reach: it drops only when ``queue_packets`` are queued; 64k buckets so flows do not collide).
+      This is the packet-level embodiment of max-min fairness and keeps ACKs from queueing behind
+      data. ``"fifo"`` is a plain drop-tail FIFO of ``queue_packets``. ``host_queue_packets`` sizes the
+      queues of GPU and NIC ports (Linux hosts do not drop their own packets).
+    * ``mtu_bytes=9000``: jumbo frames, 0.6 % header overhead and 6x fewer events than 1500 B.
+    * ``ecmp="per_packet"``: packets sprayed over equal-cost next hops (the flow model's ``split``);
+      ``"single"`` takes one route per destination. ``dupack_threshold=30`` lets TCP ride out the
+      reordering that spraying causes; ``min_rto_s=5 ms`` avoids spurious timeouts when deep queues
+      inflate the RTT; ``hystart`` is Cubic's slow-start exit.
+    * ``drain_s``: make-before-break -- a circuit about to go dark is first taken out of the routes, and
+      goes dark ``drain_s`` later, so packets already on it arrive (as an OCS controller drains a
+      circuit before re-pointing it).
+    * ``warmup_s``: connections are opened this long before time zero so handshakes stay out of the flow
+      completion times; ``max_sim_s``: give up (unfinished flows are NaN) after this much simulated time.
     """
 
     tcp: str = choice("cubic", choices=tuple(_TCP_TYPES))

@@ -142,6 +142,10 @@ def plot_validation(rows: Sequence[dict[str, Any]], ax: Any = None) -> Any:
     lo = min((np.nanmin(r["fct_packet_s"]) for r in rows if len(r["fct_packet_s"])), default=1e-3) * 1e3
     hi = max((np.nanmax(r["fct_packet_s"]) for r in rows if len(r["fct_packet_s"])), default=1.0) * 1e3
     a2.plot([lo, hi], [lo, hi], color="0.3", lw=0.8)
+    from matplotlib.ticker import NullFormatter
+
+    for axis in (a2.xaxis, a2.yaxis):
+        axis.set_minor_formatter(NullFormatter())
     a2.set_xlabel("ns-3 FCT (ms)")
     a2.set_ylabel("flow-level FCT (ms)")
     a2.set_title("per-flow completion times")
