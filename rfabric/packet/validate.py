@@ -172,6 +172,9 @@ def run_validation(out_dir: str | os.PathLike[str], *, scenarios: Sequence[str] 
     out.mkdir(parents=True, exist_ok=True)
     load()
     full = [run_scenario(SCENARIOS[n](quick), options=opts, seed=seed) for n in names]
+    if quick:
+        for r in full:
+            r["description"] += " [quick: sizes and times / 4]"
     rows = [{c: r[c] for c in COLUMNS} for r in full]
     write_table(rows, out / "validation.csv")
     doc = {"rows": rows, "quick": quick, "seed": seed, "tolerance": TOLERANCE, "packet_options": asdict(opts),
