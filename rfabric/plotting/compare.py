@@ -17,11 +17,17 @@ FALLBACK = ["#55A868", "#DD8452", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
 
 
 def fabric_colour(name: str, kind: str, i: int = 0) -> str:
+    """The colour of a fabric in every figure: its kind's colour; variants of a kind (e.g. ``fat_tree_2to1``)
+    get a lighter shade of it, picked by ``i`` (the fabric's position in the figure, deterministic)."""
     if name in KIND_COLOURS:
         return KIND_COLOURS[name]
-    if kind in KIND_COLOURS and name == kind:
-        return KIND_COLOURS[kind]
-    return FALLBACK[i % len(FALLBACK)] if kind not in KIND_COLOURS else KIND_COLOURS[kind]
+    if kind not in KIND_COLOURS:
+        return FALLBACK[i % len(FALLBACK)]
+    from matplotlib.colors import to_hex, to_rgb
+
+    shade = (0.3, 0.55, 0.75, 0.15)[i % 4]  # share of white mixed in
+    r, g, b = to_rgb(KIND_COLOURS[kind])
+    return to_hex((r + (1 - r) * shade, g + (1 - g) * shade, b + (1 - b) * shade))
 
 
 def plot_comparison(comparison: Comparison, axes: Any = None) -> Any:
