@@ -10,6 +10,7 @@ This module and :mod:`rfabric.cli` are the only places that compose the four pac
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -18,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -341,33 +342,45 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+@contextlib.contextmanager
+def _atomic_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out``; on success move its files into ``out`` (created), so an
+    interrupted write leaves nothing half-written there."""
+    out_dir = Path(out)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        yield tmp
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for p in sorted(tmp.iterdir()):
+            os.replace(p, out_dir / p.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = fig if hasattr(fig, "savefig") else fig.figure
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
 def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
     """Write ``summary.csv``, ``result.json``, ``config.resolved.yaml`` and ``comparison.png`` into ``out``.
 
     Files are written into a temporary directory beside ``out`` and moved in only when all are complete, so
     an interrupted run leaves nothing half-written.
     """
-    out_dir = Path(out)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with _atomic_dir(out) as tmp:
         (tmp / "summary.csv").write_text(summary_csv(result))
         (tmp / "result.json").write_text(json.dumps(result_json(result), indent=2, sort_keys=True, default=_json_default))
         (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(to_plain(result.resolved), sort_keys=False))
         if figure:
             from rfabric.plotting.compare import plot_comparison
 
-            fig = plot_comparison(result.comparison)
-            fig.savefig(tmp / "comparison.png", dpi=150, bbox_inches="tight")
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for p in sorted(tmp.iterdir()):
-            os.replace(p, out_dir / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+            _save_figure(plot_comparison(result.comparison), tmp / "comparison.png")
+    return Path(out)
 
 
 def phases_csv(sim: SimulationResult) -> str:
@@ -386,10 +399,7 @@ def phases_csv(sim: SimulationResult) -> str:
 
 def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
     """Write one simulation's ``phases.csv``, ``simulation.json`` and ``timeline.png`` into ``out`` (atomically)."""
-    out_dir = Path(out)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with _atomic_dir(out) as tmp:
         (tmp / "phases.csv").write_text(phases_csv(sim))
         doc = {"fabric": sim.fabric, "iteration_time_s": sim.iteration_time_s, "reconfig_time_s": sim.reconfig_time_s,
                "events": sim.events, "solves": sim.solves, "wall_time_s": sim.wall_time_s,
@@ -397,20 +407,10 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
                "phases": [{**to_plain(p), "duration_s": p.duration_s} for p in sim.phases]}
         (tmp / "simulation.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=_json_default))
         if figure:
-            import matplotlib.pyplot as plt
-
             from rfabric.plotting.timeline import plot_timeline
 
-            fig = plot_timeline(sim)
-            fig = fig if hasattr(fig, "savefig") else fig.figure
-            fig.savefig(tmp / "timeline.png", dpi=150, bbox_inches="tight")
-            plt.close(fig)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for p in sorted(tmp.iterdir()):
-            os.replace(p, out_dir / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+            _save_figure(plot_timeline(sim), tmp / "timeline.png")
+    return Path(out)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,11 +22,26 @@ the best evaluated one wins. Leftover ports go to upper-tier circuits (they add 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from solver.formulation import Domain, Problem
 
+
+def bisect_alpha(ok: Callable[[float], bool], lo: float, hi: float, *, iters: int, rtol: float) -> tuple[float, float]:
+    """Bisection on a monotone feasibility test: ``ok(lo)`` holds, ``ok(hi)`` does not; returns the final
+    (largest feasible, smallest infeasible) pair after ``iters`` halvings or once within ``rtol``."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= rtol * max(hi, 1e-300):
+            break
+    return lo, hi
 
 def evaluate_alpha(p: Problem, x: np.ndarray, z: np.ndarray | None = None, *, iters: int = 64) -> float:
     """The largest alpha that circuit counts ``x`` (symmetric) and upper circuits ``z`` carry.
@@ -53,18 +68,9 @@ def evaluate_alpha(p: Problem, x: np.ndarray, z: np.ndarray | None = None, *, it
         return float("inf")
     if ok(hi):
         return float(hi)
-    lo = 0.0
-    if not ok(lo):
+    if not ok(0.0):
         return 0.0
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * max(hi, 1e-300):
-            break
-    return lo
+    return bisect_alpha(ok, 0.0, hi, iters=iters, rtol=1e-12)[0]
 
 
 def changed_circuits(p: Problem, x: np.ndarray, z: np.ndarray) -> int:
@@ -230,13 +236,4 @@ def node_bound(p: Problem, *, iters: int = 60) -> float:
 
     if ok(cap):
         return cap
-    lo, hi = 0.0, cap
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-9 * hi:
-            break
-    return hi
+    return bisect_alpha(ok, 0.0, cap, iters=iters, rtol=1e-9)[1]

@@ -279,35 +279,35 @@ def all_reduce(groups: Any, size_bytes: Any, *, algorithm: str = "ring", stages:
     return parts.flowset(tag)
 
 
-def reduce_scatter(groups: Any, size_bytes: Any, *, algorithm: str = "ring", stages: str = "coalesced",
-                   delay_s: Any = 0.0, step_latency_s: float = 0.0, tag: str = "reduce_scatter",
-                   **_: Any) -> FlowSet:
-    """Reduce-scatter of an ``size_bytes`` input per rank (each rank ends with ``S/n`` reduced)."""
+def _scatter_or_gather(kind: str, groups: Any, size_bytes: Any, *, algorithm: str, stages: str, delay_s: Any,
+                       step_latency_s: float, tag: str) -> FlowSet:
+    """The n-1 ring steps (or log2 n halving/doubling rounds) shared by reduce-scatter and all-gather."""
     _check_stages(stages)
     g, size, delay = _prep(groups, size_bytes, delay_s)
     parts = _Parts()
     if algorithm == "ring":
         _ring(parts, g, size, delay, g.shape[1] - 1, stages=stages, stage0=0, step_latency_s=step_latency_s)
     elif algorithm == "halving_doubling":
-        _halving_doubling(parts, g, size, delay, reduce=True, gather=False, stage0=0)
+        reduce = kind == "reduce_scatter"
+        _halving_doubling(parts, g, size, delay, reduce=reduce, gather=not reduce, stage0=0)
     else:
-        raise ValueError(f"unknown reduce_scatter algorithm {algorithm!r}; known: {ALGORITHMS['reduce_scatter']}")
+        raise ValueError(f"unknown {kind} algorithm {algorithm!r}; known: {ALGORITHMS[kind]}")
     return parts.flowset(tag)
+
+
+def reduce_scatter(groups: Any, size_bytes: Any, *, algorithm: str = "ring", stages: str = "coalesced",
+                   delay_s: Any = 0.0, step_latency_s: float = 0.0, tag: str = "reduce_scatter",
+                   **_: Any) -> FlowSet:
+    """Reduce-scatter of an ``size_bytes`` input per rank (each rank ends with ``S/n`` reduced)."""
+    return _scatter_or_gather("reduce_scatter", groups, size_bytes, algorithm=algorithm, stages=stages,
+                              delay_s=delay_s, step_latency_s=step_latency_s, tag=tag)
 
 
 def all_gather(groups: Any, size_bytes: Any, *, algorithm: str = "ring", stages: str = "coalesced",
                delay_s: Any = 0.0, step_latency_s: float = 0.0, tag: str = "all_gather", **_: Any) -> FlowSet:
     """All-gather into an output of ``size_bytes`` (each rank contributes ``S/n``)."""
-    _check_stages(stages)
-    g, size, delay = _prep(groups, size_bytes, delay_s)
-    parts = _Parts()
-    if algorithm == "ring":
-        _ring(parts, g, size, delay, g.shape[1] - 1, stages=stages, stage0=0, step_latency_s=step_latency_s)
-    elif algorithm == "halving_doubling":
-        _halving_doubling(parts, g, size, delay, reduce=False, gather=True, stage0=0)
-    else:
-        raise ValueError(f"unknown all_gather algorithm {algorithm!r}; known: {ALGORITHMS['all_gather']}")
-    return parts.flowset(tag)
+    return _scatter_or_gather("all_gather", groups, size_bytes, algorithm=algorithm, stages=stages,
+                              delay_s=delay_s, step_latency_s=step_latency_s, tag=tag)
 
 
 def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stages: str = "coalesced",
