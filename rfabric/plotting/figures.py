@@ -86,6 +86,8 @@ def fig_phases(d: Path) -> Any:
         ax2.bar(names, vals, bottom=bottoms, label=m, color=colours[m])
         bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
     ax2.set_ylabel("bytes per RL step (TB, link-level)")
+    for ax in (ax1, ax2):
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.08)  # headroom: stacked totals are often equal across fabrics
     ax2.legend(fontsize=7, frameon=False)
     ax2.tick_params(axis="x", rotation=20)
     for i, n in enumerate(names):
