@@ -129,4 +129,94 @@ def heap_maxmin(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, t_ind
     return rates, pops
 
 
-__all__ = ["heap_maxmin", "HAVE_NUMBA"]
+@_njit(cache=True)
+def solve_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, cap: np.ndarray,
+               mark: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`heap_maxmin` on rows ``rows`` of a CSR matrix, its links compacted in ascending order.
+
+    Same arithmetic as ``maxmin_rates_rows(*gather(rows), cap)`` (links numbered by ``np.unique``, the
+    transpose in row order) without sorting all non-zeros: ``O(nnz + L log L)``. ``mark`` is scratch of
+    one entry per link, all ``-1`` on entry and again on return.
+    """
+    nf = rows.size
+    ptr = np.zeros(nf + 1, dtype=np.int64)
+    for i in range(nf):
+        r = rows[i]
+        ptr[i + 1] = ptr[i] + indptr[r + 1] - indptr[r]
+    nnz = ptr[nf]
+    glob = np.empty(nnz, dtype=np.int64)
+    dat = np.empty(nnz)
+    seen = np.empty(nnz, dtype=np.int64)
+    nl = 0
+    k = 0
+    for i in range(nf):
+        r = rows[i]
+        for j in range(indptr[r], indptr[r + 1]):
+            a = indices[j]
+            glob[k] = a
+            dat[k] = data[j]
+            k += 1
+            if mark[a] < 0:
+                mark[a] = 0
+                seen[nl] = a
+                nl += 1
+    links = np.sort(seen[:nl])
+    for i in range(nl):
+        mark[links[i]] = i
+    local = np.empty(nnz, dtype=np.int64)
+    t_indptr = np.zeros(nl + 1, dtype=np.int64)
+    for k in range(nnz):
+        lk = mark[glob[k]]
+        local[k] = lk
+        t_indptr[lk + 1] += 1
+    for i in range(nl):
+        t_indptr[i + 1] += t_indptr[i]
+    fill = t_indptr[:-1].copy()
+    t_ind = np.empty(nnz, dtype=np.int64)
+    t_dat = np.empty(nnz)
+    for i in range(nf):
+        for k in range(ptr[i], ptr[i + 1]):
+            lk = local[k]
+            p = fill[lk]
+            t_ind[p] = i
+            t_dat[p] = dat[k]
+            fill[lk] = p + 1
+    capl = np.empty(nl)
+    for i in range(nl):
+        capl[i] = cap[links[i]]
+        mark[links[i]] = -1
+    return heap_maxmin(ptr, local, dat, t_indptr, t_ind, t_dat, capl)
+
+
+@_njit(cache=True)
+def add_load(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, rate: np.ndarray,
+             sign: float, load: np.ndarray, group: np.ndarray, g_load: np.ndarray, inv_cap: np.ndarray) -> float:
+    """Add ``sign`` times the load of ``rows`` (CSR weights times ``rate``) to ``load`` and ``g_load``.
+
+    Entries are added in row order (as ``np.add.at`` would). Returns the largest ``load * inv_cap`` over
+    the arcs hit after an addition (``sign > 0``; ``-inf`` when none or on a removal; NaN ignored).
+    """
+    for i in range(rows.size):
+        r = rows[i]
+        rr = rate[r]
+        for j in range(indptr[r], indptr[r + 1]):
+            a = indices[j]
+            v = data[j] * rr * sign
+            load[a] += v
+            g = group[a]
+            if g >= 0:
+                g_load[g] += v
+    peak = -np.inf
+    if sign < 0:
+        return peak
+    for i in range(rows.size):
+        r = rows[i]
+        for j in range(indptr[r], indptr[r + 1]):
+            a = indices[j]
+            x = load[a] * inv_cap[a]
+            if x > peak:
+                peak = x
+    return peak
+
+
+__all__ = ["heap_maxmin", "solve_rows", "add_load", "HAVE_NUMBA"]

@@ -38,6 +38,8 @@ from scipy.sparse.csgraph import connected_components
 from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
+from rfabric.sim._heap import HAVE_NUMBA, solve_rows
+from rfabric.sim._heap import add_load as _add_load_kernel
 from rfabric.sim.maxmin import maxmin_rates_rows
 from rfabric.sim.routing import Fabric, FabricState, Routes
 from rfabric.topology import Topology
@@ -228,6 +230,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     routes: Routes = state.route(flows.src, flows.dst, ecmp=options.ecmp, seed=seed)
     inc_w = _weighted(routes.incidence, mult)
     label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+    n_labels = int(label.max()) + 1 if label.size else 0
     empty_route = (np.diff(routes.incidence.indptr) == 0) & ~routes.blocked
     need_solve = full_solve = True
     touched: list[np.ndarray] = []
@@ -237,15 +240,25 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     load = np.zeros(fabric.num_arcs)  # bytes/s on every arc, kept up to date incrementally
     g_load = np.zeros(n_groups)
 
-    def add_load(rows: np.ndarray, sign: float) -> np.ndarray:
-        """Add (sign=1) or remove (-1) the load of flows ``rows`` at their current rates; return arcs hit."""
+    compiled = HAVE_NUMBA and solver in ("auto", "heap")
+    mark = np.full(fabric.num_arcs, -1, dtype=np.int64)  # scratch of the compiled solve
+    group = fabric.group
+
+    def add_load(rows: np.ndarray, sign: float) -> float:
+        """Add (sign=1) or remove (-1) the load of flows ``rows`` at their current rates.
+
+        Returns the largest load / capacity over the arcs hit after an addition (``-inf`` if none).
+        """
+        if compiled:
+            return float(_add_load_kernel(inc_w.indptr, inc_w.indices, inc_w.data, rows, rate, sign, load, group,
+                                          g_load, inv_cap))
         ptr, arcs, dat = _gather(inc_w, rows)
         vals = dat * np.repeat(rate[rows], np.diff(ptr)) * sign
         np.add.at(load, arcs, vals)
-        gr = fabric.group[arcs]
+        gr = group[arcs]
         ok = gr >= 0
         np.add.at(g_load, gr[ok], vals[ok])
-        return arcs
+        return float((load[arcs] * inv_cap[arcs]).max()) if arcs.size and sign > 0 else -np.inf
 
     def drain(idx: np.ndarray, when: float) -> None:
         """Mark flows drained at ``when``; release the next stage of chains whose stage completed."""
@@ -303,6 +316,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 routes = state.route(flows.src, flows.dst, ecmp=options.ecmp, seed=seed)
                 inc_w = _weighted(routes.incidence, mult)
                 label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+                n_labels = int(label.max()) + 1 if label.size else 0
                 need_solve = full_solve = True
         if active.size == 0 and pend_idx.size == 0:
             break
@@ -321,21 +335,22 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             else:
                 # max-min rates decompose over the components of the flow-arc graph: only the
                 # components an arrival or drain touched can change
-                hit = np.zeros(int(label.max()) + 1 if label.size else 0, dtype=bool)
+                hit = np.zeros(n_labels, dtype=bool)
                 hit[label[np.concatenate(touched)]] = True
                 sub = act[hit[label[act]]]
                 add_load(sub, -1.0)
             if sub.size:
-                r, k = maxmin_rates_rows(*_gather(inc_w, sub), cap, method=solver)
+                if compiled:
+                    r, k = solve_rows(inc_w.indptr, inc_w.indices, inc_w.data, sub, cap, mark)
+                else:
+                    r, k = maxmin_rates_rows(*_gather(inc_w, sub), cap, method=solver)
                 rate[sub] = r
                 solves += 1
                 iters += k
             if full_solve:
                 load[:] = 0.0
                 g_load[:] = 0.0
-            arcs = add_load(sub, 1.0)
-            if arcs.size:
-                peak = max(peak, float((load[arcs] * inv_cap[arcs]).max()))
+            peak = max(peak, add_load(sub, 1.0))
             need_solve = full_solve = False
             touched.clear()
         events += 1
