@@ -96,21 +96,28 @@ def heap_maxmin(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, t_ind
             share[lnk] = max(rem[lnk], 0.0) / dem[lnk]
             n = _push(hk, hv, n, share[lnk], lnk)
     pops = 0
-    while n > 0:
+    unfrozen = 0
+    for f in range(nf):
+        if indptr[f + 1] > indptr[f]:
+            unfrozen += 1
+    while n > 0 and unfrozen > 0:  # links left once every flow is frozen change nothing
         s = hk[0]
         lnk = hv[0]
         n = _pop(hk, hv, n)
         if cnt[lnk] == 0:
             continue
         if s != share[lnk]:  # the share grew since this entry was pushed: re-key lazily
-            n = _push(hk, hv, n, share[lnk], lnk)
-            continue
+            if n > 0 and share[lnk] >= hk[0]:
+                n = _push(hk, hv, n, share[lnk], lnk)
+                continue
+            s = share[lnk]  # still strictly the smallest: pushing would pop it straight back
         pops += 1
         for k in range(t_indptr[lnk], t_indptr[lnk + 1]):
             f = t_indices[k]
             if frozen[f]:
                 continue
             frozen[f] = True
+            unfrozen -= 1
             rates[f] = s
             for j in range(indptr[f], indptr[f + 1]):
                 m = indices[j]
@@ -131,12 +138,13 @@ def heap_maxmin(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, t_ind
 
 @_njit(cache=True)
 def solve_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, cap: np.ndarray,
-               mark: np.ndarray) -> tuple[np.ndarray, int]:
+               mark: np.ndarray, fixed: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, int]:
     """:func:`heap_maxmin` on rows ``rows`` of a CSR matrix, its links compacted in ascending order.
 
     Same arithmetic as ``maxmin_rates_rows(*gather(rows), cap)`` (links numbered by ``np.unique``, the
-    transpose in row order) without sorting all non-zeros: ``O(nnz + L log L)``. ``mark`` is scratch of
-    one entry per link, all ``-1`` on entry and again on return.
+    transpose in row order) without sorting all non-zeros: ``O(nnz + L log L)``. The capacity of a link
+    is first lowered by the load of the rows ``fixed`` at rates ``rate`` (rows that keep their rates).
+    ``mark`` is scratch of one entry per link, all ``-1`` on entry and again on return.
     """
     nf = rows.size
     ptr = np.zeros(nf + 1, dtype=np.int64)
@@ -181,9 +189,17 @@ def solve_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: 
             t_ind[p] = i
             t_dat[p] = dat[k]
             fill[lk] = p + 1
+    used = np.zeros(nl)
+    for i in range(fixed.size):
+        r = fixed[i]
+        rr = rate[r]
+        for j in range(indptr[r], indptr[r + 1]):
+            lk = mark[indices[j]]
+            if lk >= 0:
+                used[lk] += data[j] * rr
     capl = np.empty(nl)
     for i in range(nl):
-        capl[i] = cap[links[i]]
+        capl[i] = cap[links[i]] - used[i]
         mark[links[i]] = -1
     return heap_maxmin(ptr, local, dat, t_indptr, t_ind, t_dat, capl)
 

@@ -173,6 +173,61 @@ def _gather(inc: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ptr, inc.indices[pos], inc.data[pos]
 
 
+def _route_flows(state: FabricState, src: np.ndarray, dst: np.ndarray, ecmp: str, seed: int) -> Routes:
+    """``state.route`` of every flow, routing each distinct GPU pair once (a route depends on the pair only)."""
+    s64 = src.astype(np.int64)
+    d64 = dst.astype(np.int64)
+    if s64.size < 2:
+        return state.route(src, dst, ecmp=ecmp, seed=seed)
+    span = int(max(s64.max(), d64.max())) + 1
+    _, first, inv = np.unique(s64 * span + d64, return_index=True, return_inverse=True)
+    if first.size == s64.size:
+        return state.route(src, dst, ecmp=ecmp, seed=seed)
+    try:
+        r = state.route(src[first], dst[first], ecmp=ecmp, seed=seed)
+    except SimulationError:  # re-raise with the flow numbering of the caller
+        return state.route(src, dst, ecmp=ecmp, seed=seed)
+    inv = inv.ravel()
+    return Routes(incidence=r.incidence[inv], latency_s=r.latency_s[inv], optical=r.optical[inv],
+                  nvlink=r.nvlink[inv], blocked=r.blocked[inv])
+
+
+def _resolve_set(act: np.ndarray, label: np.ndarray, rate: np.ndarray, lab_thr: np.ndarray,
+                 arrived: list[np.ndarray], drained: list[np.ndarray], drained_rate: list[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(flows to re-solve, flows of the same components that keep their rates) after arrivals and drains.
+
+    A component touched by an arrival is re-solved whole. In one touched only by drains, let ``s`` be
+    the smallest rate of a drained flow: progressive filling below level ``s`` is unchanged by removing
+    flows whose rates are all ``>= s`` (their arcs do not saturate below ``s``, and now carry less), so
+    every flow of rate ``< s`` keeps it, and the others get the max-min rates of the capacity left by
+    those (filling that residual from 0 cannot saturate an arc below ``s``). Exact up to rounding.
+    ``lab_thr`` (all ``inf``) is scratch per component and is restored.
+    """
+    if drained:
+        dl = label[np.concatenate(drained)]
+        np.minimum.at(lab_thr, dl, np.concatenate(drained_rate))
+    else:
+        dl = label[:0]
+    al = label[np.concatenate(arrived)] if arrived else label[:0]
+    lab_thr[al] = -np.inf
+    thr = lab_thr[label[act]]
+    hit = thr < np.inf
+    lab_thr[dl] = np.inf
+    lab_thr[al] = np.inf
+    keep = hit & (rate[act] < thr)
+    return act[hit & ~keep], act[keep]
+
+
+def _residual(inc_w: sp.csr_matrix, fixed: np.ndarray, rate: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Capacity left on every arc by the flows ``fixed`` at their rates."""
+    if fixed.size == 0:
+        return cap
+    ptr, arcs, dat = _gather(inc_w, fixed)
+    used = np.bincount(arcs, dat * np.repeat(rate[fixed], np.diff(ptr)), minlength=cap.size)
+    return cap - used
+
+
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
               start_s: float, solver: str = "auto") -> FlowTrace:
@@ -227,13 +282,16 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     is_active = np.zeros(n, dtype=bool)
 
     state: FabricState = fabric.state(circ.assignment())
-    routes: Routes = state.route(flows.src, flows.dst, ecmp=options.ecmp, seed=seed)
+    routes: Routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
     inc_w = _weighted(routes.incidence, mult)
     label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
     n_labels = int(label.max()) + 1 if label.size else 0
+    lab_thr = np.full(n_labels, np.inf)  # per component: re-solve its flows of rate >= this (inf: untouched)
     empty_route = (np.diff(routes.incidence.indptr) == 0) & ~routes.blocked
     need_solve = full_solve = True
-    touched: list[np.ndarray] = []
+    touched: list[np.ndarray] = []  # flows that arrived since the last solve
+    touched_dr: list[np.ndarray] = []  # flows that drained since the last solve, and their last rates
+    touched_dr_rate: list[np.ndarray] = []
     cap_of: FabricState | None = None
     cap = inv_cap = inv_gcap = np.zeros(0)
     act = np.zeros(0, dtype=np.int64)  # active flows with a route (the ones that get rates)
@@ -266,7 +324,8 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         if idx.size == 0:
             return
         drained += idx.size
-        touched.append(idx)
+        touched_dr.append(idx)
+        touched_dr_rate.append(rate[idx])
         add_load(idx, -1.0)
         rem[idx] = 0.0
         rate[idx] = 0.0
@@ -313,10 +372,11 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             new_state = fabric.state(circ.assignment())
             if new_state is not state:
                 state = new_state
-                routes = state.route(flows.src, flows.dst, ecmp=options.ecmp, seed=seed)
+                routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
                 inc_w = _weighted(routes.incidence, mult)
                 label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
                 n_labels = int(label.max()) + 1 if label.size else 0
+                lab_thr = np.full(n_labels, np.inf)
                 need_solve = full_solve = True
         if active.size == 0 and pend_idx.size == 0:
             break
@@ -329,21 +389,23 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
         if need_solve:
             act = active[~routes.blocked[active]]
+            fixed = act[:0]
             if full_solve:
                 rate[active] = 0.0
                 sub = act
             else:
                 # max-min rates decompose over the components of the flow-arc graph: only the
-                # components an arrival or drain touched can change
-                hit = np.zeros(n_labels, dtype=bool)
-                hit[label[np.concatenate(touched)]] = True
-                sub = act[hit[label[act]]]
+                # components an arrival or drain touched can change. In a component touched only by
+                # drains, flows slower than the slowest drained flow keep their rates (see
+                # _resolve_set); the others are re-solved on the capacity those leave.
+                sub, fixed = _resolve_set(act, label, rate, lab_thr, touched, touched_dr, touched_dr_rate)
                 add_load(sub, -1.0)
             if sub.size:
                 if compiled:
-                    r, k = solve_rows(inc_w.indptr, inc_w.indices, inc_w.data, sub, cap, mark)
+                    r, k = solve_rows(inc_w.indptr, inc_w.indices, inc_w.data, sub, cap, mark, fixed, rate)
                 else:
-                    r, k = maxmin_rates_rows(*_gather(inc_w, sub), cap, method=solver)
+                    r, k = maxmin_rates_rows(*_gather(inc_w, sub), _residual(inc_w, fixed, rate, cap),
+                                             method=solver)
                 rate[sub] = r
                 solves += 1
                 iters += k
@@ -353,6 +415,8 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             peak = max(peak, add_load(sub, 1.0))
             need_solve = full_solve = False
             touched.clear()
+            touched_dr.clear()
+            touched_dr_rate.clear()
         events += 1
         # --- utilisation now (holds until the next event)
         ut_t.append(t)
