@@ -235,4 +235,55 @@ def add_load(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np
     return peak
 
 
-__all__ = ["heap_maxmin", "solve_rows", "add_load", "HAVE_NUMBA"]
+@_njit(cache=True)
+def next_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
+    """Smallest ``rem / rate`` over the flows ``act`` of positive rate (``inf`` if none)."""
+    m = np.inf
+    for i in range(act.size):
+        f = act[i]
+        ra = rate[f]
+        if ra > 0:
+            x = rem[f] / ra
+            if x < m:
+                m = x
+    return m
+
+
+@_njit(cache=True)
+def advance(act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: float, drain_now: bool,
+            t_drain: float, exact: float, eps: float, start: np.ndarray, mult: np.ndarray, nvlink: np.ndarray,
+            optical: np.ndarray, gone: np.ndarray) -> tuple[int, float, float, float]:
+    """Move every flow of ``act`` by ``dt`` at its rate; at a drain instant drain the ones due.
+
+    A flow is due when ``t + rem / rate <= t_drain + exact * (t_drain - t) + eps * (t_drain - start)``
+    (it then moves all its bytes). Writes the due flows, in ``act`` order, to ``gone`` and returns
+    (their number, bytes moved on NVLink, optical and electrical bytes).
+    """
+    c = t_drain + exact * (t_drain - t)
+    nd = 0
+    nv = 0.0
+    op = 0.0
+    el = 0.0
+    for i in range(act.size):
+        f = act[i]
+        ra = rate[f]
+        r = rem[f]
+        x = ra * dt
+        moved = x if (x < r or x != x) else r
+        if drain_now:
+            ttd = r / ra if ra > 0 else np.inf
+            if t + ttd <= c + eps * (t_drain - start[f]):
+                moved = r
+                gone[nd] = f
+                nd += 1
+        rem[f] = r - moved
+        b = moved * mult[f]
+        if nvlink[f]:
+            nv += b
+        else:
+            op += b * optical[f]
+            el += b * (1.0 - optical[f])
+    return nd, nv, op, el
+
+
+__all__ = ["heap_maxmin", "solve_rows", "add_load", "next_drain", "advance", "HAVE_NUMBA"]

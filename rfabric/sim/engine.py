@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components
 from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
-from rfabric.sim._heap import HAVE_NUMBA, solve_rows
+from rfabric.sim._heap import HAVE_NUMBA, advance, next_drain, solve_rows
 from rfabric.sim._heap import add_load as _add_load_kernel
 from rfabric.sim.maxmin import maxmin_rates_rows
 from rfabric.sim.routing import Fabric, FabricState, Routes
@@ -422,10 +422,13 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         ut_t.append(t)
         ut_v.append(np.maximum(g_load, 0.0) * inv_gcap)
         # --- next event
-        ra = rate[act]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ttd = np.where(ra > 0, rem[act] / ra, np.inf)
-        t_drain = t + float(ttd.min()) if ttd.size else np.inf
+        if compiled:
+            t_drain = t + float(next_drain(act, rate, rem)) if act.size else np.inf
+        else:
+            ra = rate[act]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ttd = np.where(ra > 0, rem[act] / ra, np.inf)
+            t_drain = t + float(ttd.min()) if ttd.size else np.inf
         t_arr = float(pend_time.min()) if pend_time.size else np.inf
         t_ch = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
         t_next = min(t_drain, t_arr, t_ch)
@@ -436,23 +439,34 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                                   f"{int(flows.src[f0])} -> {int(flows.dst[f0])}) and no circuit change pending")
         dt = t_next - t
         # --- advance
-        moved = np.minimum(ra * dt, rem[act])
-        if t_next == t_drain:
-            own = t + ttd  # each flow's drain time at the current rates
-            done_local = own <= t_drain + _EXACT * (t_drain - t) + options.merge_tolerance * (t_drain - start[act])
-            moved[done_local] = rem[act][done_local]
+        if compiled:
+            gone_buf = np.empty(act.size, dtype=np.int64)
+            nd, b_nv, b_op, b_el = advance(act, rate, rem, t, dt, t_next == t_drain, t_drain, _EXACT,
+                                           float(options.merge_tolerance), start, mult, routes.nvlink,
+                                           routes.optical, gone_buf)
+            by_medium["nvlink"] += float(b_nv)
+            by_medium["optical"] += float(b_op)
+            by_medium["electrical"] += float(b_el)
+            gone = gone_buf[:nd]
         else:
-            done_local = np.zeros(act.size, dtype=bool)
-        rem[act] -= moved
-        bytes_moved = moved * mult[act]
-        nvl = routes.nvlink[act]
-        opt = routes.optical[act]
-        by_medium["nvlink"] += float(bytes_moved[nvl].sum())
-        by_medium["optical"] += float((bytes_moved * opt)[~nvl].sum())
-        by_medium["electrical"] += float((bytes_moved * (1.0 - opt))[~nvl].sum())
-        t = t_next
-        if done_local.any():
+            moved = np.minimum(ra * dt, rem[act])
+            if t_next == t_drain:
+                own = t + ttd  # each flow's drain time at the current rates
+                done_local = own <= (t_drain + _EXACT * (t_drain - t)
+                                     + options.merge_tolerance * (t_drain - start[act]))
+                moved[done_local] = rem[act][done_local]
+            else:
+                done_local = np.zeros(act.size, dtype=bool)
+            rem[act] -= moved
+            bytes_moved = moved * mult[act]
+            nvl = routes.nvlink[act]
+            opt = routes.optical[act]
+            by_medium["nvlink"] += float(bytes_moved[nvl].sum())
+            by_medium["optical"] += float((bytes_moved * opt)[~nvl].sum())
+            by_medium["electrical"] += float((bytes_moved * (1.0 - opt))[~nvl].sum())
             gone = act[done_local]
+        t = t_next
+        if gone.size:
             is_active[gone] = False
             active = active[is_active[active]]
             drain(gone, t)
