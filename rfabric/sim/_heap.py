@@ -168,7 +168,15 @@ def solve_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: 
                 mark[a] = 0
                 seen[nl] = a
                 nl += 1
-    links = np.sort(seen[:nl])
+    if nl * 16 > mark.size:  # many links: one scan of the marks is cheaper than sorting them
+        links = np.empty(nl, dtype=np.int64)
+        q = 0
+        for a in range(mark.size):
+            if mark[a] >= 0:
+                links[q] = a
+                q += 1
+    else:
+        links = np.sort(seen[:nl])
     for i in range(nl):
         mark[links[i]] = i
     local = np.empty(nnz, dtype=np.int64)
@@ -236,6 +244,26 @@ def add_load(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np
 
 
 @_njit(cache=True)
+def split_by_threshold(act: np.ndarray, label: np.ndarray, rate: np.ndarray, lab_thr: np.ndarray,
+                       sub: np.ndarray, fixed: np.ndarray) -> tuple[int, int]:
+    """Flows of ``act`` whose component has a finite threshold: to ``sub`` if ``rate >= threshold``,
+    else to ``fixed`` (both in ``act`` order); returns their numbers."""
+    ns = 0
+    nk = 0
+    for i in range(act.size):
+        f = act[i]
+        th = lab_thr[label[f]]
+        if th < np.inf:
+            if rate[f] < th:
+                fixed[nk] = f
+                nk += 1
+            else:
+                sub[ns] = f
+                ns += 1
+    return ns, nk
+
+
+@_njit(cache=True)
 def next_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
     """Smallest ``rem / rate`` over the flows ``act`` of positive rate (``inf`` if none)."""
     m = np.inf
@@ -286,4 +314,53 @@ def advance(act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: fl
     return nd, nv, op, el
 
 
-__all__ = ["heap_maxmin", "solve_rows", "add_load", "next_drain", "advance", "HAVE_NUMBA"]
+@_njit(cache=True)
+def column_hashes(t_indptr: np.ndarray, t_indices: np.ndarray, t_bits: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every row of a CSR matrix (its column indices and the bit patterns of its values)."""
+    n = t_indptr.size - 1
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(t_indptr[i + 1] - t_indptr[i])
+        for k in range(t_indptr[i], t_indptr[i + 1]):
+            h = (h ^ np.uint64(t_indices[k])) * np.uint64(0x100000001B3)
+            h = (h ^ t_bits[k]) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(29)
+        out[i] = h
+    return out
+
+
+@_njit(cache=True)
+def same_rows(t_indptr: np.ndarray, t_indices: np.ndarray, t_data: np.ndarray, order: np.ndarray,
+              keys: np.ndarray) -> np.ndarray:
+    """Representative of every row: the first row in ``order`` equal to it (candidates share ``keys``)."""
+    n = t_indptr.size - 1
+    rep = np.arange(n)
+    i = 0
+    while i < order.size:
+        j = i + 1
+        while j < order.size and keys[order[j]] == keys[order[i]]:
+            j += 1
+        for p in range(i + 1, j):  # a run of equal hashes: compare exactly against earlier representatives
+            b = order[p]
+            for q in range(i, p):
+                a = order[q]
+                if rep[a] != a:
+                    continue
+                la = t_indptr[a + 1] - t_indptr[a]
+                if la != t_indptr[b + 1] - t_indptr[b]:
+                    continue
+                eq = True
+                for k in range(la):
+                    if (t_indices[t_indptr[a] + k] != t_indices[t_indptr[b] + k]
+                            or t_data[t_indptr[a] + k] != t_data[t_indptr[b] + k]):
+                        eq = False
+                        break
+                if eq:
+                    rep[b] = a
+                    break
+        i = j
+    return rep
+
+
+__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "next_drain", "advance", "column_hashes", "same_rows",
+           "HAVE_NUMBA"]

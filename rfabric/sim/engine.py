@@ -38,7 +38,15 @@ from scipy.sparse.csgraph import connected_components
 from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
-from rfabric.sim._heap import HAVE_NUMBA, advance, next_drain, solve_rows
+from rfabric.sim._heap import (
+    HAVE_NUMBA,
+    advance,
+    column_hashes,
+    next_drain,
+    same_rows,
+    solve_rows,
+    split_by_threshold,
+)
 from rfabric.sim._heap import add_load as _add_load_kernel
 from rfabric.sim.maxmin import maxmin_rates_rows
 from rfabric.sim.routing import Fabric, FabricState, Routes
@@ -173,6 +181,38 @@ def _gather(inc: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ptr, inc.indices[pos], inc.data[pos]
 
 
+def _redundant(inc_w: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(incidence for the rate solve, representative arc of every arc).
+
+    Arcs crossed by exactly the same flows with the same weights (e.g. a GPU's PCIe arc and its NIC's
+    uplink) are one constraint: only the representative (the lowest arc id) is kept, with the smallest
+    capacity of its group (see :func:`_solve_capacity`). Max-min rates are unchanged, and the solve
+    shrinks (host arcs are half of a flow's arcs on a fat-tree).
+    """
+    na = inc_w.shape[1]
+    at = inc_w.T.tocsr()
+    if not at.has_sorted_indices:
+        at.sort_indices()
+    used = np.flatnonzero(np.diff(at.indptr) > 0)
+    keys = column_hashes(at.indptr.astype(np.int64), at.indices.astype(np.int64), at.data.view(np.uint64))
+    order = used[np.argsort(keys[used], kind="stable")]
+    rep_of = same_rows(at.indptr.astype(np.int64), at.indices.astype(np.int64), at.data, order, keys)
+    is_rep = rep_of == np.arange(na)
+    if is_rep.all():
+        return inc_w, rep_of
+    keep = is_rep[inc_w.indices]
+    ptr = np.r_[0, np.cumsum(keep)][inc_w.indptr]
+    inc_s = sp.csr_matrix((inc_w.data[keep], inc_w.indices[keep], ptr), shape=inc_w.shape)
+    return inc_s, rep_of
+
+
+def _solve_capacity(cap: np.ndarray, rep_of: np.ndarray) -> np.ndarray:
+    """Capacity of every representative arc: the smallest of its group (see :func:`_redundant`)."""
+    out = cap.copy()
+    np.minimum.at(out, rep_of, cap)
+    return out
+
+
 def _route_flows(state: FabricState, src: np.ndarray, dst: np.ndarray, ecmp: str, seed: int) -> Routes:
     """``state.route`` of every flow, routing each distinct GPU pair once (a route depends on the pair only)."""
     s64 = src.astype(np.int64)
@@ -193,8 +233,8 @@ def _route_flows(state: FabricState, src: np.ndarray, dst: np.ndarray, ecmp: str
 
 
 def _resolve_set(act: np.ndarray, label: np.ndarray, rate: np.ndarray, lab_thr: np.ndarray,
-                 arrived: list[np.ndarray], drained: list[np.ndarray], drained_rate: list[np.ndarray]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 arrived: list[np.ndarray], drained: list[np.ndarray], drained_rate: list[np.ndarray],
+                 compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(flows to re-solve, flows of the same components that keep their rates) after arrivals and drains.
 
     A component touched by an arrival is re-solved whole. In one touched only by drains, let ``s`` be
@@ -211,6 +251,13 @@ def _resolve_set(act: np.ndarray, label: np.ndarray, rate: np.ndarray, lab_thr: 
         dl = label[:0]
     al = label[np.concatenate(arrived)] if arrived else label[:0]
     lab_thr[al] = -np.inf
+    if compiled:
+        sub = np.empty(act.size, dtype=np.int64)
+        fixed = np.empty(act.size, dtype=np.int64)
+        ns, nk = split_by_threshold(act, label, rate, lab_thr, sub, fixed)
+        lab_thr[dl] = np.inf
+        lab_thr[al] = np.inf
+        return sub[:ns], fixed[:nk]
     thr = lab_thr[label[act]]
     hit = thr < np.inf
     lab_thr[dl] = np.inf
@@ -278,12 +325,14 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
 
     pend_idx = np.flatnonzero(first)  # released flows waiting for their arrival time
     pend_time = t + delay[pend_idx]
+    pend_min = float(pend_time.min()) if pend_time.size else np.inf  # the next arrival
     active = np.zeros(0, dtype=np.int64)  # arrived, not drained (blocked ones included)
     is_active = np.zeros(n, dtype=bool)
 
     state: FabricState = fabric.state(circ.assignment())
     routes: Routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
     inc_w = _weighted(routes.incidence, mult)
+    inc_s, rep_of = _redundant(inc_w)
     label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
     n_labels = int(label.max()) + 1 if label.size else 0
     lab_thr = np.full(n_labels, np.inf)  # per component: re-solve its flows of rate >= this (inf: untouched)
@@ -293,7 +342,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     touched_dr: list[np.ndarray] = []  # flows that drained since the last solve, and their last rates
     touched_dr_rate: list[np.ndarray] = []
     cap_of: FabricState | None = None
-    cap = inv_cap = inv_gcap = np.zeros(0)
+    cap = cap_s = inv_cap = inv_gcap = np.zeros(0)
     act = np.zeros(0, dtype=np.int64)  # active flows with a route (the ones that get rates)
     load = np.zeros(fabric.num_arcs)  # bytes/s on every arc, kept up to date incrementally
     g_load = np.zeros(n_groups)
@@ -320,7 +369,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
 
     def drain(idx: np.ndarray, when: float) -> None:
         """Mark flows drained at ``when``; release the next stage of chains whose stage completed."""
-        nonlocal need_solve, pend_idx, pend_time, drained
+        nonlocal need_solve, pend_idx, pend_time, pend_min, drained
         if idx.size == 0:
             return
         drained += idx.size
@@ -344,16 +393,16 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             ready = np.repeat(sg_finish[done_g[has]], sg_count[nxt[has]])
             pend_idx = np.concatenate([pend_idx, rel])
             pend_time = np.concatenate([pend_time, ready + delay[rel]])
+            pend_min = float(pend_time.min())
         need_solve = True
 
     for _ in range(10 * n + 10 * len(todo) + 1000):
         # --- everything that happens at t: arrivals (zero-size ones drain at once), circuit changes
-        while pend_idx.size:
+        while pend_idx.size and pend_min <= t:
             due = pend_time <= t
-            if not due.any():
-                break
             arr = pend_idx[due]
             pend_idx, pend_time = pend_idx[~due], pend_time[~due]
+            pend_min = float(pend_time.min()) if pend_time.size else np.inf
             start[arr] = t
             zero = (size[arr] <= 0) | empty_route[arr]
             active = np.concatenate([active, arr[~zero]])
@@ -374,6 +423,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 state = new_state
                 routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
                 inc_w = _weighted(routes.incidence, mult)
+                inc_s, rep_of = _redundant(inc_w)
                 label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
                 n_labels = int(label.max()) + 1 if label.size else 0
                 lab_thr = np.full(n_labels, np.inf)
@@ -385,6 +435,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             cap_of = state
             cap = state.capacity_bps / 8.0  # bytes/s
             inv_cap = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), np.inf)
+            cap_s = _solve_capacity(cap, rep_of)
             g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
             inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
         if need_solve:
@@ -398,13 +449,14 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 # components an arrival or drain touched can change. In a component touched only by
                 # drains, flows slower than the slowest drained flow keep their rates (see
                 # _resolve_set); the others are re-solved on the capacity those leave.
-                sub, fixed = _resolve_set(act, label, rate, lab_thr, touched, touched_dr, touched_dr_rate)
+                sub, fixed = _resolve_set(act, label, rate, lab_thr, touched, touched_dr, touched_dr_rate,
+                                          compiled)
                 add_load(sub, -1.0)
             if sub.size:
                 if compiled:
-                    r, k = solve_rows(inc_w.indptr, inc_w.indices, inc_w.data, sub, cap, mark, fixed, rate)
+                    r, k = solve_rows(inc_s.indptr, inc_s.indices, inc_s.data, sub, cap_s, mark, fixed, rate)
                 else:
-                    r, k = maxmin_rates_rows(*_gather(inc_w, sub), _residual(inc_w, fixed, rate, cap),
+                    r, k = maxmin_rates_rows(*_gather(inc_s, sub), _residual(inc_s, fixed, rate, cap_s),
                                              method=solver)
                 rate[sub] = r
                 solves += 1
@@ -429,7 +481,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             with np.errstate(divide="ignore", invalid="ignore"):
                 ttd = np.where(ra > 0, rem[act] / ra, np.inf)
             t_drain = t + float(ttd.min()) if ttd.size else np.inf
-        t_arr = float(pend_time.min()) if pend_time.size else np.inf
+        t_arr = pend_min
         t_ch = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
         t_next = min(t_drain, t_arr, t_ch)
         if not np.isfinite(t_next):
