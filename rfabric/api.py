@@ -343,15 +343,19 @@ def _json_default(o: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _atomic_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+def _atomic_dir(out: str | os.PathLike[str], stale: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a temporary directory beside ``out``; on success move its files into ``out`` (created), so an
-    interrupted write leaves nothing half-written there."""
+    interrupted write leaves nothing half-written there. Files named in ``stale`` that this write did not
+    produce are removed from ``out`` so results of two runs never mix."""
     out_dir = Path(out)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         yield tmp
         out_dir.mkdir(parents=True, exist_ok=True)
+        for name in stale:  # outputs of an earlier run that this one does not produce (e.g. --no-figure)
+            if not (tmp / name).exists():
+                (out_dir / name).unlink(missing_ok=True)
         for p in sorted(tmp.iterdir()):
             os.replace(p, out_dir / p.name)
     finally:
@@ -372,7 +376,7 @@ def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = 
     Files are written into a temporary directory beside ``out`` and moved in only when all are complete, so
     an interrupted run leaves nothing half-written.
     """
-    with _atomic_dir(out) as tmp:
+    with _atomic_dir(out, stale=("comparison.png",)) as tmp:
         (tmp / "summary.csv").write_text(summary_csv(result))
         (tmp / "result.json").write_text(json.dumps(result_json(result), indent=2, sort_keys=True, default=_json_default))
         (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(to_plain(result.resolved), sort_keys=False))
@@ -399,7 +403,7 @@ def phases_csv(sim: SimulationResult) -> str:
 
 def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
     """Write one simulation's ``phases.csv``, ``simulation.json`` and ``timeline.png`` into ``out`` (atomically)."""
-    with _atomic_dir(out) as tmp:
+    with _atomic_dir(out, stale=("timeline.png",)) as tmp:
         (tmp / "phases.csv").write_text(phases_csv(sim))
         doc = {"fabric": sim.fabric, "iteration_time_s": sim.iteration_time_s, "reconfig_time_s": sim.reconfig_time_s,
                "events": sim.events, "solves": sim.solves, "wall_time_s": sim.wall_time_s,

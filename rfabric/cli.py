@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,9 +137,26 @@ def _print_table(rows: list[dict[str, Any]], cols: Sequence[str] | None = None) 
 # ------------------------------------------------------------------------------------------------
 
 
+def _check_out(out: str | None, key: str = "--out") -> None:
+    """Fail before any work if results could not be written to ``out``."""
+    if not out:
+        return
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(key, "exists and is not a directory", out)
+    parent = next((q for q in (p, *p.parents) if q.exists()), Path("."))
+    try:  # the nearest existing ancestor must take a new directory (access() says yes for root on /proc)
+        import tempfile
+
+        os.rmdir(tempfile.mkdtemp(prefix=".rfabric-probe-", dir=parent))
+    except OSError as e:
+        raise ConfigError(key, f"cannot create a directory under '{parent}': {e.strerror}", out) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rfabric import api
 
+    _check_out(args.out)
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     result = api.run(cfg, progress=_progress(args))
     _print_table(result.summary_rows(), ["fabric", "gpus", "iteration_time_s", "capex_usd", "perf_per_usd_vs_ref",
@@ -272,6 +290,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rfabric import api
 
+    _check_out(args.out)
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     fabric = args.fabric or cfg.fabrics[0].name
     topo = api.build_topology(cfg, fabric)
@@ -293,6 +312,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError("--workers", "must be >= 1", args.workers)
+    _check_out(args.out)
     stats = api.run_sweep(args.sweep_file, args.out, overrides=args.overrides, workers=args.workers,
                           executor=args.executor, ray_address=args.ray_address, progress=_progress(args),
                           retry_failed=args.retry_failed)
@@ -330,6 +350,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for name in args.scenario:
             if name not in SCENARIOS:
                 raise ConfigError("--scenario", f"unknown scenario; {suggest(name, list(SCENARIOS))}", name)
+    _check_out(args.out)
     rows = run_validation(args.out, scenarios=args.scenario, quick=args.quick)
     _print_table(rows, [c for c in ("scenario", "flows", "phase_err", "collective_err_max", "fct_err_max",
                                     "fct_err_median", "within_5pct", "flow_wall_s", "packet_wall_s") if c in rows[0]])
@@ -356,7 +377,15 @@ COMMANDS = {"run": cmd_run, "topology": cmd_topology, "traffic": cmd_traffic, "s
             "models": cmd_models}
 
 
+def _terminate(signum: int, frame: Any) -> None:  # SIGTERM behaves like Ctrl-C: clean up, no orphans
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
@@ -366,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rfabric: error: {e}", file=sys.stderr)
         return 2
     except RfabricError as e:
+        print(f"rfabric: failed: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. the disk filled up while writing results
         print(f"rfabric: failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

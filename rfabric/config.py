@@ -19,6 +19,7 @@ import enum
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -373,13 +374,31 @@ def parse_run_config(data: Any) -> RunConfig:
 # Files and overrides
 
 
+class YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2 floats: ``1e-3`` and ``5E14`` are numbers, not strings."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml_text(text: str) -> Any:
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a SafeLoader subclass
+
+
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     """Read a YAML file; a missing or malformed file is a ``ConfigError`` naming it."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("--config", "no such file", str(p))
     try:
-        return yaml.safe_load(p.read_text())
+        return load_yaml_text(p.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -396,7 +415,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError("--set", "expected dotted.key=value", text)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value

@@ -17,8 +17,16 @@ class ConfigError(RfabricError, ValueError):
         self.key = key
         self.value = value
         self.message = message
+        self.has_value = has_value
         shown = f" = {value!r}" if has_value and value is not None else ""
         super().__init__(f"{key}{shown}: {message}" if key else message)
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across process pools and Ray
+        return (_config_error, (self.key, self.message, self.value, self.has_value))
+
+
+def _config_error(key: str, message: str, value: object, has_value: bool) -> ConfigError:
+    return ConfigError(key, message, value, has_value=has_value)
 
 
 class SolverError(RfabricError):

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ def write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
             json.dump(doc, f, indent=1, sort_keys=True, default=str)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -175,6 +177,7 @@ def collect(out: Path, points: Iterable[SweepPoint] | None = None) -> Path:
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out / "sweep.csv")
     return out / "sweep.csv"
 
@@ -187,10 +190,23 @@ def _cell(v: Any) -> Any:
 # Execution
 
 
-def _record(point: SweepPoint, outcome: Mapping[str, Any] | BaseException, wall_s: float) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class RunFailure:
+    """A run that raised: its error as text (always picklable, whatever the exception was)."""
+
+    error: str
+
+    @staticmethod
+    def of(e: BaseException) -> RunFailure:
+        return RunFailure(f"{type(e).__name__}: {e}")
+
+
+def _record(point: SweepPoint, outcome: Mapping[str, Any] | RunFailure | BaseException, wall_s: float) -> dict[str, Any]:
     doc: dict[str, Any] = {"run_id": point.run_id, "point": dict(point.point), "seed": point.seed, "wall_time_s": wall_s}
     if isinstance(outcome, BaseException):
-        doc.update(status="error", error=f"{type(outcome).__name__}: {outcome}")
+        outcome = RunFailure.of(outcome)
+    if isinstance(outcome, RunFailure):
+        doc.update(status="error", error=outcome.error)
     elif not isinstance(outcome, Mapping):
         doc.update(status="error", error=f"run returned {type(outcome).__name__}, not a mapping")
     else:
@@ -203,7 +219,7 @@ def _timed(fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], config: Mapping
     try:
         return fn(config), time.perf_counter() - t
     except Exception as e:  # recorded, never fatal for the sweep
-        return e, time.perf_counter() - t
+        return RunFailure.of(e), time.perf_counter() - t
 
 
 def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
@@ -239,22 +255,41 @@ def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], M
                 outcome, wall = _timed(fn, p.config)
                 store(p, outcome, wall)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending: dict[Future[Any], SweepPoint] = {pool.submit(_timed, fn, p.config): p for p in todo}
-                while pending:
-                    ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in sorted(ready, key=lambda f: pending[f].run_id):
-                        p = pending.pop(fut)
-                        try:
-                            outcome, wall = fut.result()
-                        except Exception as e:  # a worker died
-                            outcome, wall = e, 0.0
-                        store(p, outcome, wall)
+            _run_pool(todo, fn, store, workers, stats)
     finally:
         if bar is not None:
             bar.close()
         collect(out, points)
     return stats
+
+
+def _run_pool(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,
+              stats: dict[str, int]) -> None:
+    """Local process pool. If a worker process dies (out of memory, killed), the runs that had not finished
+    are NOT recorded (a later invocation runs them); an interrupt stops the workers instead of orphaning them."""
+    pool = ProcessPoolExecutor(max_workers=workers)
+    pending: dict[Future[Any], SweepPoint] = {pool.submit(_timed, fn, p.config): p for p in todo}
+    clean = False
+    try:
+        while pending:
+            ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(ready, key=lambda f: pending[f].run_id):
+                p = pending.pop(fut)
+                try:
+                    outcome, wall = fut.result()
+                except BrokenProcessPool as e:
+                    stats["error"] += 1  # not recorded: it is retried when the sweep is run again
+                    log.warning("run %s lost with its worker (%s); run the sweep again to resume it", p.run_id, e)
+                    continue
+                store(p, outcome, wall)
+        clean = True
+    finally:
+        if clean:
+            pool.shutdown(wait=True)
+        else:  # interrupted: do not wait for runs in flight, stop the worker processes
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public API to stop a worker
+                proc.terminate()
 
 
 def _run_ray(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,
@@ -279,8 +314,8 @@ def _run_ray(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable
                 p = pending.pop(ref)
                 try:
                     outcome, wall = ray.get(ref)
-                except Exception as e:
-                    outcome, wall = e, 0.0
+                except Exception as e:  # the task itself failed (worker lost): recorded as an error
+                    outcome, wall = RunFailure.of(e), 0.0
                 store(p, outcome, wall)
     finally:
         if started:

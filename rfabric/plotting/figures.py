@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rfabric.errors import ConfigError
 from rfabric.plotting.compare import fabric_colour
 from rfabric.plotting.sweep import _setup, break_even, plot_lines, plot_scaling, read_sweep
 
@@ -19,12 +20,34 @@ def _gpus(rows: list[dict[str, Any]]) -> str:
     return f"{g[0]} GPUs" if len(g) == 1 else ""
 
 
+def _require_axis(rows: list[dict[str, Any]], figure: str, is_x: Callable[[str], bool], also: Callable[[str], bool],
+                  what: str) -> None:
+    """The sweep must vary the figure's x axis and hold every other swept key fixed (besides ``also``):
+    otherwise lines would silently average unrelated points. Swept keys are the dotted columns."""
+    if not rows:
+        raise ConfigError("DIR", f"the sweep has no finished runs to draw the {figure} figure from")
+    keys = [k for k in rows[0] if "." in k]
+    xs = [k for k in keys if is_x(k)]
+    if not xs or len({r.get(xs[0]) for r in rows}) < 2:
+        raise ConfigError("figure", f"'{figure}' needs a sweep over {what}; this sweep varies "
+                          f"{', '.join(k for k in keys if len({r.get(k) for r in rows}) > 1) or 'nothing'}", figure)
+    for k in keys:
+        if not is_x(k) and not also(k) and len({r.get(k) for r in rows}) > 1:
+            raise ConfigError("figure", f"'{figure}' plots {what} with everything else fixed, but this sweep also "
+                              f"varies {k}; draw it from a sweep that varies only {what}", figure)
+
+
 def fig_scaling(d: Path) -> Any:
-    return plot_scaling(read_sweep(d))
+    rows = read_sweep(d)
+    _require_axis(rows, "scaling", lambda k: k.startswith("cluster.") and k.endswith("_gpus"),
+                  lambda k: k in ("workload.model",), "cluster sizes (cluster.*_gpus)")
+    return plot_scaling(rows)
 
 
 def fig_reconfig(d: Path) -> Any:
     rows = read_sweep(d)
+    _require_axis(rows, "reconfig", lambda k: k.endswith("ocs_reconfig_ms"), lambda k: False,
+                  "the OCS reconfiguration delay (topology.ocs_reconfig_ms)")
     return plot_lines(rows, "topology.ocs_reconfig_ms",
                       [("time_vs_ref", "RL step time (x Fat-Tree)"), ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
                       xlabel="OCS reconfiguration delay (ms)", logx=True,
@@ -33,6 +56,8 @@ def fig_reconfig(d: Path) -> Any:
 
 def fig_ocs_price(d: Path) -> Any:
     rows = read_sweep(d)
+    _require_axis(rows, "ocs_price", lambda k: k == "cost.prices.ocs_port_usd", lambda k: False,
+                  "the OCS port price (cost.prices.ocs_port_usd)")
     fig = plot_lines(rows, "cost.prices.ocs_port_usd",
                      [("capex_usd", "Network capex (USD)"), ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
                      xlabel="OCS port price (USD)", title=f"OCS price sweep {_gpus(rows)}")
@@ -47,6 +72,8 @@ def fig_ocs_price(d: Path) -> Any:
 
 def fig_eps_share(d: Path) -> Any:
     rows = read_sweep(d)
+    _require_axis(rows, "eps_share", lambda k: k.endswith("ocs_share"), lambda k: False,
+                  "the share of uplinks on OCS (*.agg_ocs_share / *.core_ocs_share)")
     xkey = next((k for k in (rows[0] if rows else {}) if k.endswith("ocs_share")), "topology.core_ocs_share")
     for r in rows:  # electrical share = 1 - share of uplinks on OCS
         if r.get(xkey) not in (None, ""):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.errors import SolverError
+from rfabric.errors import ConfigError
 from solver.backends import MipOutcome
 from solver.formulation import Formulation
 
@@ -63,13 +63,13 @@ def build_problem(form: Formulation, name: str = "circuits") -> tuple[Any, list[
 
 
 def get_solver(name: str, *, time_limit_s: float, mip_gap: float, warm: bool, threads: int = 0) -> Any:
-    """A PuLP solver object; a solver PuLP knows but that is not installed is a ``SolverError``."""
+    """A PuLP solver object; a solver PuLP knows but that is not installed is a ``ConfigError`` (user's choice)."""
     import pulp
 
     have = installed_solvers()
     if name not in have:
-        raise SolverError(f"PuLP solver '{name}' is not installed here; installed: {', '.join(have) or 'none'} "
-                          "(set solver.pulp_solver)")
+        raise ConfigError("solver.pulp_solver", f"PuLP solver '{name}' is not installed here; installed: "
+                          f"{', '.join(have) or 'none'}", name)
     kw: dict[str, Any] = {"msg": False, "timeLimit": float(time_limit_s), "gapRel": float(mip_gap)}
     if warm and name in ("PULP_CBC_CMD", "COIN_CMD", "GUROBI", "GUROBI_CMD", "CPLEX_CMD", "CPLEX_PY"):
         kw["warmStart"] = True
@@ -82,7 +82,7 @@ def get_solver(name: str, *, time_limit_s: float, mip_gap: float, warm: bool, th
 
 def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.ndarray | None = None,
           time_limit_s: float = 2.0, mip_gap: float = 1e-3, threads: int = 0) -> MipOutcome:
-    """Solve ``form`` through PuLP (raises ``SolverError`` only for a solver that is not installed)."""
+    """Solve ``form`` through PuLP (raises ``ConfigError`` only for a solver that is not installed)."""
     import pulp
 
     t0 = time.perf_counter()

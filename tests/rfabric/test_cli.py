@@ -59,3 +59,36 @@ def test_module_entry_point_reports_config_errors(tmp_path: Path) -> None:
     assert p.returncode == 2
     assert "--config" in p.stderr and "no such file" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_out_that_is_a_file_fails_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "afile"
+    f.write_text("keep me")
+    assert main(["run", "--out", str(f), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "not a directory" in err and "Traceback" not in err
+    assert f.read_text() == "keep me"
+
+
+def test_rerun_without_figure_leaves_no_stale_figure(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("cluster: {trainer_gpus: 8, rollout_gpus: 8}\nworkload: {kind: collective, size_mb: 100}\n"
+                    "topology: {switch_radix: 16}\nfabrics: [{name: fat_tree, kind: fat_tree}]\nreference: fat_tree\n")
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(tiny), "--out", str(out), "-q"]) == 0
+    assert (out / "comparison.png").is_file()
+    assert main(["run", "--config", str(tiny), "--out", str(out), "-q", "--no-figure"]) == 0
+    assert not (out / "comparison.png").exists() and (out / "summary.csv").is_file()
+
+
+def test_plot_refuses_a_sweep_of_another_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Drawing the scaling figure from a price sweep would average unrelated points: exit 2 instead."""
+    cols = "run_id,seed,status,cost.prices.ocs_port_usd,fabric,kind,gpus,time_vs_ref,capex_usd,perf_per_usd_vs_ref"
+    rows = [f"r{i},0,ok,{price},{f},{f},128,1.0,{1e6 * (i + 1)},1.0" for i, price in enumerate((100, 500))
+            for f in ("fat_tree", "rfabric")]
+    (tmp_path / "sweep.csv").write_text("\n".join([cols, *rows]) + "\n")
+    assert main(["plot", "scaling", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cost.prices.ocs_port_usd" in err and "Traceback" not in err
+    assert main(["plot", "ocs_price", str(tmp_path), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 1000

@@ -130,3 +130,14 @@ def test_unit_conversion_property(gbps: float, ports: int) -> None:
     link = parse_dataclass(_Link, {"capacity_gbps": gbps, "ports": ports})
     assert link.capacity_bps == pytest.approx(gbps * 1e9, rel=1e-12)
     assert link.ports == ports
+
+
+def test_scientific_notation_is_a_number(tmp_path) -> None:
+    """YAML 1.1 reads ``1e-3`` as a string; configs and --set take it as the number users mean."""
+    from rfabric.config import parse_override, read_yaml
+
+    assert parse_override("sim.merge_tolerance=1e-3") == ("sim.merge_tolerance", 0.001)
+    assert parse_override("workload.gpu.peak_flops=5E14") == ("workload.gpu.peak_flops", 5e14)
+    f = tmp_path / "c.yaml"
+    f.write_text("sim: {merge_tolerance: 1e-2}\nseed: 3\nname: 1e3x\n")
+    assert read_yaml(f) == {"sim": {"merge_tolerance": 0.01}, "seed": 3, "name": "1e3x"}

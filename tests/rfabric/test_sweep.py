@@ -113,3 +113,28 @@ def test_ray_executor_local_cluster(tmp_path: Path) -> None:
     # resume through Ray: nothing recomputed
     again = run_points(points, dict, tmp_path / "ray", workers=2, executor="ray")
     assert again == {"total": 8, "skipped": 8, "ok": 0, "error": 0}
+
+
+def test_failed_point_in_process_pool_does_not_break_the_sweep(tmp_path: Path) -> None:
+    """A ConfigError raised in a worker comes back intact (picklable) and fails only its own point."""
+    from rfabric.api import sweep_point
+
+    spec = {"base": {"seed": 0, "cluster": {"trainer_gpus": 8, "rollout_gpus": 8},
+                     "workload": {"kind": "collective", "size_bytes": 1e8},
+                     "topology": {"switch_radix": 16}, "fabrics": [{"name": "fat_tree", "kind": "fat_tree"}],
+                     "reference": "fat_tree"},
+            "sweep": {"cluster.trainer_gpus": [8, 12, 16]}}  # 12 GPUs is not whole servers
+    points = expand(load_sweep(spec))
+    stats = run_points(points, sweep_point, tmp_path, workers=2)
+    assert stats == {"total": 3, "skipped": 0, "ok": 2, "error": 1}
+    docs = finished(tmp_path)
+    bad = [d for d in docs.values() if d["status"] != "ok"]
+    assert len(bad) == 1 and "cluster.trainer_gpus" in bad[0]["error"] and "ConfigError" in bad[0]["error"]
+    assert oct((tmp_path / "runs" / f"{points[0].run_id}.json").stat().st_mode & 0o777) == "0o644"
+
+
+def test_pickled_config_error_keeps_its_fields() -> None:
+    import pickle
+
+    e = pickle.loads(pickle.dumps(ConfigError("cluster.nic_gbps", "must be > 0", -1)))
+    assert (e.key, e.message, e.value, str(e)) == ("cluster.nic_gbps", "must be > 0", -1, "cluster.nic_gbps = -1: must be > 0")

@@ -219,13 +219,14 @@ def test_zero_budget_and_no_electrical_path_is_infeasible() -> None:
 
 
 def test_pulp_solver_not_installed_lists_the_installed_ones(topo4) -> None:
-    from rfabric.errors import SolverError
+    from rfabric.errors import ConfigError
 
     opts = solver.parse_options({"backend": "pulp", "pulp_solver": "GUROBI_CMD"})
     if "GUROBI_CMD" in pulp_backend.installed_solvers():
         pytest.skip("Gurobi is installed here")
-    with pytest.raises(SolverError, match="PULP_CBC_CMD"):
+    with pytest.raises(ConfigError, match="PULP_CBC_CMD") as e:  # a user's choice: CLI exit 2
         solver.solve_phase(topo4, pod_traffic({(i, (i + 1) % 4): GB for i in range(4)}), opts)
+    assert e.value.key == "solver.pulp_solver"
 
 
 # ---- model B: one relay hop -----------------------------------------------------------------------------------
