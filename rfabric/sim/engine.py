@@ -54,6 +54,7 @@ from rfabric.topology import Topology
 from rfabric.workload import FlowSet
 
 _EXACT = 1e-12
+_TIE = 1e-9  # relative slack of the re-solve threshold (see _resolve_set)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -240,13 +241,16 @@ def _resolve_set(act: np.ndarray, label: np.ndarray, rate: np.ndarray, lab_thr: 
     A component touched by an arrival is re-solved whole. In one touched only by drains, let ``s`` be
     the smallest rate of a drained flow: progressive filling below level ``s`` is unchanged by removing
     flows whose rates are all ``>= s`` (their arcs do not saturate below ``s``, and now carry less), so
-    every flow of rate ``< s`` keeps it, and the others get the max-min rates of the capacity left by
+    every flow of rate ``< s`` keeps it (``s`` is lowered by a relative ``_TIE`` so that rounding cannot
+    separate flows tied with a drained one), and the others get the max-min rates of the capacity left by
     those (filling that residual from 0 cannot saturate an arc below ``s``). Exact up to rounding.
     ``lab_thr`` (all ``inf``) is scratch per component and is restored.
     """
     if drained:
         dl = label[np.concatenate(drained)]
-        np.minimum.at(lab_thr, dl, np.concatenate(drained_rate))
+        # a lower threshold is still exact; the slack keeps flows whose rate equals the drained one's
+        # up to rounding (tied at the same bottleneck) in the re-solved set
+        np.minimum.at(lab_thr, dl, np.concatenate(drained_rate) * (1.0 - _TIE))
     else:
         dl = label[:0]
     al = label[np.concatenate(arrived)] if arrived else label[:0]

@@ -319,7 +319,8 @@ class FabricState:
             row, c_arc, c_v = row[ok], c_arc[ok], c_v[ok]
             c_cap = cap[c_arc]
             total = np.bincount(row, c_cap, minlength=req.size)
-            if np.any(total[np.unique(row)] <= 0) or np.unique(row).size != req.size:
+            n_next = np.bincount(row, minlength=req.size)  # row is sorted: candidates per request
+            if np.any(n_next == 0) or np.any(total <= 0):
                 raise SimulationError("routing found no next hop on a shortest path (inconsistent distances)")
             if key is None:
                 share = wt[row] * c_cap / total[row]
@@ -345,8 +346,8 @@ class FabricState:
                 pick_idx = np.full(req.size, -1, dtype=np.int64)
                 cand = np.flatnonzero(hit)
                 rows_hit = row[cand]
-                firsts = np.unique(rows_hit, return_index=True)
-                pick_idx[firsts[0]] = cand[firsts[1]]
+                lead = np.r_[True, rows_hit[1:] != rows_hit[:-1]]  # rows_hit is sorted
+                pick_idx[rows_hit[lead]] = cand[lead]
                 last = np.r_[first[1:], row.size] - 1
                 pick_idx = np.where(pick_idx < 0, last, pick_idx)
                 c_arc, c_v = c_arc[pick_idx], c_v[pick_idx]
