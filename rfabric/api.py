@@ -327,6 +327,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "reference": result.comparison.reference,
         "comparison": result.comparison.table(),
         "workload": {"name": result.workload.name, "num_gpus": result.workload.num_gpus,
+                     "meta": to_plain(dict(result.workload.meta)),  # the traffic package's resolved choices
                      "phases": [{"name": p.name, "phase": p.phase, "flows": len(p.flows), "bytes": p.flows.total_bytes,
                                  "repeat": p.repeat, "compute_before_s": p.compute_before_s,
                                  "compute_after_s": p.compute_after_s} for p in result.workload.phases]},
