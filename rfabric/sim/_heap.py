@@ -264,6 +264,27 @@ def split_by_threshold(act: np.ndarray, label: np.ndarray, rate: np.ndarray, lab
 
 
 @_njit(cache=True)
+def split_due(idx: np.ndarray, when: np.ndarray, t: float, due: np.ndarray) -> tuple[int, int, float]:
+    """Move the entries with ``when <= t`` to ``due`` and compact the others at the front of ``idx`` and
+    ``when`` (order kept); returns (due count, kept count, smallest kept ``when`` or ``inf``)."""
+    nd = 0
+    nk = 0
+    m = np.inf
+    for i in range(idx.size):
+        w = when[i]
+        if w <= t:
+            due[nd] = idx[i]
+            nd += 1
+        else:
+            idx[nk] = idx[i]
+            when[nk] = w
+            nk += 1
+            if w < m:
+                m = w
+    return nd, nk, m
+
+
+@_njit(cache=True)
 def next_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
     """Smallest ``rem / rate`` over the flows ``act`` of positive rate (``inf`` if none)."""
     m = np.inf
@@ -362,5 +383,5 @@ def same_rows(t_indptr: np.ndarray, t_indices: np.ndarray, t_data: np.ndarray, o
     return rep
 
 
-__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "next_drain", "advance", "column_hashes", "same_rows",
+__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "split_due", "next_drain", "advance", "column_hashes", "same_rows",
            "HAVE_NUMBA"]

@@ -46,6 +46,7 @@ from rfabric.sim._heap import (
     same_rows,
     solve_rows,
     split_by_threshold,
+    split_due,
 )
 from rfabric.sim._heap import add_load as _add_load_kernel
 from rfabric.sim.maxmin import maxmin_rates_rows
@@ -158,8 +159,15 @@ def _stage_groups(flows: FlowSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     if n == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e, e, np.zeros(0, dtype=bool)
-    key = np.stack([flows.chain.astype(np.int64), flows.stage.astype(np.int64)], axis=1)
-    uk, sg = np.unique(key, axis=0, return_inverse=True)
+    ch = flows.chain.astype(np.int64)
+    st = flows.stage.astype(np.int64)
+    span = int(st.max()) + 1
+    if ch.min() >= 0 and st.min() >= 0 and int(ch.max()) < (1 << 62) // span:
+        # one integer key per (chain, stage): same order as the lexicographic unique below, much faster
+        u1, sg = np.unique(ch * span + st, return_inverse=True)
+        uk = np.stack([u1 // span, u1 % span], axis=1)
+    else:
+        uk, sg = np.unique(np.stack([ch, st], axis=1), axis=0, return_inverse=True)
     sg = sg.ravel()
     count = np.bincount(sg, minlength=uk.shape[0])
     same_chain_next = np.r_[uk[1:, 0] == uk[:-1, 0], False]
@@ -327,7 +335,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     peak = 0.0
     drained = 0
 
-    pend_idx = np.flatnonzero(first)  # released flows waiting for their arrival time
+    pend_idx = np.flatnonzero(first).astype(np.int64)  # released flows waiting for their arrival time
     pend_time = t + delay[pend_idx]
     pend_min = float(pend_time.min()) if pend_time.size else np.inf  # the next arrival
     active = np.zeros(0, dtype=np.int64)  # arrived, not drained (blocked ones included)
@@ -403,10 +411,15 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     for _ in range(10 * n + 10 * len(todo) + 1000):
         # --- everything that happens at t: arrivals (zero-size ones drain at once), circuit changes
         while pend_idx.size and pend_min <= t:
-            due = pend_time <= t
-            arr = pend_idx[due]
-            pend_idx, pend_time = pend_idx[~due], pend_time[~due]
-            pend_min = float(pend_time.min()) if pend_time.size else np.inf
+            if compiled:
+                arr = np.empty(pend_idx.size, dtype=np.int64)
+                na, nr, pend_min = split_due(pend_idx, pend_time, t, arr)
+                arr, pend_idx, pend_time = arr[:na], pend_idx[:nr], pend_time[:nr]
+            else:
+                due = pend_time <= t
+                arr = pend_idx[due]
+                pend_idx, pend_time = pend_idx[~due], pend_time[~due]
+                pend_min = float(pend_time.min()) if pend_time.size else np.inf
             start[arr] = t
             zero = (size[arr] <= 0) | empty_route[arr]
             active = np.concatenate([active, arr[~zero]])
