@@ -285,6 +285,32 @@ def split_due(idx: np.ndarray, when: np.ndarray, t: float, due: np.ndarray) -> t
 
 
 @_njit(cache=True)
+def drain_flows(idx: np.ndarray, when: float, use_lat: bool, latency: np.ndarray, optical: np.ndarray,
+                rem: np.ndarray, rate: np.ndarray, lat_used: np.ndarray, finish: np.ndarray, opt_share: np.ndarray,
+                sg: np.ndarray, sg_finish: np.ndarray, sg_left: np.ndarray) -> np.ndarray:
+    """Book-keeping of flows ``idx`` drained at ``when``; returns the stage groups they completed (sorted)."""
+    done = np.empty(idx.size, dtype=np.int64)
+    nd = 0
+    for i in range(idx.size):
+        f = idx[i]
+        rem[f] = 0.0
+        rate[f] = 0.0
+        lat = latency[f] if use_lat else 0.0
+        lat_used[f] = lat
+        fin = when + lat
+        finish[f] = fin
+        opt_share[f] = optical[f]
+        g = sg[f]
+        if fin > sg_finish[g]:
+            sg_finish[g] = fin
+        sg_left[g] -= 1
+        if sg_left[g] == 0:
+            done[nd] = g
+            nd += 1
+    return np.sort(done[:nd])
+
+
+@_njit(cache=True)
 def next_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
     """Smallest ``rem / rate`` over the flows ``act`` of positive rate (``inf`` if none)."""
     m = np.inf
@@ -383,5 +409,5 @@ def same_rows(t_indptr: np.ndarray, t_indices: np.ndarray, t_data: np.ndarray, o
     return rep
 
 
-__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "split_due", "next_drain", "advance", "column_hashes", "same_rows",
+__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "split_due", "drain_flows", "next_drain", "advance", "column_hashes", "same_rows",
            "HAVE_NUMBA"]

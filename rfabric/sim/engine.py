@@ -42,6 +42,7 @@ from rfabric.sim._heap import (
     HAVE_NUMBA,
     advance,
     column_hashes,
+    drain_flows,
     next_drain,
     same_rows,
     solve_rows,
@@ -388,16 +389,20 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         touched_dr.append(idx)
         touched_dr_rate.append(rate[idx])
         add_load(idx, -1.0)
-        rem[idx] = 0.0
-        rate[idx] = 0.0
-        lat = routes.latency_s[idx] if options.link_latency else np.zeros(idx.size)
-        lat_used[idx] = lat
-        finish[idx] = when + lat
-        opt_share[idx] = routes.optical[idx]
-        g = sg[idx]
-        np.maximum.at(sg_finish, g, finish[idx])
-        np.subtract.at(sg_left, g, 1)
-        done_g = np.unique(g[sg_left[g] == 0])
+        if compiled:
+            done_g = drain_flows(idx, when, bool(options.link_latency), routes.latency_s, routes.optical, rem, rate,
+                                 lat_used, finish, opt_share, sg, sg_finish, sg_left)
+        else:
+            rem[idx] = 0.0
+            rate[idx] = 0.0
+            lat = routes.latency_s[idx] if options.link_latency else np.zeros(idx.size)
+            lat_used[idx] = lat
+            finish[idx] = when + lat
+            opt_share[idx] = routes.optical[idx]
+            g = sg[idx]
+            np.maximum.at(sg_finish, g, finish[idx])
+            np.subtract.at(sg_left, g, 1)
+            done_g = np.unique(g[sg_left[g] == 0])
         nxt = sg_next[done_g]
         has = nxt >= 0
         if has.any():
