@@ -8,6 +8,11 @@ share has grown is pushed back with the new key (lazy re-keying, at most one ent
 Measured on this machine (2 cores): a vectorised numpy version needs one pass over all non-zeros per
 bottleneck "wave" and took ~0.2 s per solve for 74 k flows with hash ECMP on a 16,384-GPU fat-tree;
 this kernel needs a few ms. Without numba the same function runs interpreted (slow, but correct).
+
+The other kernels here carry the event loop's per-event work (:mod:`rfabric.sim.engine` falls back to
+numpy without numba): :func:`solve_rows` (gather, link compaction and transpose of one solve without
+sorting the non-zeros), :func:`add_load`, :func:`next_drain`, :func:`advance`, :func:`drain_flows`,
+:func:`split_due`, :func:`split_by_threshold`, and :func:`column_hashes` / :func:`same_rows` (redundant arcs).
 """
 
 from __future__ import annotations

@@ -22,6 +22,12 @@ Semantics of :func:`simulate_flows` (times in seconds, absolute):
 * After an arrival or drain, rates are re-solved only in the connected components (flows sharing an
   arc or a chain) it touched; a circuit change re-routes and re-solves everything. Arc loads and
   utilisation are updated incrementally.
+* Speed (all exact up to rounding): in a component touched only by drains, flows slower than the
+  slowest drained flow keep their rates and only the others are re-solved, on the capacity left
+  (:func:`_resolve_set`); arcs crossed by exactly the same flows count once in the solve
+  (:func:`_redundant`); each distinct GPU pair is routed once; the per-event work (next drain, advance,
+  drains, due arrivals, arc loads, the solve's gather) runs in numba kernels (:mod:`rfabric.sim._heap`),
+  with a numpy fallback when numba is missing or ``solver="waves"``.
 * Deterministic: no randomness except the seeded ECMP hash.
 """
 
