@@ -12,7 +12,7 @@ this kernel needs a few ms. Without numba the same function runs interpreted (sl
 The other kernels here carry the event loop's per-event work (:mod:`rfabric.sim.engine` falls back to
 numpy without numba): :func:`solve_rows` (gather, link compaction and transpose of one solve without
 sorting the non-zeros), :func:`add_load`, :func:`next_drain`, :func:`advance`, :func:`drain_flows`,
-:func:`split_due`, :func:`split_by_threshold`, and :func:`column_hashes` / :func:`same_rows` (redundant arcs).
+:func:`split_due`, :func:`split_by_threshold`, :func:`flow_components`, and :func:`column_hashes` / :func:`same_rows` (redundant arcs).
 """
 
 from __future__ import annotations
@@ -316,6 +316,50 @@ def drain_flows(idx: np.ndarray, when: float, use_lat: bool, latency: np.ndarray
 
 
 @_njit(cache=True)
+def _find(parent: np.ndarray, x: int) -> int:
+    r = x
+    while parent[r] != r:
+        r = parent[r]
+    while parent[x] != r:  # path compression
+        nxt = parent[x]
+        parent[x] = r
+        x = nxt
+    return r
+
+
+@_njit(cache=True)
+def flow_components(indptr: np.ndarray, indices: np.ndarray, n_arcs: int, ea: np.ndarray, eb: np.ndarray
+                    ) -> np.ndarray:
+    """Connected components of flows (CSR rows) joined by shared arcs and by the flow pairs ``ea``-``eb``.
+
+    Returns a label per flow, numbered ``0..k-1`` in order of each component's first flow.
+    """
+    nf = indptr.size - 1
+    parent = np.arange(nf + n_arcs)
+    for f in range(nf):
+        for k in range(indptr[f], indptr[f + 1]):
+            a = _find(parent, f)
+            b = _find(parent, nf + indices[k])
+            if a != b:
+                parent[b] = a
+    for i in range(ea.size):
+        a = _find(parent, ea[i])
+        b = _find(parent, eb[i])
+        if a != b:
+            parent[b] = a
+    lab = np.full(nf + n_arcs, -1, dtype=np.int64)
+    out = np.empty(nf, dtype=np.int64)
+    k = 0
+    for f in range(nf):
+        r = _find(parent, f)
+        if lab[r] < 0:
+            lab[r] = k
+            k += 1
+        out[f] = lab[r]
+    return out
+
+
+@_njit(cache=True)
 def next_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
     """Smallest ``rem / rate`` over the flows ``act`` of positive rate (``inf`` if none)."""
     m = np.inf
@@ -414,5 +458,5 @@ def same_rows(t_indptr: np.ndarray, t_indices: np.ndarray, t_data: np.ndarray, o
     return rep
 
 
-__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "split_due", "drain_flows", "next_drain", "advance", "column_hashes", "same_rows",
+__all__ = ["heap_maxmin", "solve_rows", "add_load", "split_by_threshold", "split_due", "drain_flows", "flow_components", "next_drain", "advance", "column_hashes", "same_rows",
            "HAVE_NUMBA"]

@@ -49,6 +49,7 @@ from rfabric.sim._heap import (
     advance,
     column_hashes,
     drain_flows,
+    flow_components,
     next_drain,
     same_rows,
     solve_rows,
@@ -153,6 +154,9 @@ def _components(incidence: sp.csr_matrix, sg_order: np.ndarray, sg_ptr: np.ndarr
     nxt = sg_next[grp]
     rows = np.r_[np.arange(nf), np.flatnonzero(nxt >= 0)]
     cols = np.r_[heads[grp], heads[nxt[nxt >= 0]]]
+    if HAVE_NUMBA:  # union-find: the same partition (labels numbered differently), much faster
+        return flow_components(incidence.indptr.astype(np.int64), incidence.indices.astype(np.int64), na,
+                               rows.astype(np.int64), cols.astype(np.int64))
     chain = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(nf, nf))
     pattern = sp.csr_matrix((np.ones(incidence.nnz), incidence.indices, incidence.indptr), shape=(nf, na))
     graph = sp.bmat([[chain, pattern], [pattern.T, None]], format="csr")
