@@ -18,10 +18,10 @@ Measured on this machine (2 cores, one used), merge_tolerance 0.01, wall seconds
 as the slowest drained one, redundant arcs dropped from the solve; iteration times unchanged)::
 
     model          fabric     4,096 GPUs      16,384 GPUs    flows (16k)  events (16k)
-    qwen3-30b-a3b  fat_tree   8.70 -> 1.97   ~66 -> 11.9     778,368      20,284
-    qwen3-30b-a3b  rfabric    7.92 -> 1.81   ~66 -> 12.2     778,368      20,302
-    qwen2.5-14b    fat_tree   1.05 -> 0.53   ~5  -> 2.08     120,848      13,844
-    qwen2.5-14b    rfabric    1.15 -> 0.56   ~5  -> 2.18     120,848      13,912
+    qwen3-30b-a3b  fat_tree   8.70 -> 1.91   ~66 -> 11.8     778,368      20,284
+    qwen3-30b-a3b  rfabric    7.92 -> 1.82   ~66 -> 12.0     778,368      20,302
+    qwen2.5-14b    fat_tree   1.05 -> 0.51   ~5  -> 1.90     120,848      13,844
+    qwen2.5-14b    rfabric    1.15 -> 0.54   ~5  -> 2.17     120,848      13,912
 
 The MoE 16k step is dominated by the exact max-min solves of the weight sync (one 70k-flow component
 re-solved at each of ~500 drain instants, ~5 s) and routing (~1.5 s); it is not yet under 10 s.
