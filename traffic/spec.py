@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.config import ClusterConfig, bounded, choice, non_negative, parse_dataclass, positive
+from rfabric.config import ClusterConfig, bounded, choice, non_negative, positive
 from rfabric.errors import ConfigError
 from traffic.collectives import ALGORITHMS, STAGES
 from traffic.models import ModelSpec, load_model
@@ -118,11 +118,7 @@ class RolloutSpec:
     length_sigma: float = non_negative(1.0)
     segments: int = non_negative(0)
     ep_algorithm: str = "direct"
-    switch: Any = None  # a SwitchSpec (given as a mapping) or None; parsed here so errors name switch.<key>
-
-    def __post_init__(self) -> None:
-        if self.switch is not None and not isinstance(self.switch, SwitchSpec):
-            object.__setattr__(self, "switch", parse_dataclass(SwitchSpec, self.switch, "switch"))
+    switch: SwitchSpec | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
