@@ -394,10 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rfabric: error: {e}", file=sys.stderr)
         return 2
-    except RfabricError as e:
-        print(f"rfabric: failed: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:  # e.g. the disk filled up while writing results
+    except (RfabricError, OSError) as e:  # OSError: e.g. the disk filled up while writing results
         print(f"rfabric: failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -201,10 +201,8 @@ class RunFailure:
         return RunFailure(f"{type(e).__name__}: {e}")
 
 
-def _record(point: SweepPoint, outcome: Mapping[str, Any] | RunFailure | BaseException, wall_s: float) -> dict[str, Any]:
+def _record(point: SweepPoint, outcome: Mapping[str, Any] | RunFailure, wall_s: float) -> dict[str, Any]:
     doc: dict[str, Any] = {"run_id": point.run_id, "point": dict(point.point), "seed": point.seed, "wall_time_s": wall_s}
-    if isinstance(outcome, BaseException):
-        outcome = RunFailure.of(outcome)
     if isinstance(outcome, RunFailure):
         doc.update(status="error", error=outcome.error)
     elif not isinstance(outcome, Mapping):
