@@ -93,14 +93,17 @@ def load_config(source: ConfigSource = None, overrides: Overrides = None, *, see
     Every kind-specific section (each fabric, the workload, the solver, the prices) is checked here, so a
     mistake surfaces before any work is done.
     """
+    return _load(source, overrides, seed)[0]
+
+
+def _load(source: ConfigSource, overrides: Overrides, seed: int | None = None) -> tuple[RunConfig, Resolved]:
     data = merge_overrides(_source_data(source), overrides)
     if seed is not None:
         data["seed"] = seed
     cfg = parse_run_config(data)
     if not cfg.fabrics:
         raise ConfigError("fabrics", "name at least one fabric to simulate", has_value=False)
-    resolve(cfg)
-    return cfg
+    return cfg, resolve(cfg)
 
 
 @dataclass(frozen=True)
@@ -244,8 +247,10 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
     >>> r.comparison.row("fat_tree").perf_per_usd_vs_ref      # doctest: +SKIP
     1.0
     """
-    cfg = config if isinstance(config, RunConfig) and not overrides else load_config(config, overrides)
-    resolved = resolve(cfg)
+    if isinstance(config, RunConfig) and not overrides:
+        cfg, resolved = config, resolve(config)
+    else:
+        cfg, resolved = _load(config, overrides)
     t0 = time.perf_counter()
     workload = build_workload(cfg)
     timings = {"workload_s": time.perf_counter() - t0}
