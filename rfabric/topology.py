@@ -128,31 +128,42 @@ class Topology:
     def has_ocs(self) -> bool:
         return any(r is NodeRole.OCS for _, r in self.graph.nodes(data="role"))
 
-    def gpu_groups(self, level: str) -> np.ndarray:
-        """Map GPU index -> group index at ``level`` in {"gpu", "server", "tor", "pod"}.
+    @cached_property
+    def _levels(self) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        """Memo of :meth:`gpu_groups` / :meth:`group_names` per level (the graph is not mutated after build)."""
+        return {}
 
-        Groups are numbered 0..G-1 in order of first appearance by GPU index.
-        """
+    def _level(self, level: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(group index of every GPU, group names) at ``level``, computed once per topology."""
+        memo = self._levels.get(level)
+        if memo is not None:
+            return memo
         if level == "gpu":
-            return np.arange(self.num_gpus, dtype=np.int64)
-        if level not in ("server", "tor", "pod"):
+            groups = np.arange(self.num_gpus, dtype=np.int64)
+            names: tuple[str, ...] = self.gpus
+        elif level in ("server", "tor", "pod"):
+            nodes = self.graph.nodes
+            keys = [str(nodes[n][level]) for n in self.gpus]
+            index: dict[str, int] = {}
+            groups = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+            names = tuple(index)
+        else:
             raise ConfigError("level", "must be one of gpu, server, tor, pod", level)
-        keys = [self.graph.nodes[n][level] for n in self.gpus]
-        _, first, inverse = np.unique(np.asarray(keys, dtype=object).astype(str), return_index=True, return_inverse=True)
-        # renumber groups by first appearance so group order follows GPU order
-        order = np.argsort(first, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        return rank[inverse].astype(np.int64)
+        groups.setflags(write=False)
+        self._levels[level] = (groups, names)
+        return groups, names
+
+    def gpu_groups(self, level: str) -> np.ndarray:
+        """Map GPU index -> group index at ``level`` in {"gpu", "server", "tor", "pod"} (read-only, shape (G,)).
+
+        Groups are numbered 0..G-1 in order of first appearance by GPU index. Computed once per topology
+        (linear in the GPUs) and shared: callers must not modify it.
+        """
+        return self._level(level)[0]
 
     def group_names(self, level: str) -> list[str]:
         """Display names of the groups returned by :meth:`gpu_groups` (same order)."""
-        if level == "gpu":
-            return list(self.gpus)
-        seen: dict[str, None] = {}
-        for n in self.gpus:
-            seen.setdefault(str(self.graph.nodes[n][level]), None)
-        return list(seen)
+        return list(self._level(level)[1])
 
     # ---- circuits ----------------------------------------------------------------------------
     def with_circuits(self, assignment: CircuitAssignment | None) -> Topology:

@@ -39,6 +39,7 @@ level (:mod:`solver.decompose`), which reduces and reports counts it cannot real
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -100,8 +101,24 @@ class Domain:
         return np.array([[len(p) for p in per] for per in self.lower_ports], dtype=np.int64).reshape(len(self.ocs), self.n)
 
 
+_DOMAINS: dict[int, tuple[Domain, ...]] = {}  # id(topology) -> its domains, dropped with the topology
+
+
 def domains(topology: Topology) -> list[Domain]:
-    """The OCS domains of a topology: the core layer first, then the aggregation layer of each pod."""
+    """The OCS domains of a topology: the core layer first, then the aggregation layer of each pod.
+
+    Built once per topology object (the planner asks for them once per phase and per evaluation) and
+    forgotten when the topology is garbage-collected; topologies are not mutated after they are built.
+    """
+    key = id(topology)
+    got = _DOMAINS.get(key)
+    if got is None:
+        got = _DOMAINS[key] = tuple(_build_domains(topology))
+        weakref.finalize(topology, _DOMAINS.pop, key, None)
+    return list(got)
+
+
+def _build_domains(topology: Topology) -> list[Domain]:
     g = topology.graph
     by_key: dict[tuple[str, int], list[str]] = {}
     for o in topology.ocs_nodes:
@@ -234,10 +251,19 @@ class Problem:
                        max_changed=self.max_changed, min_alpha=self.min_alpha)
 
 
-def domain_bytes(topology: Topology, domain: Domain, traffic: TrafficMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(bytes between the domain's nodes ``n x n``, bytes each node sends elsewhere, receives from elsewhere)."""
-    level = "pod" if domain.layer == "core" else "tor"
-    m = traffic.aggregate(topology, level).tocsr()
+def domain_level(domain: Domain) -> str:
+    """The traffic aggregation level of a domain's nodes: ``pod`` for the core layer, else ``tor``."""
+    return "pod" if domain.layer == "core" else "tor"
+
+
+def domain_bytes(topology: Topology, domain: Domain, traffic: TrafficMatrix,
+                 aggregated: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bytes between the domain's nodes ``n x n``, bytes each node sends elsewhere, receives from elsewhere).
+
+    ``aggregated``: ``traffic.aggregate(topology, domain_level(domain))`` when the caller already has it
+    (one aggregation per level serves every domain: planning stays linear in the fabric).
+    """
+    m = (aggregated if aggregated is not None else traffic.aggregate(topology, domain_level(domain))).tocsr()
     gid = np.asarray(domain.group_ids, dtype=np.int64)
     n = domain.n
     if m.shape[0] == 0 or n == 0:

@@ -21,7 +21,16 @@ from rfabric.traffic_matrix import TrafficMatrix
 from rfabric.workload import Workload
 from solver.backends import MipOutcome
 from solver.decompose import Realisation, previous_counts, realise
-from solver.formulation import Domain, Problem, domain_bytes, domains, formulate, make_problem, pairs_to_sym
+from solver.formulation import (
+    Domain,
+    Problem,
+    domain_bytes,
+    domain_level,
+    domains,
+    formulate,
+    make_problem,
+    pairs_to_sym,
+)
 from solver.heuristics import evaluate_alpha, greedy, node_bound, objective
 from solver.options import SolverOptions, pulp_solver_name
 from solver.result import DomainResult, SolveResult, combine_alpha, rel_gap, worst_termination
@@ -306,8 +315,12 @@ def problems(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
              previous: CircuitAssignment | None = None) -> list[Problem]:
     """The normalised problem of every OCS domain of ``topology`` for ``traffic``."""
     out = []
+    agg: dict[str, Any] = {}  # one aggregation per level for all domains
     for dom in domains(topology):
-        inner, eo, ei = domain_bytes(topology, dom, traffic)
+        level = domain_level(dom)
+        if level not in agg:
+            agg[level] = traffic.aggregate(topology, level)
+        inner, eo, ei = domain_bytes(topology, dom, traffic, agg[level])
         p = make_problem(dom, inner, eo, ei, penalty=options.reconfig_penalty, max_changed=options.max_changed,
                          min_alpha=options.min_alpha)
         if previous is not None:
