@@ -8,7 +8,7 @@
 Kinds (``workload.kind``; :data:`REGISTRY`): ``rl_step`` (:class:`traffic.spec.RlStepSpec`) and
 ``collective`` (:class:`traffic.spec.CollectiveSpec`). Modules: :mod:`traffic.models` (catalogue),
 :mod:`traffic.parallelism` (rank placement), :mod:`traffic.collectives` (algorithms),
-:mod:`traffic.phases` (rollout / score / train / weight sync), :mod:`traffic.summary` (per-phase table).
+:mod:`traffic.generation` (rollout), :mod:`traffic.phases` (score / train / weight sync), :mod:`traffic.latency` (alpha), :mod:`traffic.weight_sync`, :mod:`traffic.summary` (per-phase table).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rfabric.config import ClusterConfig, parse_dataclass
 from rfabric.errors import ConfigError
 from rfabric.registry import Registry
 from rfabric.workload import PhaseStep, Workload
+from traffic import generation as _gen
 from traffic import phases as _ph
 from traffic.collectives import collective as _collective
 from traffic.collectives import point_to_point
@@ -78,25 +79,7 @@ def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Worklo
         sfx = f".step{i}" if k > 1 else ""
         rng = np.random.default_rng(ss)
         lengths = _ph.response_lengths(plan, rng)
-        t_max = int(lengths.max())
-        if plan.switch is None:
-            out.append(_ph.rollout_phase(plan, plan.rollout, lengths, 0, t_max, name=f"rollout{sfx}", num_gpus=n,
-                                         gps=gps, prefill=True))
-        else:
-            sw = spec.rollout.switch
-            assert sw is not None
-            t_s = int(np.quantile(lengths, sw.after_finished, method="lower"))
-            t_s = min(max(t_s, 1), t_max)
-            out.append(_ph.rollout_phase(plan, plan.rollout, lengths, 0, t_s, name=f"rollout{sfx}", num_gpus=n,
-                                         gps=gps, prefill=True))
-            if t_s < t_max:
-                kk = plan.rollout.replica_gpus // plan.switch.replica_gpus
-                B = lengths.shape[1]
-                pad = (-B) % kk
-                L = np.pad(lengths, ((0, 0), (0, pad)))
-                L2 = L.reshape(L.shape[0], -1, kk).transpose(0, 2, 1).reshape(L.shape[0] * kk, -1)
-                out.append(_ph.rollout_phase(plan, plan.switch, L2, t_s, t_max, name=f"rollout.switched{sfx}",
-                                             num_gpus=n, gps=gps, prefill=False, reshard_from=plan.rollout))
+        out += _gen.rollout_phases(plan, lengths, sfx=sfx, num_gpus=n, gps=gps)
         if plan.score_model is not None:
             out.append(_ph.score_phase(plan, lengths, name=f"score{sfx}", num_gpus=n, gps=gps))
         seq = lengths + spec.rollout.prompt_tokens

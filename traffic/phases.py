@@ -2,17 +2,11 @@
 
 How each phase becomes chains of flows (see :mod:`rfabric.workload` for the chain/stage semantics):
 
-``rollout`` -- one chain per replica. Stage 0 is the prefill of the replica's batch; then decode is cut
-into ``segments`` stages at iteration boundaries. A stage carries the segment's communication (per layer:
-TP all-reduce of the attention output and of dense MLPs; MoE dispatch + combine all-to-all; with
-attention--FFN disaggregation, activations attention -> FFN GPUs and back), summed over the segment's
-iterations, and waits (``delay_s``) for the segment's compute. Decode compute per iteration is a roofline:
-read the replica's weights once (``weight_bytes / replica_gpus / (hbm * decode_mbu)``) plus, per active
-token, its FLOPs and its KV-cache reads. Output lengths are drawn per sequence from a seeded long-tailed
-distribution, so replicas finish at different times and later segments carry fewer tokens. A mid-step
-switch cuts decode at the iteration where ``after_finished`` of the sequences are done and continues in a
-second phase step with the new replica shape, which starts by resharding the weights inside each old
-replica (the KV cache of running sequences is not moved: a limitation).
+``rollout`` -- built by :mod:`traffic.generation` (roofline iterations with the expected experts touched,
+continuous batching, runs of constant live count as stages, per-iteration alpha of the decode collectives,
+KV-cache migration on a parallelism switch) from :func:`replica_traffic` below: per layer, TP all-reduce of
+the attention output and of dense MLPs; MoE dispatch + combine all-to-all; with attention--FFN
+disaggregation, activations attention -> FFN GPUs and back.
 
 ``score`` -- a forward pass (prefill) of prompts + responses on the rollout replicas.
 
@@ -153,9 +147,11 @@ def response_lengths(plan: RlStepPlan, rng: np.random.Generator) -> np.ndarray:
 
 
 def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray, delay_s: np.ndarray, *,
-                    stages: str, step_latency_s: float, gps: int, ep_algorithm: str) -> FlowSet:
+                    stages: str, step_latency_s: float, gps: int, ep_algorithm: str,
+                    ep_bytes_factor: float = 1.0) -> FlowSet:
     """One forward pass of ``tokens[r]`` tokens through every replica r, after ``delay_s[r]`` of compute:
-    TP all-reduces, MoE all-to-all or attention--FFN exchange. Chain r = replica r."""
+    TP all-reduces, MoE all-to-all (bytes x ``ep_bytes_factor``, e.g. FP8 dispatch) or attention--FFN
+    exchange. Chain r = replica r."""
     H, b = model.hidden, model.dtype_bytes
     Lm = model.moe_layers
     Ld = model.layers - Lm
@@ -172,7 +168,7 @@ def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray,
         parts.append(remap_chains(fs, np.arange(layout.num_replicas * dpa) // dpa))
     if model.kind == "moe" and not afd and layout.ep > 1:
         per = rg // layout.ep
-        size = 2 * Lm * np.repeat(tokens / rg, per) * model.top_k * H * b
+        size = 2 * Lm * np.repeat(tokens / rg, per) * model.top_k * H * b * ep_bytes_factor
         fs = all_to_all(layout.ep_groups(), size, algorithm=ep_algorithm, delay_s=np.repeat(delay_s, per),
                         gpus_per_server=gps, tag="ep/all_to_all", **kw)
         parts.append(remap_chains(fs, np.arange(layout.num_replicas * per) // per))
@@ -190,16 +186,6 @@ def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray,
         parts.append(point_to_point(src, dst, sz, chain=ch, delay_s=dl, tag="afd/p2p"))
         parts.append(point_to_point(dst, src, sz, chain=ch, delay_s=dl, tag="afd/p2p"))
     return merge(parts)
-
-
-def _roofline(plan: RlStepPlan, model: ModelSpec, rg: int) -> tuple[float, float, float]:
-    """Decode costs per replica: seconds per iteration (weights), per token (FLOPs), per attended token."""
-    g = plan.spec.gpu
-    hbm = g.hbm_bytes_per_s * g.decode_mbu
-    per_iter = model.weight_bytes / rg / hbm
-    per_token = 2.0 * model.active_params / (rg * g.peak_flops * g.mfu)
-    per_ctx = model.kv_cache_bytes_per_token / (rg * hbm) + 4.0 * model.layers * model.attn_dim / (rg * g.peak_flops * g.mfu)
-    return per_iter, per_token, per_ctx
 
 
 def prefill_seconds(plan: RlStepPlan, model: ModelSpec, rg: int, tokens: np.ndarray, ctx_sum: np.ndarray) -> np.ndarray:
@@ -235,52 +221,6 @@ def _reshard_within(plan: RlStepPlan, old: RolloutLayout, new: RolloutLayout) ->
     keep = src != dst
     return point_to_point(src[keep], dst[keep], np.concatenate([x.ravel() for x in size_list])[keep],
                           chain=np.concatenate([x.ravel() for x in chain_list])[keep], tag="rollout/reshard")
-
-
-def rollout_phase(plan: RlStepPlan, layout: RolloutLayout, lengths: np.ndarray, t_lo: int, t_hi: int, *, name: str,
-                  num_gpus: int, gps: int, prefill: bool, reshard_from: RolloutLayout | None = None) -> PhaseStep:
-    """Decode iterations ``[t_lo, t_hi)`` (plus the prefill if ``prefill``) of every replica of ``layout``;
-    ``lengths`` is ``(replicas, sequences)`` output tokens (0 = no sequence)."""
-    spec, model = plan.spec, plan.model
-    ro = spec.rollout
-    rg = layout.replica_gpus
-    per_iter, per_token, per_ctx = _roofline(plan, model, rg)
-    kw: dict[str, Any] = {"stages": spec.collective_stages, "step_latency_s": spec.step_latency_s, "gps": gps,
-                          "ep_algorithm": ro.ep_algorithm}
-    segs: list[FlowSet] = []
-    compute = np.zeros(layout.num_replicas)
-    live = lengths > 0
-    if reshard_from is not None:
-        segs.append(_reshard_within(plan, reshard_from, layout))
-    if prefill:
-        n_seq = live.sum(axis=1).astype(np.float64)
-        tok = n_seq * ro.prompt_tokens
-        c = prefill_seconds(plan, model, rg, tok, n_seq * ro.prompt_tokens**2 / 2)
-        compute += c
-        segs.append(replica_traffic(model, layout, tok, c, **kw))
-    nseg = ro.segments
-    if not nseg:  # automatic: 8, fewer if a segment's flows (bounded by the prefill's) would pass the budget
-        per = max((len(x) for x in segs), default=0) or 1
-        nseg = int(max(1, min(DEFAULT_SEGMENTS, FLOW_BUDGET // per - len(segs))))
-    bounds = np.unique(np.rint(np.linspace(t_lo, t_hi, nseg + 1)).astype(np.int64))
-    decoded = np.zeros(layout.num_replicas)
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        n = (np.clip(lengths, a, b) - a).astype(np.float64)
-        tok = n.sum(axis=1)
-        iters = (np.clip(lengths.max(axis=1), a, b) - a).astype(np.float64)
-        ctx = (n * ro.prompt_tokens + n * (2 * a + n - 1) / 2).sum(axis=1)
-        c = iters * per_iter + tok * per_token + ctx * per_ctx
-        compute += c
-        decoded += tok
-        segs.append(replica_traffic(model, layout, tok, c, **kw))
-    fs = segs[0] if segs else FlowSet.empty()
-    for s in segs[1:]:
-        fs = then(fs, s)
-    meta = {"replicas": layout.num_replicas, "replica_gpus": rg, "tp": layout.tp, "dp_attention": layout.dp_attention,
-            "ep": layout.ep, "ffn_gpus": layout.ffn_gpus, "decode_iterations": [int(t_lo), int(t_hi)],
-            "decoded_tokens": float(decoded.sum()), "sequences": int(live.sum())}
-    return make_phase(name, "rollout", fs, num_gpus, compute_s=float(compute.max()) if compute.size else 0.0,
-                      meta=meta)
 
 
 def score_phase(plan: RlStepPlan, lengths: np.ndarray, *, name: str, num_gpus: int, gps: int) -> PhaseStep:

@@ -92,6 +92,37 @@ class SwitchSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class MigrationSpec:
+    """Request migration between replicas (straggler mitigation): once ``after_finished`` of the sequences
+    are done, the longest-running requests of the busiest replicas move, with their KV cache, to replicas
+    with free slots, until no replica runs more than ``ceil(live / replicas)`` + ``slack`` of them."""
+
+    after_finished: float = bounded(0.9, gt=0.0, lt=1.0)
+    slack: int = non_negative(0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LatencySpec:
+    """Per-message latency (alpha) of collectives, added as delay before their bytes (see
+    :mod:`traffic.latency`). ``protocol`` picks NCCL's table row (``ll`` for small decode messages);
+    ``base_s`` / ``nvlink_hop_s`` / ``net_hop_s`` (YAML ``*_us``) override it; ``all_to_all_s`` is the
+    fixed cost of one expert-parallel dispatch or combine kernel (DeepEP low-latency fit: 21 us)."""
+
+    enabled: bool = True
+    protocol: str = choice("ll", choices=("ll", "ll128", "simple"))
+    base_s: float | None = None
+    nvlink_hop_s: float | None = None
+    net_hop_s: float | None = None
+    all_to_all_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for k in ("base_s", "nvlink_hop_s", "net_hop_s", "all_to_all_s"):
+            v = getattr(self, k)
+            if v is not None and v < 0:
+                raise ConfigError(k.removesuffix("_s") + "_us", "must be >= 0", v * 1e6)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RolloutSpec:
     """Generation: replica shape, batch, sequence lengths.
 
@@ -102,8 +133,12 @@ class RolloutSpec:
     the weights take at most half a GPU's memory). Each replica decodes ``batch_per_replica`` sequences of
     ``prompt_tokens`` plus a long-tailed response length (lognormal with ``response_tokens_mean`` and
     ``length_sigma``, clipped to ``response_tokens_max``; ``fixed``: every response has the mean length).
-    Decode is split into ``segments`` stages per replica (0 = automatic: 8, fewer when a phase would pass
-    a million flows -- large MoE replicas).
+    Each replica runs at most ``max_running`` sequences at once (0 = its whole share: a static batch) and
+    refills a freed slot from its queue at the next iteration (continuous batching, see
+    :mod:`traffic.generation`). Decode is played as runs of iterations with an unchanged live count, at
+    most ``segments`` stages per replica (0 = automatic: up to 64, fewer when a phase would pass a million
+    flows -- large MoE replicas). ``dispatch_dtype``: ``fp8`` sends MoE dispatch in FP8 (DeepEP), combine
+    stays bf16. ``migration``: request migration between replicas (:class:`MigrationSpec`).
     """
 
     tp: int = non_negative(0)
@@ -119,6 +154,9 @@ class RolloutSpec:
     segments: int = non_negative(0)
     ep_algorithm: str = "direct"
     switch: SwitchSpec | None = None
+    max_running: int = non_negative(0)
+    dispatch_dtype: str = choice("bf16", choices=("bf16", "fp8"))
+    migration: MigrationSpec | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -128,11 +166,18 @@ class WeightSyncSpec:
     ``p2p``: every rollout replica pulls its shards straight from the trainer shards (resharded from the
     trainer's TP/PP/EP layout to the replica's). ``broadcast``: ``roots`` replicas (0 = as many as trainer
     DP replicas) pull from the trainer, the rest receive from a parent replica along binary trees.
+    ``gather_broadcast`` (slime / verl): per pipeline stage the trainer gathers its TP/EP shards to one rank,
+    which broadcasts buckets of ``bucket_bytes`` (YAML ``bucket_mb`` ...) along a pipelined NCCL chain to
+    every rollout GPU; the engines load each bucket at ``reload_bytes_per_s`` before the next is sent.
+    ``checkpoint_engine`` (MoonshotAI checkpoint-engine): the same three steps pipelined over buckets.
+    See :mod:`traffic.weight_sync`.
     """
 
     enabled: bool = True
-    method: str = choice("p2p", choices=("p2p", "broadcast"))
+    method: str = choice("p2p", choices=("p2p", "broadcast", "gather_broadcast", "checkpoint_engine"))
     roots: int = non_negative(0)
+    bucket_bytes: float = positive(1e9)
+    reload_bytes_per_s: float = positive(20e9)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -163,6 +208,7 @@ class RlStepSpec:
     weight_sync: WeightSyncSpec = field(default_factory=WeightSyncSpec)
     score: ScoreSpec = field(default_factory=ScoreSpec)
     sync_every: int = positive(1)
+    latency: LatencySpec = field(default_factory=LatencySpec)
     collective_stages: str = choice("coalesced", choices=STAGES)
     step_latency_s: float = non_negative(0.0)
 

@@ -1,0 +1,487 @@
+"""Generation (rollout) as an inference engine runs it: roofline iterations, continuous batching, alpha.
+
+Roofline
+    One decode iteration of a replica costs, on its busiest GPU, ``max(bytes / (HBM * MBU), FLOPs /
+    (peak * MFU))`` (the roofline model, Williams, Waterman & Patterson, CACM 52(4), 2009; applied to LLM
+    decoding e.g. by Yuan et al., "LLM Inference Unveiled", arXiv 2402.16363). Bytes are the weights the
+    iteration touches plus the KV cache it attends to; FLOPs are ``2 * active params`` per token plus
+    ``4 * layers * attn_dim`` per attended token (calibration.md, "Attention FLOPs").
+Experts touched
+    A MoE layer only reads the experts some live token routes to. With ``T`` tokens in an expert-parallel
+    group, each picking ``k`` distinct experts out of ``E`` uniformly and independently, an expert is missed
+    by one token with probability ``1 - k/E``, so by linearity of expectation an EP rank holding ``E/ep``
+    experts touches ``E/ep * (1 - (1 - k/E)^T)`` of them in expectation (the classical occupancy problem,
+    Feller, *An Introduction to Probability Theory and Its Applications*, vol. 1, ch. II.11 and IV.2).
+    Uniform routing is the load-balanced limit the auxiliary losses of these models aim for.
+Continuous batching
+    Each replica holds at most ``max_running`` sequences; when one finishes, the next queued sequence of
+    the replica's share of the batch takes its slot at the next iteration (vLLM, Kwon et al., SOSP 2023;
+    Orca, Yu et al., OSDI 2022). Its prompt is prefilled inside that iteration (chunked prefill mixed with
+    decode, as vLLM and SGLang do by default). The iteration time follows the live count.
+Grouping
+    Between two changes of a replica's live set every iteration has the same live count: such a *run* of
+    ``g`` iterations is summed exactly (the roofline of iteration ``i`` is the maximum of lines in ``i``,
+    summed piecewise); its collectives' bytes are summed into one stage and its per-iteration latency
+    ``g * alpha`` joins the stage's ``delay_s``. When a replica has more runs than stages allowed
+    (``rollout.segments``), neighbouring runs share a stage (bytes, compute and alpha stay exact; only the
+    interleaving of compute and transfers within the stage is coarsened).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rfabric.workload import FlowSet
+from traffic.collectives import point_to_point, then
+from traffic.latency import Latency
+from traffic.models import ModelSpec
+from traffic.parallelism import RolloutLayout, interval_overlap
+
+#: DeepEP FP8 dispatch: 1 byte per element plus one fp32 scale per 128 channels (deepseek-ai/DeepEP README)
+FP8_DISPATCH_BYTES_PER_ELEMENT = 1.0 + 4.0 / 128.0
+
+
+def expected_experts_touched(tokens: Any, experts: int, top_k: int, experts_per_rank: float | None = None) -> np.ndarray:
+    """Expected number of distinct experts (of ``experts_per_rank``, default all) that ``tokens`` tokens touch.
+
+    Each token picks ``top_k`` distinct experts of ``experts`` uniformly; the answer is
+    ``experts_per_rank * (1 - (1 - top_k/experts) ** tokens)`` (see the module notes). ``tokens`` may be an
+    array (any shape, >= 0, not necessarily integer: a mean over groups).
+
+    >>> float(expected_experts_touched(1, 256, 8))
+    8.0
+    >>> round(float(expected_experts_touched(32, 256, 8, experts_per_rank=4)), 4)
+    2.5361
+    """
+    t = np.asarray(tokens, dtype=np.float64)
+    per = float(experts if experts_per_rank is None else experts_per_rank)
+    return per * -np.expm1(t * np.log1p(-top_k / experts)) if top_k < experts else np.where(t > 0, per, 0.0)
+
+
+def sum_of_max_lines(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``sum_{i=0}^{g-1} max_j (a[j] + b[j] * i)`` exactly, for ``a``, ``b`` of shape ``(K, N)`` and ``g`` (N,).
+
+    The maximum of lines is convex, so each line wins on one interval of ``i``; ties go to the lowest ``j``.
+
+    >>> import numpy as np
+    >>> float(sum_of_max_lines(np.array([[0.0], [5.0]]), np.array([[1.0], [0.0]]), np.array([10]))[0])
+    70.0
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    K = a.shape[0]
+    total = np.zeros(a.shape[1:])
+    for j in range(K):
+        lo = np.zeros(a.shape[1:])
+        hi = g - 1.0
+        for m in range(K):
+            if m == j:
+                continue
+            da, db = a[j] - a[m], b[j] - b[m]
+            strict = m < j
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = -da / db
+            # db > 0: i >= x (strict: i > x); db < 0: i <= x (strict: i < x); db == 0: all or nothing
+            lo_m = np.where(db > 0, np.where(strict, np.floor(x) + 1, np.ceil(x)), -np.inf)
+            hi_m = np.where(db < 0, np.where(strict, np.ceil(x) - 1, np.floor(x)), np.inf)
+            none = (db == 0) & ((da < 0) | (strict & (da <= 0)))
+            lo = np.maximum(lo, lo_m)
+            hi = np.where(none, -1.0, np.minimum(hi, hi_m))
+        cnt = np.maximum(hi - lo + 1, 0.0)
+        total += np.where(cnt > 0, cnt * a[j] + b[j] * cnt * (lo + hi) / 2, 0.0)
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Roofline:
+    """Per-iteration cost of one replica layout on its busiest GPU (seconds), linear in the attended context.
+
+    ``lines(tokens, ctx_attn, ctx_kv)`` returns a ``(K, N)`` array whose column-wise maximum is the
+    iteration time: memory and compute of the GPUs holding attention and (with attention--FFN
+    disaggregation) of the FFN GPUs. ``tokens``: tokens the iteration processes in the replica (live
+    sequences, plus prompt tokens prefilled in it); ``ctx_attn``: attended tokens summed over them
+    (attention FLOPs); ``ctx_kv``: KV-cache tokens read.
+    """
+
+    model: ModelSpec
+    layout: RolloutLayout
+    hbm_bytes_per_s: float  # effective: HBM bandwidth x MBU
+    flops_per_s: float  # effective: peak x MFU
+
+    def lines(self, tokens: Any, ctx_attn: Any, ctx_kv: Any) -> np.ndarray:
+        m, lay = self.model, self.layout
+        tok = np.asarray(tokens, dtype=np.float64)
+        ca = np.asarray(ctx_attn, dtype=np.float64)
+        ck = np.asarray(ctx_kv, dtype=np.float64)
+        b = m.dtype_bytes
+        A = lay.tp * lay.dp_attention  # GPUs running attention
+        if m.kind == "moe":
+            Lm, k, Pe = m.moe_layers, m.top_k, m.expert_params_per_expert
+            holders = lay.ffn_gpus or lay.replica_gpus
+            groups = holders // lay.ep  # EP groups per replica: tokens split evenly over them
+            touched = expected_experts_touched(tok / groups, m.experts, k, m.experts / lay.ep)
+            ffn_bytes = Lm * touched * Pe * b
+            ffn_flops = 2.0 * Lm * k * Pe * tok / holders
+            shared_bytes = m.weight_bytes - m.routed_expert_params * b
+            shared_params = m.active_params - Lm * k * Pe
+        else:
+            holders = lay.ffn_gpus
+            mlp = m.layers * m.dense_mlp_params
+            if holders:
+                ffn_bytes = np.broadcast_to(mlp * b / holders, tok.shape).astype(np.float64)
+                ffn_flops = 2.0 * mlp * tok / holders
+                shared_bytes, shared_params = m.weight_bytes - mlp * b, m.active_params - mlp
+            else:
+                ffn_bytes, ffn_flops = np.zeros(tok.shape), np.zeros(tok.shape)
+                shared_bytes, shared_params = m.weight_bytes, m.active_params
+        att_bytes = shared_bytes / lay.tp + m.kv_cache_bytes_per_token * ck / A
+        att_flops = 2.0 * shared_params * tok / A + 4.0 * m.layers * m.attn_dim * ca / A
+        hbm, fl = self.hbm_bytes_per_s, self.flops_per_s
+        if lay.ffn_gpus:
+            return np.stack(np.broadcast_arrays(att_bytes / hbm, att_flops / fl, ffn_bytes / hbm, ffn_flops / fl))
+        return np.stack(np.broadcast_arrays((att_bytes + ffn_bytes) / hbm, (att_flops + ffn_flops) / fl))
+
+    def iteration_s(self, tokens: Any, ctx_attn: Any, ctx_kv: Any) -> np.ndarray:
+        """Seconds of one iteration: the roofline maximum."""
+        return np.asarray(self.lines(tokens, ctx_attn, ctx_kv).max(axis=0))
+
+    def run_s(self, live: np.ndarray, ctx0: np.ndarray, iters: np.ndarray, prefill_tokens: np.ndarray,
+              prefill_ctx: np.ndarray) -> np.ndarray:
+        """Seconds of ``iters`` decode iterations with ``live`` sequences whose attended context starts at
+        ``ctx0`` and grows by ``live`` per iteration; the first iteration also prefills ``prefill_tokens``
+        prompt tokens (attending ``prefill_ctx`` tokens in total). Exact sum of per-iteration maxima."""
+        live = np.asarray(live, dtype=np.float64)
+        a = self.lines(live, ctx0, ctx0)
+        slope = self.lines(live, live, live) - self.lines(live, 0.0, 0.0)
+        total = sum_of_max_lines(a, slope, iters)
+        first = a.max(axis=0)
+        first_mixed = self.lines(live + prefill_tokens, ctx0 + prefill_ctx, ctx0).max(axis=0)
+        return np.asarray(total + np.where(iters > 0, first_mixed - first, 0.0))
+
+
+# --------------------------------------------------------------------------------------------------
+# continuous batching
+
+
+def admission_schedule(lengths: np.ndarray, max_running: int) -> np.ndarray:
+    """Iteration at which each sequence enters its replica: ``(R, B)`` int64 for ``lengths`` ``(R, B)``.
+
+    Sequences are admitted in index order into ``max_running`` slots; a slot is free again at the
+    iteration its sequence finishes (a sequence admitted at ``s`` decodes at iterations ``s .. s+L-1``).
+    Sequences of length 0 (padding) take no slot.
+    """
+    R, B = lengths.shape
+    M = max(1, min(max_running or B, B))
+    start = np.zeros((R, B), dtype=np.int64)
+    if M >= B:
+        return start
+    free = np.zeros((R, M), dtype=np.int64)
+    rows = np.arange(R)
+    for j in range(B):  # B iterations of vectorised work over replicas
+        slot = np.argmin(free, axis=1)
+        s = free[rows, slot]
+        L = lengths[:, j]
+        start[:, j] = s
+        free[rows, slot] = np.where(L > 0, s + L, s)
+    return start
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    """Runs of iterations with a constant live set, per replica, in time order (flat arrays of length N)."""
+
+    replica: np.ndarray  # int64
+    t0: np.ndarray  # first iteration
+    iters: np.ndarray  # iterations in the run
+    live: np.ndarray  # live sequences
+    ctx0: np.ndarray  # attended tokens summed over live sequences at the first iteration
+    admitted: np.ndarray  # sequences admitted (prefilled) at t0
+
+
+def decode_runs(start: np.ndarray, lengths: np.ndarray, t_lo: int, t_hi: int, prompt_tokens: int, *,
+                skip_admission_at: int | None = 0) -> Runs:
+    """Cut iterations ``[t_lo, t_hi)`` of every replica into runs of constant live set.
+
+    ``start``/``lengths``: ``(R, B)``; sequence ``j`` is live at iterations ``start .. start+L-1`` and attends
+    ``prompt_tokens + (t - start)`` tokens at iteration ``t``. Admissions at ``skip_admission_at`` are not
+    counted (their prompts are prefilled in a separate stage).
+    """
+    R, B = lengths.shape
+    live_seq = lengths > 0
+    s = start[live_seq]
+    e = (start + lengths)[live_seq]
+    r = np.broadcast_to(np.arange(R)[:, None], (R, B))[live_seq]
+    t_a = np.clip(s, t_lo, t_hi)
+    t_b = np.clip(e, t_lo, t_hi)
+    bound = np.arange(R)
+    times = np.concatenate([t_a, t_b, np.full(R, t_lo), np.full(R, t_hi)])
+    reps = np.concatenate([r, r, bound, bound])
+    delta = np.concatenate([np.ones(s.size), -np.ones(s.size), np.zeros(2 * R)])
+    wsum = np.concatenate([s, -s, np.zeros(2 * R)]).astype(np.float64)
+    order = np.lexsort((times, reps))
+    times, reps, delta, wsum = times[order], reps[order], delta[order], wsum[order]
+    n = np.cumsum(delta)
+    S = np.cumsum(wsum)
+    key = reps.astype(np.int64) * (int(t_hi) + 2) + times
+    last = np.r_[key[1:] != key[:-1], True]
+    kt, kr, kn, kS = times[last], reps[last], n[last], S[last]
+    nxt_same = np.r_[kr[1:] == kr[:-1], False]
+    t1 = np.r_[kt[1:], 0]
+    keep = nxt_same & (kn > 0.5)
+    t0 = kt[keep]
+    live = np.rint(kn[keep])
+    ctx0 = live * (prompt_tokens + t0) - kS[keep]
+    sel = (s >= t_lo) & (s < t_hi)
+    if skip_admission_at is not None:
+        sel &= s != skip_admission_at
+    run_key = kr[keep].astype(np.int64) * (int(t_hi) + 2) + t0
+    uk, cnt = np.unique(r[sel].astype(np.int64) * (int(t_hi) + 2) + s[sel], return_counts=True)
+    admitted = np.zeros(run_key.size)
+    if uk.size:
+        pos = np.minimum(np.searchsorted(uk, run_key), uk.size - 1)
+        admitted = np.where(uk[pos] == run_key, cnt[pos], 0).astype(np.float64)
+    return Runs(replica=kr[keep].astype(np.int64), t0=t0.astype(np.int64), iters=(t1[keep] - t0).astype(np.int64),
+                live=live, ctx0=ctx0, admitted=admitted)
+
+
+def stage_of_runs(runs: Runs, num_replicas: int, max_stages: int) -> np.ndarray:
+    """Stage index of every run: one stage per run while a replica has at most ``max_stages`` runs, else
+    runs are binned by their start's share of the replica's iterations into ``max_stages`` stages."""
+    idx = np.arange(runs.replica.size)
+    first = np.searchsorted(runs.replica, np.arange(num_replicas))
+    count = np.bincount(runs.replica, minlength=num_replicas)
+    k = idx - first[runs.replica]
+    it0 = np.cumsum(runs.iters) - runs.iters
+    tot = np.bincount(runs.replica, weights=runs.iters, minlength=num_replicas)
+    base = it0 - it0[first[runs.replica]] if idx.size else it0
+    binned = np.floor(base / np.maximum(tot[runs.replica], 1) * max_stages).astype(np.int64)
+    return np.where(count[runs.replica] <= max_stages, k, np.minimum(binned, max_stages - 1))
+
+
+# --------------------------------------------------------------------------------------------------
+# alpha per iteration
+
+
+def decode_alpha_s(model: ModelSpec, layout: RolloutLayout, lat: Latency, gps: int) -> float:
+    """Per-message latency of one forward iteration of a replica: its TP all-reduces (per layer: attention
+    output, and the dense MLP's), MoE dispatch + combine kernels, or attention--FFN exchanges."""
+    afd = layout.ffn_gpus > 0
+    Lm = model.moe_layers
+    Ld = model.layers - Lm
+    out = 0.0
+    if layout.tp > 1:
+        n_ar = model.layers + (0 if afd else Ld)
+        nodes = -(-layout.tp // gps)
+        out += n_ar * lat.all_reduce_s(layout.tp, nodes)
+    if model.kind == "moe" and not afd and layout.ep > 1:
+        out += 2 * Lm * lat.all_to_all_s
+    if afd:
+        cross = layout.replica_gpus > gps
+        out += 2 * model.layers * lat.p2p_s(cross)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# KV-cache migration
+
+
+def kv_migration(model: ModelSpec, old: RolloutLayout, new: RolloutLayout, kv_tokens: np.ndarray) -> FlowSet:
+    """KV cache of running sequences moved when every old replica splits into ``k`` new ones.
+
+    ``kv_tokens[r, i]``: cached tokens (prompt + generated) of the sequences of old replica ``r`` that new
+    replica ``i`` (of the ``k`` carved from it) takes over. Each old attention group holds its sequences' KV
+    sharded over its TP ranks by heads; the bytes go to the new TP ranks by interval overlap of the two
+    head splits (``kv_cache_bytes_per_token`` per token). Chain ``r`` per old replica, tag ``rollout/kv_migration``.
+    """
+    k = old.replica_gpus // new.replica_gpus
+    M = interval_overlap(old.tp, new.tp)
+    t, tn = np.nonzero(M)
+    rn = new.replicas.reshape(old.num_replicas, k, new.replica_gpus)
+    src, dst, size, chain = [], [], [], []
+    for i in range(k):
+        grp = i % old.dp_attention
+        src.append(old.replicas[:, grp * old.tp + t])
+        dst.append(rn[:, i, tn])
+        size.append(kv_tokens[:, i:i + 1] * model.kv_cache_bytes_per_token * M[t, tn][None, :])
+        chain.append(np.broadcast_to(np.arange(old.num_replicas)[:, None], (old.num_replicas, t.size)))
+    s = np.concatenate([x.ravel() for x in src])
+    d = np.concatenate([x.ravel() for x in dst])
+    z = np.concatenate([x.ravel() for x in size])
+    c = np.concatenate([x.ravel() for x in chain])
+    keep = (s != d) & (z > 0)
+    return point_to_point(s[keep], d[keep], z[keep], chain=c[keep], tag="rollout/kv_migration")
+
+
+def chain_stages(parts: list[FlowSet]) -> FlowSet:
+    """Stage lists joined in order within their chains (``then``)."""
+    fs = FlowSet.empty()
+    for p in parts:
+        fs = then(fs, p)
+    return fs
+
+
+# --------------------------------------------------------------------------------------------------
+# the rollout phase
+
+#: most decode stages per replica when ``rollout.segments`` is 0 (automatic)
+MAX_AUTO_STAGES = 64
+
+
+def stack_stages(parts: list[FlowSet]) -> FlowSet:
+    """Flow sets sharing one chain numbering, played one after another: part ``i``'s stages follow part
+    ``i-1``'s (a one-shot n-ary :func:`traffic.collectives.then`)."""
+    from traffic.phases import merge
+
+    parts = [p for p in parts if len(p)]
+    shifted, off = [], 0
+    for p in parts:
+        shifted.append(FlowSet(src=p.src, dst=p.dst, size_bytes=p.size_bytes, chain=p.chain, stage=p.stage + off,
+                               delay_s=p.delay_s, multiplicity=p.multiplicity, tag=p.tag, tags=p.tags))
+        off += int(p.stage.max()) + 1
+    return merge(shifted)
+
+
+def latency_of(spec: Any) -> Latency:
+    """The :class:`Latency` of an ``rl_step`` spec's ``latency`` section."""
+    ls = spec.latency
+    if not ls.enabled:
+        return Latency.zero()
+    return Latency.from_table(ls.protocol, base_s=ls.base_s, nvlink_hop_s=ls.nvlink_hop_s, net_hop_s=ls.net_hop_s,
+                              all_to_all_s=ls.all_to_all_s)
+
+
+def roofline_of(plan: Any, layout: RolloutLayout, model: ModelSpec | None = None) -> Roofline:
+    """The decode :class:`Roofline` of ``layout`` under the plan's GPU (HBM x ``decode_mbu``, peak x ``mfu``)."""
+    g = plan.spec.gpu
+    return Roofline(model=model or plan.model, layout=layout, hbm_bytes_per_s=g.hbm_bytes_per_s * g.decode_mbu,
+                    flops_per_s=g.peak_flops * g.mfu)
+
+
+def ep_bytes_factor(model: ModelSpec, dispatch_dtype: str) -> float:
+    """MoE all-to-all bytes relative to bf16 dispatch + bf16 combine (FP8 dispatch: DeepEP's format)."""
+    if dispatch_dtype != "fp8":
+        return 1.0
+    return (FP8_DISPATCH_BYTES_PER_ELEMENT + model.dtype_bytes) / (2.0 * model.dtype_bytes)
+
+
+def _replica_of(layout: RolloutLayout, num_gpus: int) -> np.ndarray:
+    out = np.full(num_gpus, -1, dtype=np.int64)
+    out[layout.replicas] = np.arange(layout.num_replicas)[:, None]
+    return out
+
+
+def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: np.ndarray, t_lo: int, t_hi: int, *,
+                  name: str, num_gpus: int, gps: int, prefill: bool, reshard_from: RolloutLayout | None = None,
+                  kv_tokens: np.ndarray | None = None) -> Any:
+    """Decode iterations ``[t_lo, t_hi)`` (plus the prefill of the sequences admitted at ``t_lo`` if
+    ``prefill``) of every replica of ``layout``, as a phase step.
+
+    ``lengths`` / ``start``: ``(replicas, sequences)`` output tokens (0 = no sequence) and admission iteration
+    (:func:`admission_schedule`). ``reshard_from``: the phase starts by resharding weights inside each old
+    replica (and, given ``kv_tokens``, migrating the KV cache of running sequences, :func:`kv_migration`).
+    Chain ``r`` = replica ``r``; stage 0 prefill (or reshard), then one stage per run of constant live count
+    (or per bin of runs). Each stage's flows wait (``delay_s``) for the runs' roofline compute plus their
+    per-iteration alpha.
+    """
+    from traffic.phases import FLOW_BUDGET, make_phase, replica_traffic
+
+    spec, model = plan.spec, plan.model
+    ro = spec.rollout
+    P = ro.prompt_tokens
+    R = layout.num_replicas
+    roof = roofline_of(plan, layout)
+    alpha = decode_alpha_s(model, layout, latency_of(spec), gps)
+    kw: dict[str, Any] = {"stages": spec.collective_stages, "step_latency_s": spec.step_latency_s, "gps": gps,
+                          "ep_algorithm": ro.ep_algorithm, "ep_bytes_factor": ep_bytes_factor(model, ro.dispatch_dtype)}
+    segs: list[FlowSet] = []
+    compute = np.zeros(R)
+    if reshard_from is not None:
+        from traffic.phases import _reshard_within, merge
+
+        rep = _replica_of(layout, num_gpus)
+        moves = [_reshard_within(plan, reshard_from, layout)]
+        if kv_tokens is not None:
+            moves.append(kv_migration(model, reshard_from, layout, kv_tokens))
+        segs.append(merge([_chain_by_dst(m, rep) for m in moves if len(m)]))
+    if prefill:
+        adm = ((start == t_lo) & (lengths > 0)).sum(axis=1).astype(np.float64)
+        tok = adm * P
+        c = np.where(adm > 0, roof.iteration_s(tok, adm * P * P / 2.0, 0.0) + alpha, 0.0)
+        compute += c
+        segs.append(replica_traffic(model, layout, tok, c, **kw))
+    runs = decode_runs(start, lengths, t_lo, t_hi, P, skip_admission_at=t_lo if prefill else None)
+    run_s = roof.run_s(runs.live, runs.ctx0, runs.iters, runs.admitted * P, runs.admitted * P * P / 2.0)
+    run_s = run_s + runs.iters * alpha
+    run_tok = runs.live * runs.iters + runs.admitted * P
+    n_runs = np.bincount(runs.replica, minlength=R)
+    S = ro.segments
+    if not S:
+        probe = replica_traffic(model, layout, np.ones(R), np.zeros(R), **kw)
+        S = int(max(1, min(MAX_AUTO_STAGES, FLOW_BUDGET // max(len(probe), 1) - len(segs))))
+    S = max(1, min(S, int(n_runs.max()) if n_runs.size else 1))
+    stage = stage_of_runs(runs, R, S)
+    key = runs.replica * S + stage
+    tok_rs = np.bincount(key, weights=run_tok, minlength=R * S).reshape(R, S)
+    c_rs = np.bincount(key, weights=run_s, minlength=R * S).reshape(R, S)
+    compute += c_rs.sum(axis=1)
+    for k in range(S):
+        segs.append(replica_traffic(model, layout, tok_rs[:, k], c_rs[:, k], **kw))
+    fs = stack_stages(segs)
+    meta = {"replicas": R, "replica_gpus": layout.replica_gpus, "tp": layout.tp, "dp_attention": layout.dp_attention,
+            "ep": layout.ep, "ffn_gpus": layout.ffn_gpus, "decode_iterations": [int(t_lo), int(t_hi)],
+            "decoded_tokens": float((runs.live * runs.iters).sum()), "sequences": int(((lengths > 0) & (start < t_hi)
+                                                                                        & (start + lengths > t_lo)).sum()),
+            "max_running": int(ro.max_running or lengths.shape[1]), "runs": int(runs.iters.size), "stages": int(S),
+            "alpha_per_iteration_s": alpha, "iterations_max": int(np.bincount(runs.replica, weights=runs.iters,
+                                                                             minlength=R).max()) if R else 0}
+    return make_phase(name, "rollout", fs, num_gpus, compute_s=float(compute.max()) if compute.size else 0.0,
+                      meta=meta)
+
+
+def _chain_by_dst(fs: FlowSet, replica_of_gpu: np.ndarray) -> FlowSet:
+    """Put every flow in the chain of the new replica it delivers to (that replica waits for it)."""
+    return FlowSet(src=fs.src, dst=fs.dst, size_bytes=fs.size_bytes, chain=replica_of_gpu[fs.dst].astype(np.int32),
+                   stage=fs.stage, delay_s=fs.delay_s, multiplicity=fs.multiplicity, tag=fs.tag, tags=fs.tags)
+
+
+def rollout_phases(plan: Any, lengths: np.ndarray, *, sfx: str, num_gpus: int, gps: int) -> list[Any]:
+    """The rollout of one RL step: one phase step, or two around a mid-step parallelism switch.
+
+    Sequences are admitted by :func:`admission_schedule`. With ``rollout.switch``, the switch happens at the
+    iteration by which ``after_finished`` of the sequences have finished; each old replica splits into
+    ``k`` new ones (sequence ``b`` goes to the ``b mod k``-th), which first receive their weight shards and
+    the KV cache of their running sequences (``prompt + generated`` tokens each) -- then decode on.
+    """
+    ro = plan.spec.rollout
+    start = admission_schedule(lengths, ro.max_running)
+    finish = start + lengths
+    t_max = int(finish.max())
+    name = f"rollout{sfx}"
+    if plan.switch is None:
+        return [rollout_phase(plan, plan.rollout, lengths, start, 0, t_max, name=name, num_gpus=num_gpus, gps=gps,
+                              prefill=True)]
+    sw = ro.switch
+    t_s = int(np.quantile(finish[lengths > 0], sw.after_finished, method="lower"))
+    t_s = min(max(t_s, 1), t_max)
+    out = [rollout_phase(plan, plan.rollout, lengths, start, 0, t_s, name=name, num_gpus=num_gpus, gps=gps,
+                         prefill=True)]
+    if t_s < t_max:
+        kk = plan.rollout.replica_gpus // plan.switch.replica_gpus
+        R, B = lengths.shape
+        pad = (-B) % kk
+
+        def split(x: np.ndarray) -> np.ndarray:
+            x = np.pad(x, ((0, 0), (0, pad)))
+            return x.reshape(R, -1, kk).transpose(0, 2, 1).reshape(R * kk, -1)
+
+        live = (lengths > 0) & (start <= t_s) & (finish > t_s)
+        cached = np.where(live, ro.prompt_tokens + t_s - start, 0)
+        kv = split(cached).sum(axis=1).reshape(R, kk).astype(np.float64)
+        out.append(rollout_phase(plan, plan.switch, split(lengths), split(start), t_s, t_max,
+                                 name=f"rollout.switched{sfx}", num_gpus=num_gpus, gps=gps, prefill=False,
+                                 reshard_from=plan.rollout, kv_tokens=kv))
+    return out
