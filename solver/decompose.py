@@ -1,33 +1,52 @@
 """Port level: turn circuit counts between nodes into concrete OCS port pairs (duplex circuits).
 
-Steps, for one domain:
+For one domain, :func:`realise` first splits the counts over the OCSes (per-OCS counts ``Y[k]``, ``U[k]``
+within every node's ports on OCS ``k``), then gives each OCS's circuits concrete ports.
 
-1. **Keep.** Every circuit of the previous assignment whose node pair still wants a circuit stays exactly
-   where it is (same OCS, same ports). This keeps ``sum min(x, x_prev)`` circuits, the most possible.
+**Fast path** (a few ms for a thousand circuits):
+
+1. **Keep.** Every circuit of the previous assignment whose node pair still wants a circuit stays where
+   it is (same OCS).
 2. **Layers (König).** The remaining counts are oriented so every node sends and receives about half of
    its circuits (Euler orientation of the odd remainder), the directed multigraph is padded to a regular
    bipartite one and split into permutations (one ``linear_sum_assignment`` each; König's theorem says
    they exist). A permutation uses at most two ports per node, so it fits whole on an OCS offering every
    node two free ports ("double slot"), or, alternating along its paths and even cycles, on two OCSes
    offering one port each ("paired slot"; an odd cycle leaves one circuit to step 3).
-3. **Place.** Circuits left over are given OCSes greedily (the OCS with the most free ports for the
-   scarcer end), then, when no OCS has both ends free, by a Kempe-chain swap between two OCSes (move an
-   alternating chain of circuits from OCS a to OCS b and back). With one port per node per OCS this is
-   edge colouring, which duplex circuits can fail (a triangle over two OCSes): such circuits are
-   **dropped and counted**, never forced.
-4. **Fill.** Ports left free by dropped circuits are paired again where there is demand.
-5. **Ports.** Each OCS's circuits take their nodes' free ports in ascending order.
+3. **Place.** Circuits left over go to the OCS with both ends free and the most free ports, then, when no
+   OCS has both ends free, through a Kempe-chain swap between two OCSes.
 
-The counts are realised at the OCS level first (steps 2-3 move counts, not ports), so a swap never strands
-a port. Costs a few ms for a thousand circuits.
+**Exact step** (only when the fast path leaves circuits out): an integer program over per-OCS circuits,
+solved with HiGHS (warm-started with the fast path's split),
+
+    maximise   M * (sum y + sum u) + sum w + sum wu
+    subject to sum_k y[k,e] <= need[e]                 (pair e)
+               sum_k u[k,i] <= need_z[i]               (node i)
+               sum_{e ni i} y[k,e] + u[k,i] <= P[k,i]  (OCS k, node i: its ports on k)
+               sum_i u[k,i] <= U[k]                    (OCS k: its upper ports)
+               w[k,e] <= y[k,e], w <= prev[k,e]  (and likewise wu for upper circuits)
+
+with ``M`` larger than the number of previous circuits, so it realises as many circuits as any per-OCS
+split can and, among those, keeps the most previous circuits in place. With one port per node per OCS this
+is edge colouring, which duplex circuits can fail (a triangle over two OCSes): a circuit is reported
+**dropped** only when this program proves no split holds it (``proven``), or, if its time limit stopped
+it first, with that said in ``reason``.
+
+Then **fill** (ports left free by dropped circuits are paired again where ``weight`` > 0) and **ports**:
+within one OCS a node's ports are interchangeable, so the previous circuits of each (OCS, pair) stay on
+their exact ports up to the new count and the rest take free ports in ascending order. ``realise`` never
+raises on valid input (counts, ports and previous circuits of the domain); counts beyond a node's ports
+are reported dropped like any other unrealisable circuit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from rfabric.circuits import Circuit, CircuitAssignment
@@ -36,14 +55,23 @@ from solver.formulation import Domain
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Realisation:
-    """The circuits of one domain and what became of the requested counts."""
+    """The circuits of one domain and what became of the requested counts.
+
+    ``split`` is the per-OCS split ``(Y, U)``: ``Y[k]`` symmetric node-pair counts on OCS ``k``
+    (``K x n x n``), ``U[k, i]`` upper circuits of node ``i`` on OCS ``k`` (``K x n``).
+    """
 
     circuits: tuple[Circuit, ...]
     x: np.ndarray  # realised node-pair counts (symmetric)
     z: np.ndarray  # realised upper circuits per node
     kept: int  # circuits left exactly in place from the previous assignment
-    dropped: int  # requested circuits that no OCS could hold (duplex / per-OCS port limits)
+    dropped: int  # requested circuits not realised
     refilled: int  # circuits added on ports freed by dropped ones
+    requested: int = 0  # circuits requested (node pairs + upper)
+    method: str = "fast"  # "fast" | "exact" (the per-OCS integer program) | "split" (a given per-OCS split)
+    proven: bool = True  # no per-OCS split realises more (always true when nothing is dropped)
+    reason: str = ""  # why circuits were dropped ("" when none)
+    split: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _port_maps(domain: Domain) -> list[dict[int, int]]:
@@ -56,15 +84,15 @@ def _port_maps(domain: Domain) -> list[dict[int, int]]:
     return out
 
 
-def previous_counts(domain: Domain, previous: CircuitAssignment | None) -> tuple[np.ndarray, np.ndarray]:
-    """Node-pair counts ``x`` and upper counts ``z`` of the previous assignment's circuits in ``domain``."""
-    n = domain.n
-    x = np.zeros((n, n), dtype=np.int64)
-    z = np.zeros(n, dtype=np.int64)
+def _classify(domain: Domain, previous: CircuitAssignment | None,
+              maps: list[dict[int, int]] | None = None) -> list[tuple[int, int, int, Circuit]]:
+    """``(ocs index, a, b, circuit)`` of the previous circuits inside ``domain``; ``b = -1`` for an upper
+    circuit of node ``a``. Circuits between two ports of one node, two upper ports or unknown ports are left out."""
     if previous is None:
-        return x, z
+        return []
     kidx = {o: k for k, o in enumerate(domain.ocs)}
-    maps = _port_maps(domain)
+    maps = maps if maps is not None else _port_maps(domain)
+    out = []
     for c in previous.circuits:
         k = kidx.get(c.ocs)
         if k is None:
@@ -74,53 +102,179 @@ def previous_counts(domain: Domain, previous: CircuitAssignment | None) -> tuple
             continue
         if a >= 0 and b >= 0:
             if a != b:
-                x[a, b] += 1
-                x[b, a] += 1
+                out.append((k, min(a, b), max(a, b), c))
         else:
-            z[max(a, b)] += 1
-    return x, z
+            out.append((k, max(a, b), -1, c))
+    return out
+
+
+def previous_counts(domain: Domain, previous: CircuitAssignment | None) -> tuple[np.ndarray, np.ndarray]:
+    """Node-pair counts ``x`` and upper counts ``z`` of the previous assignment's circuits in ``domain``."""
+    Y, U = ocs_counts(domain, previous)
+    return Y.sum(axis=0), U.sum(axis=0)
+
+
+def ocs_counts(domain: Domain, assignment: CircuitAssignment | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-OCS counts ``(Y, U)`` (``K x n x n`` symmetric, ``K x n``) of an assignment's circuits in ``domain``."""
+    n, K = domain.n, len(domain.ocs)
+    Y = np.zeros((K, n, n), dtype=np.int64)
+    U = np.zeros((K, n), dtype=np.int64)
+    for k, a, b, _ in _classify(domain, assignment):
+        if b < 0:
+            U[k, a] += 1
+        else:
+            Y[k, a, b] += 1
+            Y[k, b, a] += 1
+    return Y, U
+
+
+def _fits(domain: Domain, Y: np.ndarray, U: np.ndarray) -> bool:
+    """Whether a per-OCS split stays within every node's ports and every OCS's upper ports."""
+    if Y.min(initial=0) < 0 or U.min(initial=0) < 0:
+        return False
+    if np.any(np.diagonal(Y, axis1=1, axis2=2)) or not np.array_equal(Y, Y.transpose(0, 2, 1)):
+        return False
+    cap = domain.port_matrix
+    cap_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
+    return bool(np.all(Y.sum(axis=2) + U <= cap) and np.all(U.sum(axis=1) <= cap_up))
 
 
 def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous: CircuitAssignment | None = None,
-            weight: np.ndarray | None = None) -> Realisation:
-    """Concrete circuits for counts ``x`` (symmetric, node pairs) and ``z`` (upper, per node).
+            weight: np.ndarray | None = None, *, time_limit_s: float = 1.0,
+            split: tuple[np.ndarray, np.ndarray] | None = None) -> Realisation:
+    """Concrete circuits for counts ``x`` (symmetric ``n x n``, node pairs) and ``z`` (upper, per node).
 
-    ``weight`` (node x node, e.g. demand) ranks pairs for refilling ports freed by dropped circuits.
+    ``previous``: circuits to keep in place where the counts allow. ``weight`` (``n x n``, e.g. demand)
+    ranks pairs for refilling ports freed by dropped circuits. ``split``: a per-OCS split of exactly these
+    counts (from the per-OCS MILP), used when the fast path falls short and it fits (the fast path keeps
+    more previous circuits in place). ``time_limit_s`` bounds the exact step.
+    Never raises on valid input; see the module docstring for what ``dropped`` and ``proven`` mean.
     """
     n, K = domain.n, len(domain.ocs)
-    need = np.array(x, dtype=np.int64, copy=True)
-    np.fill_diagonal(need, 0)
-    needz = np.zeros(n, dtype=np.int64) if z is None else np.array(z, dtype=np.int64, copy=True)
-    free_ports = [[set(ports) for ports in per] for per in domain.lower_ports]
-    free_up = [set(up) for up in domain.upper_ports]
+    xin = np.clip(np.asarray(x, dtype=np.int64).reshape(n, n), 0, None)
+    need = np.triu(np.maximum(xin, xin.T), k=1)
+    need = need + need.T
+    needz = np.zeros(n, dtype=np.int64) if z is None else np.clip(np.asarray(z, dtype=np.int64).reshape(n), 0, None)
+    requested = int(np.triu(need, k=1).sum() + needz.sum())
     maps = _port_maps(domain)
-    kidx = {o: k for k, o in enumerate(domain.ocs)}
-    fixed: list[Circuit] = []
-    # 1. keep previous circuits in place
-    if previous is not None:
-        for c in previous.circuits:
-            k = kidx.get(c.ocs)
-            if k is None:
-                continue
-            a, b = maps[k].get(c.port_a), maps[k].get(c.port_b)
-            if a is None or b is None:
-                continue
-            if a >= 0 and b >= 0 and a != b and need[a, b] > 0:
-                need[a, b] -= 1
-                need[b, a] -= 1
-                free_ports[k][a].discard(c.port_a)
-                free_ports[k][b].discard(c.port_b)
-                fixed.append(c)
-            elif (a < 0) != (b < 0) and needz[max(a, b)] > 0:
-                i = max(a, b)
-                needz[i] -= 1
-                lower_port, upper_port = (c.port_a, c.port_b) if a >= 0 else (c.port_b, c.port_a)
-                free_ports[k][i].discard(lower_port)
-                free_up[k].discard(upper_port)
-                fixed.append(c)
-    kept = len(fixed)
-    cnt = np.array([[len(s) for s in per] for per in free_ports], dtype=np.int64).reshape(K, n)
-    cnt_up = np.array([len(s) for s in free_up], dtype=np.int64)
+    prev = _classify(domain, previous, maps)
+    method, proven, reason = "fast", True, ""
+    Y, U = _fast(domain, need, needz, prev)
+    if not _fits(domain, Y, U):  # pragma: no cover - the fast path keeps to the ports by construction
+        Y, U = np.zeros((K, n, n), dtype=np.int64), np.zeros((K, n), dtype=np.int64)
+    got = int(np.triu(Y.sum(axis=0), k=1).sum() + U.sum())
+    if got < requested and split is not None:
+        Ys, Us = (np.asarray(a, dtype=np.int64) for a in split)
+        if (Ys.shape == (K, n, n) and Us.shape == (K, n) and _fits(domain, Ys, Us)
+                and np.array_equal(Ys.sum(axis=0), need) and np.array_equal(Us.sum(axis=0), needz)):
+            Y, U, got, method = Ys.copy(), Us.copy(), requested, "split"
+    if got < requested:
+        Ye, Ue, proven_max, status = _exact(domain, need, needz, prev, (Y, U), time_limit_s)
+        got_e = int(np.triu(Ye.sum(axis=0), k=1).sum() + Ue.sum()) if Ye is not None and Ue is not None else -1
+        if Ye is not None and Ue is not None and got_e >= got and _fits(domain, Ye, Ue):
+            Y, U, got, method = Ye, Ue, got_e, "exact"
+        proven = proven_max <= got
+        if got < requested:
+            reason = (f"no split over the OCSes' ports holds more than {got} of the {requested} requested "
+                      "circuits (proven by the per-OCS integer program)" if proven else
+                      f"{requested - got} of {requested} circuits not placed: the per-OCS integer program "
+                      f"stopped ({status}) with at most {min(proven_max, requested)} provably realisable")
+    dropped = requested - int(np.triu(Y.sum(axis=0), k=1).sum() + U.sum())
+    refilled = _refill(domain, Y, U, weight) if dropped and weight is not None else 0
+    circuits, kept = _ports(domain, Y, U, prev)
+    return Realisation(circuits=tuple(sorted(circuits)), x=Y.sum(axis=0), z=U.sum(axis=0), kept=kept,
+                       dropped=dropped, refilled=refilled, requested=requested, method=method,
+                       proven=proven or dropped == 0, reason=reason, split=(Y, U))
+
+
+def _ports(domain: Domain, Y: np.ndarray, U: np.ndarray,
+           prev: list[tuple[int, int, int, Circuit]]) -> tuple[list[Circuit], int]:
+    """Concrete circuits of a fitting split: previous circuits in place up to the counts, then ascending ports."""
+    rem, remu = Y.copy(), U.copy()
+    free = [[set(ports) for ports in per] for per in domain.lower_ports]
+    free_up = [set(up) for up in domain.upper_ports]
+    circuits: list[Circuit] = []
+    for k, a, b, c in prev:
+        if b >= 0 and rem[k, a, b] > 0:
+            rem[k, a, b] -= 1
+            rem[k, b, a] -= 1
+            for port in (c.port_a, c.port_b):
+                free[k][a].discard(port)
+                free[k][b].discard(port)
+            circuits.append(c)
+        elif b < 0 and remu[k, a] > 0:
+            remu[k, a] -= 1
+            for port in (c.port_a, c.port_b):
+                free[k][a].discard(port)
+                free_up[k].discard(port)
+            circuits.append(c)
+    kept = len(circuits)
+    for k, name in enumerate(domain.ocs):
+        pools = [sorted(s, reverse=True) for s in free[k]]
+        up_pool = sorted(free_up[k], reverse=True)
+        iu, ju = np.nonzero(np.triu(rem[k], k=1))
+        for a, b in zip(iu.tolist(), ju.tolist(), strict=True):
+            for _ in range(int(rem[k, a, b])):
+                pa, pb = pools[a].pop(), pools[b].pop()
+                circuits.append(Circuit(name, min(pa, pb), max(pa, pb)))
+        for a in np.flatnonzero(remu[k]).tolist():
+            for _ in range(int(remu[k, a])):
+                pa, pb = pools[a].pop(), up_pool.pop()
+                circuits.append(Circuit(name, min(pa, pb), max(pa, pb)))
+    return circuits, kept
+
+
+def _refill(domain: Domain, Y: np.ndarray, U: np.ndarray, weight: np.ndarray) -> int:
+    """Pair ports left free (in place) where ``weight`` > 0, heaviest pairs first; returns circuits added."""
+    cnt = domain.port_matrix - Y.sum(axis=2) - U
+    w = np.asarray(weight, dtype=np.float64)
+    w = np.maximum(w, w.T)
+    live = np.flatnonzero(cnt.sum(axis=0) > 0)
+    added = 0
+    if live.size < 2:
+        return 0
+    sub = w[np.ix_(live, live)]
+    ii, jj = np.nonzero(np.triu(sub > 0, k=1))
+    order = np.argsort(-sub[ii, jj], kind="stable")
+    for s, t in zip(ii[order].tolist(), jj[order].tolist(), strict=True):
+        a, b = int(live[s]), int(live[t])
+        while True:
+            both = np.minimum(cnt[:, a], cnt[:, b])
+            if both.max(initial=0) <= 0:
+                break
+            k = int(np.argmax(both))
+            Y[k, a, b] += 1
+            Y[k, b, a] += 1
+            cnt[k, a] -= 1
+            cnt[k, b] -= 1
+            added += 1
+    return added
+
+
+def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray,
+          prev: list[tuple[int, int, int, Circuit]]) -> tuple[np.ndarray, np.ndarray]:
+    """The fast path's split (keep, König layers, greedy + Kempe chains); may leave circuits out."""
+    n, K = domain.n, len(domain.ocs)
+    need = need.copy()
+    needz = needz.copy()
+    cnt = domain.port_matrix.copy()
+    cnt_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
+    Y = np.zeros((K, n, n), dtype=np.int64)
+    U = np.zeros((K, n), dtype=np.int64)
+    # 1. keep previous circuits (on their OCS)
+    for k, a, b, _ in prev:
+        if b >= 0 and need[a, b] > 0 and cnt[k, a] > 0 and cnt[k, b] > 0:
+            need[a, b] -= 1
+            need[b, a] -= 1
+            cnt[k, a] -= 1
+            cnt[k, b] -= 1
+            Y[k, a, b] += 1
+            Y[k, b, a] += 1
+        elif b < 0 and needz[a] > 0 and cnt[k, a] > 0 and cnt_up[k] > 0:
+            needz[a] -= 1
+            cnt[k, a] -= 1
+            cnt_up[k] -= 1
+            U[k, a] += 1
     placed: list[list[int]] = []  # [ocs, a, b] of movable lower circuits
     adj: list[list[list[int]]] = [[[] for _ in range(n)] for _ in range(K)]  # circuit ids per OCS and node
 
@@ -146,9 +300,10 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
 
     def try_place(a: int, b: int) -> bool:
         both = np.minimum(cnt[:, a], cnt[:, b])
-        if both.max(initial=0) > 0:
-            k = int(np.argmax(both * (n + 1) * 4 + cnt[:, a] + cnt[:, b]))
-            put(k, a, b)
+        cand = np.flatnonzero(both > 0)
+        if cand.size:  # an OCS with both ends free: the one with the most such slots, then most free ports
+            score = both[cand] * (2 * int(cnt.max(initial=0)) + 2) + cnt[cand, a] + cnt[cand, b]
+            put(int(cand[np.argmax(score)]), a, b)
             return True
         return kempe(a, b) or kempe(b, a)
 
@@ -177,7 +332,6 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                     colour, other = other, colour
                 if not ok or not chain:
                     continue
-                before = cnt.copy()
                 cols = [placed[c][0] for c in chain]
                 for c in chain:
                     move(c, be if placed[c][0] == al else al)
@@ -186,8 +340,6 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                     return True
                 for c, col in zip(chain, cols, strict=True):  # undo
                     move(c, col)
-                if not np.array_equal(cnt, before):  # pragma: no cover - undo is exact
-                    raise RuntimeError("Kempe undo failed")
         return False
 
     # 2. whole permutations into double / paired slots
@@ -195,56 +347,107 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
         put(k, a, b)
         need[a, b] -= 1
         need[b, a] -= 1
-    # 3. place the remaining lower circuits, busiest pairs first
+    # 3. the remaining lower circuits, busiest pairs first
     iu, ju = np.nonzero(np.triu(need, k=1))
     order = np.lexsort((ju, iu, -need[iu, ju]))
-    dropped = 0
     for a, b in zip(iu[order].tolist(), ju[order].tolist(), strict=True):
         for _ in range(int(need[a, b])):
             if not try_place(a, b):
-                dropped += 1
+                break  # a pair that failed once fails again: the exact step takes over
+    for k, a, b in placed:
+        Y[k, a, b] += 1
+        Y[k, b, a] += 1
     # upper circuits
-    up_placed: list[tuple[int, int]] = []
     for a in np.flatnonzero(needz).tolist():
         for _ in range(int(needz[a])):
             both = np.minimum(cnt[:, a], cnt_up)
             if both.max(initial=0) <= 0:
-                dropped += 1
-                continue
+                break
             k = int(np.argmax(both))
             cnt[k, a] -= 1
             cnt_up[k] -= 1
-            up_placed.append((k, a))
-    # 4. refill ports freed by dropped circuits where there is demand
-    refilled = 0
-    if dropped and weight is not None:
-        w = np.asarray(weight, dtype=np.float64)
-        w = np.maximum(w, w.T)
-        live = np.flatnonzero(cnt.sum(axis=0) > 0)
-        if live.size > 1:
-            sub = w[np.ix_(live, live)]
-            ii, jj = np.nonzero(np.triu(sub > 0, k=1))
-            order = np.argsort(-sub[ii, jj], kind="stable")
-            for s, t in zip(ii[order].tolist(), jj[order].tolist(), strict=True):
-                a, b = int(live[s]), int(live[t])
-                while True:
-                    both = np.minimum(cnt[:, a], cnt[:, b])
-                    if both.max(initial=0) <= 0:
-                        break
-                    put(int(np.argmax(both)), a, b)
-                    refilled += 1
-    # 5. concrete ports, ascending
-    pools = [[sorted(s, reverse=True) for s in per] for per in free_ports]
-    up_pools = [sorted(s, reverse=True) for s in free_up]
-    circuits = list(fixed)
-    for k, a, b in sorted(placed):
-        pa, pb = pools[k][a].pop(), pools[k][b].pop()
-        circuits.append(Circuit(domain.ocs[k], min(pa, pb), max(pa, pb)))
-    for k, a in sorted(up_placed):
-        pa, pb = pools[k][a].pop(), up_pools[k].pop()
-        circuits.append(Circuit(domain.ocs[k], min(pa, pb), max(pa, pb)))
-    xr, zr = previous_counts(domain, CircuitAssignment.of(circuits))
-    return Realisation(circuits=tuple(sorted(circuits)), x=xr, z=zr, kept=kept, dropped=dropped, refilled=refilled)
+            U[k, a] += 1
+    return Y, U
+
+
+def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[int, int, int, Circuit]],
+           start: tuple[np.ndarray, np.ndarray], time_limit_s: float
+           ) -> tuple[np.ndarray | None, np.ndarray | None, int, str]:
+    """The per-OCS integer program of the module docstring: ``(Y, U, provable maximum, status)``."""
+    from solver.backends.highs import solve_arrays
+
+    n, K = domain.n, len(domain.ocs)
+    cap = domain.port_matrix
+    cap_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
+    requested = int(np.triu(need, k=1).sum() + needz.sum())
+    ea, eb = np.nonzero(np.triu(need, k=1))
+    ne = need[ea, eb]
+    m = ea.size
+    mask = (cap[:, ea] > 0) & (cap[:, eb] > 0)
+    yk, ye = np.nonzero(mask)
+    zn = np.flatnonzero(needz > 0)
+    umask = (cap[:, zn] > 0) & (cap_up[:, None] > 0)
+    uk, uz = np.nonzero(umask)
+    ui = zn[uz]
+    prevY = np.zeros((K, n, n), dtype=np.int64)
+    prevU = np.zeros((K, n), dtype=np.int64)
+    for k, a, b, _ in prev:
+        if b < 0:
+            prevU[k, a] += 1
+        else:
+            prevY[k, a, b] += 1
+    py = prevY[yk, ea[ye], eb[ye]]
+    pu = prevU[uk, ui]
+    wy = np.flatnonzero(py > 0)
+    wu = np.flatnonzero(pu > 0)
+    ny, nu, nwy, nwu = yk.size, uk.size, wy.size, wu.size
+    ncol = ny + nu + nwy + nwu
+    if ny + nu == 0:
+        return np.zeros((K, n, n), dtype=np.int64), np.zeros((K, n), dtype=np.int64), 0, "nothing placeable"
+    M = float(len(prev) + 1)
+    oy, ou, owy, owu = 0, ny, ny + nu, ny + nu + nwy
+    cost = np.concatenate([np.full(ny + nu, M), np.ones(nwy + nwu)])
+    y_hi = np.minimum(ne[ye], np.minimum(cap[yk, ea[ye]], cap[yk, eb[ye]])).astype(np.float64)
+    u_hi = np.minimum(needz[ui], np.minimum(cap[uk, ui], cap_up[uk])).astype(np.float64)
+    col_lo = np.zeros(ncol)
+    col_hi = np.concatenate([y_hi, u_hi, np.minimum(py[wy], y_hi[wy]), np.minimum(pu[wu], u_hi[wu])])
+    integer = np.zeros(ncol, dtype=bool)
+    integer[: ny + nu] = True
+    r_pair, r_z, r_port = 0, m, m + zn.size
+    r_up = r_port + K * n
+    r_wy = r_up + K
+    r_wu = r_wy + nwy
+    nrow = r_wu + nwu
+    zrow = np.full(n, -1, dtype=np.int64)
+    zrow[zn] = np.arange(zn.size)
+    ar_y, ar_u = np.arange(ny), np.arange(nu)
+    rows = [r_pair + ye, r_z + zrow[ui], r_port + yk * n + ea[ye], r_port + yk * n + eb[ye], r_port + uk * n + ui,
+            r_up + uk, r_wy + np.arange(nwy), r_wy + np.arange(nwy), r_wu + np.arange(nwu), r_wu + np.arange(nwu)]
+    cols = [oy + ar_y, ou + ar_u, oy + ar_y, oy + ar_y, ou + ar_u, ou + ar_u, owy + np.arange(nwy), oy + wy,
+            owu + np.arange(nwu), ou + wu]
+    vals = [np.ones(ny), np.ones(nu), np.ones(ny), np.ones(ny), np.ones(nu), np.ones(nu), np.ones(nwy), -np.ones(nwy),
+            np.ones(nwu), -np.ones(nwu)]
+    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, ncol))
+    row_lo = np.full(nrow, -np.inf)
+    row_hi = np.concatenate([ne, needz[zn], cap.reshape(-1), cap_up, np.zeros(nwy + nwu)]).astype(np.float64)
+    Ys, Us = start
+    v0 = np.concatenate([Ys[yk, ea[ye], eb[ye]], Us[uk, ui]]).astype(np.float64)
+    v0 = np.concatenate([v0, np.minimum(v0[wy], col_hi[owy:owu]), np.minimum(v0[ny + wu], col_hi[owu:])])
+    out = solve_arrays(cost, A, row_lo, row_hi, col_lo, col_hi, integer, start=v0,
+                       time_limit_s=max(float(time_limit_s), 0.05), mip_gap=0.0)
+    ub = requested
+    if math.isfinite(out.bound):
+        ub = min(ub, int(math.floor(out.bound / M + 1e-7)))
+    if out.values is None:
+        return None, None, ub, out.message
+    v = np.rint(out.values).astype(np.int64)
+    Y = np.zeros((K, n, n), dtype=np.int64)
+    U = np.zeros((K, n), dtype=np.int64)
+    np.add.at(Y, (yk, ea[ye], eb[ye]), v[oy:ou])
+    np.add.at(Y, (yk, eb[ye], ea[ye]), v[oy:ou])
+    np.add.at(U, (uk, ui), v[ou:owy])
+    return Y, U, ub, out.message
+
 
 
 # ------------------------------------------------------------------------------------------------

@@ -349,6 +349,10 @@ class Formulation:
     meta: dict[str, float] = field(default_factory=dict)
     prev_x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # previous counts (x pair order)
     prev_z: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: per-OCS columns of :func:`formulate_ocs`: ``yk``/``ye`` (OCS, x-pair position) of each ``y`` column,
+    #: ``uk``/``ui`` (OCS, node) of each ``u`` column; empty for the count-level model
+    split_index: dict[str, np.ndarray] = field(default_factory=dict)
+    num_ocs: int = 0
 
     @property
     def num_cols(self) -> int:
@@ -370,6 +374,10 @@ class Formulation:
         if "dx" in self.cols:
             out += [f"dx_{a}_{b}" for a, b in zip(self.pi.tolist(), self.pj.tolist(), strict=True)]
             out += [f"dz_{i}" for i in range(self.n)]
+        if "y" in self.cols:
+            si = self.split_index
+            out += [f"y_{k}_{self.pi[e]}_{self.pj[e]}" for k, e in zip(si["yk"].tolist(), si["ye"].tolist(), strict=True)]
+            out += [f"u_{k}_{i}" for k, i in zip(si["uk"].tolist(), si["ui"].tolist(), strict=True)]
         return out
 
     def row_names(self) -> list[str]:
@@ -379,8 +387,12 @@ class Formulation:
         return out
 
     def vector(self, alpha: float, x: np.ndarray, z: np.ndarray, f: np.ndarray | None = None,
-               demand: np.ndarray | None = None) -> np.ndarray:
-        """A full column vector from (alpha, symmetric x, z); ``f`` defaults to the best direct flow."""
+               demand: np.ndarray | None = None, split: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """A full column vector from (alpha, symmetric x, z); ``f`` defaults to the best direct flow.
+
+        ``split``: the per-OCS counts ``(Y, U)`` (``K x n x n``, ``K x n``) for the columns of
+        :func:`formulate_ocs` (required there).
+        """
         v = np.zeros(self.num_cols)
         v[self.cols["alpha"]] = alpha
         xv = sym_to_pairs(x, self.pi, self.pj)
@@ -395,7 +407,29 @@ class Formulation:
         if "dx" in self.cols:
             v[self.cols["dx"]] = np.maximum(xv - self.prev_x, 0.0)
             v[self.cols["dz"]] = np.maximum(z - self.prev_z, 0.0)
+        if "y" in self.cols:
+            if split is None:
+                raise ValueError("the per-OCS model needs the per-OCS split of the counts")
+            Y, U = split
+            si = self.split_index
+            ye = si["ye"]
+            v[self.cols["y"]] = Y[si["yk"], self.pi[ye], self.pj[ye]]
+            v[self.cols["u"]] = U[si["uk"], si["ui"]]
         return v
+
+    def split_of(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-OCS counts ``(Y, U)`` from a solution vector of :func:`formulate_ocs`."""
+        si = self.split_index
+        K, n = self.num_ocs, self.n
+        Y = np.zeros((K, n, n), dtype=np.int64)
+        U = np.zeros((K, n), dtype=np.int64)
+        yv = np.rint(values[self.cols["y"]]).astype(np.int64)
+        uv = np.rint(values[self.cols["u"]]).astype(np.int64)
+        ye = si["ye"]
+        np.add.at(Y, (si["yk"], self.pi[ye], self.pj[ye]), yv)
+        np.add.at(Y, (si["yk"], self.pj[ye], self.pi[ye]), yv)
+        np.add.at(U, (si["uk"], si["ui"]), uv)
+        return Y, U
 
 
 def _pair_pos(n: int, pi: np.ndarray, pj: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -533,3 +567,69 @@ def check_vector(form: Formulation, v: np.ndarray, tol: float = 1e-6) -> list[st
 
 def iter_blocks(form: Formulation) -> Iterable[tuple[str, slice]]:
     return form.rows.items()
+
+
+def formulate_ocs(problem: Problem, alpha_ub: float | None = None) -> Formulation:
+    """The MILP of :func:`formulate` over what can be built: circuits split over the OCSes.
+
+    Adds integer columns ``y[k, e]`` (circuits of pair ``e`` on OCS ``k``, for OCSes where both ends have
+    ports) and ``u[k, i]`` (upper circuits of node ``i`` on OCS ``k``) with the rows
+
+    ==============  ============================================  ===========
+    ``split``       ``x[e] - sum_k y[k, e] = 0``                  pair e
+    ``split_z``     ``z[i] - sum_k u[k, i] = 0``                  node i
+    ``ocs_ports``   ``sum_{e ni i} y[k, e] + u[k, i] <= P[k, i]``  OCS k, node i
+    ``ocs_upper``   ``sum_i u[k, i] <= U[k]``                     OCS k
+    ==============  ============================================  ===========
+
+    so every solution is realisable port by port (within one OCS a node's ports are interchangeable).
+    ``K x pairs`` more columns: used only when the counts of :func:`formulate` cannot be realised.
+    """
+    base = formulate(problem, alpha_ub)
+    dom = problem.domain
+    n, K = problem.n, len(dom.ocs)
+    cap = dom.port_matrix
+    cap_up = np.array([len(u) for u in dom.upper_ports], dtype=np.int64)
+    pi, pj = base.pi, base.pj
+    m = pi.size
+    yk, ye = np.nonzero((cap[:, pi] > 0) & (cap[:, pj] > 0))
+    if problem.upper > 0:
+        uk, ui = np.nonzero((cap > 0) & (cap_up[:, None] > 0))
+    else:
+        uk = ui = np.zeros(0, dtype=np.int64)
+    ny, nu = yk.size, uk.size
+    n0 = base.num_cols
+    cols = dict(base.cols)
+    cols["y"] = slice(n0, n0 + ny)
+    cols["u"] = slice(n0 + ny, n0 + ny + nu)
+    ncol = n0 + ny + nu
+    y_hi = np.minimum(cap[yk, pi[ye]], cap[yk, pj[ye]]).astype(np.float64)
+    u_hi = np.minimum(cap[uk, ui], cap_up[uk]).astype(np.float64)
+    col_lo = np.concatenate([base.col_lo, np.zeros(ny + nu)])
+    col_hi = np.concatenate([base.col_hi, y_hi, u_hi])
+    integer = np.concatenate([base.integer, np.ones(ny + nu, dtype=bool)])
+    cost = np.concatenate([base.cost, np.zeros(ny + nu)])
+    xo, zo, yo, uo = base.cols["x"].start, base.cols["z"].start, n0, n0 + ny
+    ar_m, ar_n, ar_y, ar_u = (np.arange(v, dtype=np.int64) for v in (m, n, ny, nu))
+    r_split, r_split_z, r_ports = 0, m, m + n
+    r_up = r_ports + K * n
+    nrow = r_up + K
+    rows = [r_split + ar_m, r_split + ye, r_split_z + ar_n, r_split_z + ui, r_ports + yk * n + pi[ye],
+            r_ports + yk * n + pj[ye], r_ports + uk * n + ui, r_up + uk]
+    cidx = [xo + ar_m, yo + ar_y, zo + ar_n, uo + ar_u, yo + ar_y, yo + ar_y, uo + ar_u, uo + ar_u]
+    vals = [np.ones(m), -np.ones(ny), np.ones(n), -np.ones(nu), np.ones(ny), np.ones(ny), np.ones(nu), np.ones(nu)]
+    B = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cidx))), shape=(nrow, ncol))
+    A = sp.vstack([sp.hstack([base.A, sp.csr_matrix((base.num_rows, ny + nu))]), B], format="csr")
+    row_lo = np.concatenate([base.row_lo, np.zeros(m + n), np.full(K * n + K, -np.inf)])
+    row_hi = np.concatenate([base.row_hi, np.zeros(m + n), cap.reshape(-1).astype(np.float64),
+                             cap_up.astype(np.float64)])
+    rows_map = dict(base.rows)
+    r0 = base.num_rows
+    for name, size in (("split", m), ("split_z", n), ("ocs_ports", K * n), ("ocs_upper", K)):
+        rows_map[name] = slice(r0, r0 + size)
+        r0 += size
+    return Formulation(cost=cost, A=A, row_lo=row_lo, row_hi=row_hi, col_lo=col_lo, col_hi=col_hi, integer=integer,
+                       cols=cols, rows=rows_map, pi=pi, pj=pj, src=base.src, dst=base.dst, n=n, meta=dict(base.meta),
+                       prev_x=base.prev_x, prev_z=base.prev_z,
+                       split_index={"yk": yk.astype(np.int64), "ye": ye.astype(np.int64), "uk": uk.astype(np.int64),
+                                    "ui": ui.astype(np.int64)}, num_ocs=K)

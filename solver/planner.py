@@ -28,6 +28,7 @@ from solver.formulation import (
     domain_level,
     domains,
     formulate,
+    formulate_ocs,
     make_problem,
     pairs_to_sym,
 )
@@ -58,6 +59,7 @@ class _Entry:
     message: str
     alt: tuple[np.ndarray, np.ndarray] | None = None  # the heuristic's counts when the MILP's won
     alpha: float = float("nan")  # alpha of (x, z) when known (saves re-solving the transit routing LP)
+    split: tuple[np.ndarray, np.ndarray] | None = None  # per-OCS split of (x, z) from the per-OCS MILP
 
 
 @dataclass
@@ -141,8 +143,20 @@ def _uncarried(p: Problem) -> str:
     return f"traffic of {names} has neither OCS ports nor an always-on electrical path in domain {p.domain.name}"
 
 
+def within_ports(p: Problem, x: np.ndarray, z: np.ndarray) -> bool:
+    """Whether counts respect every node's ports and the upper budget (a solver's values are checked)."""
+    x = np.asarray(x)
+    z = np.asarray(z)
+    return bool(x.min(initial=0) >= 0 and z.min(initial=0) >= 0 and np.all(x.sum(axis=1) + z <= p.budget)
+                and int(z.sum()) <= max(p.upper, 0))
+
+
 def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
-    """Circuit counts for one domain problem: heuristic, then the MILP (unless greedy)."""
+    """Circuit counts for one domain problem: heuristic, then the MILP (unless greedy).
+
+    ``bound`` is always a valid upper bound on the objective: the node bound, tightened only by the MILP's
+    own dual bound (never by its incumbent).
+    """
     if options.model == "transit":
         from solver.transit import solve_transit
 
@@ -176,21 +190,30 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
     out = _mip(form, start, options, seed)
     termination = out.status
     message = out.message
+    if out.status == "infeasible" and start is not None:  # the MIP start is a feasible point: not a proof
+        termination = "limit"
+        message = f"solver reported infeasible although the heuristic's start is feasible ({out.message})"
+    if termination == "limit":
+        if start is not None:
+            termination = "feasible"
+            message = f"MILP stopped without a better solution ({message}); returning the heuristic"
+        else:
+            termination = "error"
+            message = (f"MILP stopped without a solution ({message}); the heuristic's alpha {a_h:.4g} is below "
+                       f"min_alpha {p.min_alpha:g} (not proven infeasible)")
     if out.values is not None:
         xv = out.values[form.cols["x"]]
         zv = np.rint(out.values[form.cols["z"]]).astype(np.int64)
         xm = pairs_to_sym(xv, form.pi, form.pj, p.n)
         zm = np.maximum(zv, 0)
         obj_m, _, ok = objective(p, xm, zm)
-        if ok and obj_m > best_obj + 1e-12:
+        if ok and within_ports(p, xm, zm) and obj_m > best_obj + 1e-12:
             best_x, best_z, best_obj, stage = xm, zm, obj_m, "milp"
-    if out.status in ("optimal", "feasible") and math.isfinite(out.bound):
+    if termination in ("optimal", "feasible") and math.isfinite(out.bound):
         bound = min(nb, out.bound)
-    if out.status == "optimal":
-        bound = min(bound, max(best_obj, out.objective))
-    if out.status == "error":
-        message = f"MILP failed ({out.message}); returning the heuristic"
-    elif out.status == "infeasible":
+    if termination == "error":
+        message = f"MILP failed ({message}); returning the heuristic"
+    elif termination == "infeasible":
         message = f"no assignment reaches min_alpha {p.min_alpha:g} (solver: {out.message}); returning the heuristic"
     if termination == "optimal" and best_obj <= 1e-12 and p.penalty == 0:
         termination = "infeasible"
@@ -199,6 +222,25 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
                                                                          if not np.any(p.eps_out) else ""))
     alt = (xh, zh) if stage == "milp" else None
     return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message, alt)
+
+
+def _counts_ocs(p: Problem, options: SolverOptions, seed: int, bound: float,
+                starts: list[Realisation]) -> tuple[MipOutcome, Any]:
+    """The per-OCS MILP (:func:`solver.formulation.formulate_ocs`), warm-started with the best realisation."""
+    form = formulate_ocs(p, bound if math.isfinite(bound) else None)
+    best = None
+    for r in starts:
+        if r.split is None:
+            continue
+        o, a, ok = objective(p, r.x, r.z)
+        if ok and a >= p.min_alpha and (best is None or o > best[0]):
+            best = (o, a, r)
+    start = None
+    if best is not None:
+        cap = float(form.col_hi[0]) if math.isfinite(form.col_hi[0]) else best[1]
+        start = form.vector(min(max(best[1] * (1 - 1e-9), p.min_alpha), cap), best[2].x, best[2].z,
+                            demand=p.demand, split=best[2].split)
+    return _mip(form, start, options, seed), form
 
 
 def alpha_of(p: Problem, x: np.ndarray, z: np.ndarray | None, model: str = "hybrid") -> float:
@@ -218,21 +260,6 @@ def cached_counts(p: Problem, options: SolverOptions, cache: SolveCache | None, 
         if cache is not None:
             cache.put(key, entry)
     return entry
-
-
-def _realise_best(p: Problem, x: np.ndarray, z: np.ndarray, previous: CircuitAssignment | None) -> Realisation:
-    """Port-level circuits; with a previous assignment also try a fresh layout and keep the better."""
-    r = realise(p.domain, x, z, previous, weight=p.demand)
-    if previous is not None and r.dropped:
-        fresh = realise(p.domain, x, z, None, weight=p.demand)
-        if evaluate_alpha(p, fresh.x, fresh.z) > evaluate_alpha(p, r.x, r.z) + 1e-12:
-            kept = _count_kept(previous, fresh.circuits)
-            r = replace(fresh, kept=kept)
-    return r
-
-
-def _count_kept(previous: CircuitAssignment, circuits: tuple[Circuit, ...]) -> int:
-    return len(set(previous.circuits) & set(circuits))
 
 
 def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment | None = None, *,
@@ -271,33 +298,69 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
         entry = _counts(p, options, seed)
         if cache is not None:
             cache.put(key, entry)
-    r = _realise_best(p, entry.x, entry.z, prev_here)
-    same = np.array_equal(r.x, entry.x) and np.array_equal(r.z, entry.z)
-    alpha = entry.alpha if same and np.isfinite(entry.alpha) else alpha_of(p, r.x, r.z, options.model)
-    alpha_model = alpha if same else (entry.alpha if np.isfinite(entry.alpha) else
-                                      alpha_of(p, entry.x, entry.z, options.model))
-    stage = entry.stage
-    if r.dropped and entry.alt is not None:  # the MILP's counts lost circuits at the port level: compare
-        r2 = _realise_best(p, entry.alt[0], entry.alt[1], prev_here)
-        a2 = alpha_of(p, r2.x, r2.z, options.model)
-        if a2 > alpha + 1e-12:
-            r, alpha, stage = r2, a2, "heuristic"
-            alpha_model = alpha_of(p, entry.alt[0], entry.alt[1], options.model)
+    tl = options.time_limit_s
+    hybrid = options.model == "hybrid"
+
+    def score(r: Realisation) -> float:
+        return objective(p, r.x, r.z)[0] if hybrid else alpha_of(p, r.x, r.z, options.model)
+
+    r = realise(dom, entry.x, entry.z, prev_here, weight=p.demand, time_limit_s=tl, split=entry.split)
+    alpha_model = entry.alpha if np.isfinite(entry.alpha) else alpha_of(p, entry.x, entry.z, options.model)
+    stage, termination, bound, msg = entry.stage, entry.termination, entry.bound, entry.message
+    if r.dropped:  # the counts cannot be built port by port as requested: optimise over what can be built
+        cands: list[tuple[Realisation, str]] = [(r, stage)]
+        if entry.alt is not None:
+            cands.append((realise(dom, entry.alt[0], entry.alt[1], prev_here, weight=p.demand, time_limit_s=tl),
+                          "heuristic"))
+        ocs_status, ocs_obj = "", float("nan")
+        if options.backend != "greedy" and hybrid and termination not in ("infeasible",):
+            out, form = _counts_ocs(p, options, seed, bound, [c for c, _ in cands])
+            ocs_status, ocs_obj = out.status, out.objective
+            if out.values is not None:
+                xo = pairs_to_sym(out.values[form.cols["x"]], form.pi, form.pj, p.n)
+                zo = np.maximum(np.rint(out.values[form.cols["z"]]).astype(np.int64), 0)
+                r3 = realise(dom, xo, zo, prev_here, weight=p.demand, time_limit_s=tl, split=form.split_of(out.values))
+                cands.append((r3, "milp_ocs"))
+            if out.status in ("optimal", "feasible") and math.isfinite(out.bound):
+                bound = min(bound, out.bound)
+        scored = [(score(c), -c.dropped, -i) for i, (c, _) in enumerate(cands)]  # ties: fewest dropped, first
+        best_obj, _, neg_i = max(scored)
+        best_i = -neg_i
+        r, stage = cands[best_i]
+        if ocs_status == "optimal" and best_obj >= ocs_obj - 1e-9:
+            termination = "optimal"
+        elif options.backend == "greedy" or termination == "heuristic":
+            termination = "heuristic"
+        elif termination != "infeasible":
+            termination = "feasible"
+        note = (f"the counts of stage '{entry.stage}' could not all be realised on OCS ports "
+                f"({cands[0][0].reason or 'per-OCS port limits'})")
+        if stage == "milp_ocs":
+            note += f"; re-solved with per-OCS circuits ({ocs_status})"
+        elif ocs_status:
+            note += f"; the per-OCS MILP ({ocs_status}) found nothing better"
+        msg = (msg + "; " if msg else "") + note
+        if r.dropped:
+            msg += f"; {r.dropped} circuit(s) dropped, {r.refilled} re-placed: {r.reason}"
+        if cache is not None:  # a hit realises the chosen counts directly
+            cache.put(key, replace(entry, x=r.x, z=r.z, termination=termination, stage=stage, bound=bound,
+                                   message=msg, alt=None, alpha=float("nan"), split=r.split))
+        alpha_model = alpha_of(p, r.x, r.z, options.model)
+    alpha = alpha_model if not r.dropped and np.array_equal(r.x, entry.x) and np.array_equal(r.z, entry.z) \
+        else alpha_of(p, r.x, r.z, options.model)
+    if hybrid and termination == "optimal" and math.isfinite(bound):
+        obj_r = objective(p, r.x, r.z)[0]
+        if obj_r < bound - options.mip_gap * abs(bound) - 1e-5:  # never claim more than what was built
+            termination = "feasible"
     changed = len(set(r.circuits) - set(prev_here.circuits)) if prev_here is not None else len(r.circuits)
-    msg = entry.message
-    if r.dropped:
-        msg = (msg + "; " if msg else "") + (f"{r.dropped} circuit(s) could not be realised on OCS ports "
-                                             f"(duplex/per-OCS limits), {r.refilled} re-placed")
-    termination = entry.termination
-    if termination == "optimal" and alpha < alpha_model * (1 - 1e-7):
-        termination = "feasible"  # the port level lost something: no longer proven optimal
     if cached:
         msg = (msg + "; " if msg else "") + "cache hit"
     return DomainResult(domain=dom.name, nodes=dom.nodes, termination=termination, stage=stage, alpha=alpha,
-                        alpha_model=alpha_model, bound=entry.bound, t0_s=p.t0_s, x=r.x, z=r.z,
+                        alpha_model=alpha_model, bound=bound, t0_s=p.t0_s, x=r.x, z=r.z,
                         circuits=len(r.circuits), changed=changed, kept=r.kept, dropped=r.dropped, rows=entry.rows,
                         cols=entry.cols, nonzeros=entry.nonzeros, wall_time_s=time.perf_counter() - t,
-                        heuristic_alpha=entry.heuristic_alpha, cached=cached, message=msg), r.circuits
+                        heuristic_alpha=entry.heuristic_alpha, cached=cached, message=msg,
+                        realisation=r.method), r.circuits
 
 
 def _restrict(assignment: CircuitAssignment | None, dom: Domain) -> CircuitAssignment | None:
@@ -354,8 +417,12 @@ def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptio
 
     Each domain (core layer, each pod's aggregation layer) is solved on its own (``layers: sequential``):
     heuristic first, then the MILP of :mod:`solver.formulation` with the heuristic as MIP start, then the
-    port-level realisation, which keeps as many ``previous`` circuits as the counts allow. The result's
-    assignment always passes :func:`rfabric.circuits.check_assignment`.
+    port-level realisation (:func:`solver.decompose.realise`: fast path, exact per-OCS step when it falls
+    short), which keeps as many ``previous`` circuits as the counts allow. When the MILP's counts cannot
+    be realised on the OCSes' ports, the domain is re-solved over per-OCS circuits
+    (:func:`solver.formulation.formulate_ocs`, stage ``milp_ocs``) and the best *realised* candidate wins;
+    alpha, termination and gap always describe the realised circuits. The result's assignment always
+    passes :func:`rfabric.circuits.check_assignment`.
     """
     t0 = time.perf_counter()
     backend = options.backend if options.backend != "pulp" else f"pulp:{pulp_solver_name(options)}"

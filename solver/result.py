@@ -1,13 +1,19 @@
 """Results of one phase's solve: per domain and combined, with an honest statement of quality.
 
 ``termination`` (why the answer is what it is) is kept apart from whether an assignment exists (there
-always is one: the empty assignment is feasible for the throughput model):
+always is one: the empty assignment is feasible for the throughput model). Every label speaks of the
+*realised* circuits (what the OCS ports hold), never of counts that could not be built:
 
-* ``optimal`` -- proven optimal (MILP within ``mip_gap``, or a heuristic that met the proven bound);
-* ``feasible`` -- a limit stopped the MILP; ``gap`` says how far from the bound it may be;
+* ``optimal`` -- proven optimal within ``mip_gap`` for the realised assignment (MILP, per-OCS MILP, or a
+  heuristic that met the proven bound);
+* ``feasible`` -- no such proof: a limit stopped the MILP, or the MILP's counts could not be realised and a
+  fallback (heuristic counts, per-OCS MILP stopped by a limit) stands; ``gap`` says how far from the bound;
 * ``heuristic`` -- the greedy alone (``backend: greedy``, or transit candidates), gap against the bound;
 * ``infeasible`` -- no assignment reaches ``min_alpha`` (or the traffic cannot be carried at all);
 * ``error`` -- the solver failed; the heuristic's assignment is returned and ``message`` says why.
+
+``bound`` is always a valid upper bound on the physically achievable objective: the node bound,
+tightened only by a solver's proven dual bound (never replaced by an incumbent).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class DomainResult:
     domain: str
     nodes: tuple[str, ...]
     termination: str
-    stage: str  # "heuristic" | "milp" | "previous" | "none"
+    stage: str  # "heuristic" | "milp" | "milp_ocs" | "transit" | "previous" | "lookahead" | "none"
     alpha: float  # of the realised circuits (evaluated independently of the solver)
     alpha_model: float  # of the counts the solver returned, before port-level realisation
     bound: float  # proven upper bound on the optimised objective (alpha minus penalties)
@@ -62,6 +68,7 @@ class DomainResult:
     heuristic_alpha: float = float("nan")
     cached: bool = False
     message: str = ""
+    realisation: str = ""  # how the counts became ports: "fast" | "exact" | "split" (see solver.decompose)
 
     @property
     def gap(self) -> float:
@@ -86,7 +93,7 @@ class DomainResult:
                 "circuits": self.circuits, "changed": self.changed, "kept": self.kept, "dropped": self.dropped,
                 "rows": self.rows, "cols": self.cols, "nonzeros": self.nonzeros,
                 "wall_time_s": round(self.wall_time_s, 6), "cached": self.cached, "message": self.message,
-                "circuits_per_pair": pairs, "circuits_to_upper": up}
+                "realisation": self.realisation, "circuits_per_pair": pairs, "circuits_to_upper": up}
 
 
 @dataclass(frozen=True, slots=True, eq=False)

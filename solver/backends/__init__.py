@@ -13,7 +13,13 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MipOutcome:
-    """What a MILP run produced: ``status`` in optimal | feasible | infeasible | error."""
+    """What a MILP run produced.
+
+    ``status``: ``optimal`` (within the gap), ``feasible`` (a limit stopped it with a solution),
+    ``infeasible`` (proven), ``limit`` (a limit stopped it without a solution or proof), ``error``.
+    ``bound``: a valid upper bound on the objective (the solver's dual bound) or ``nan`` when unknown --
+    never the incumbent of a run stopped by a limit.
+    """
 
     status: str
     values: np.ndarray | None

@@ -1,10 +1,15 @@
 """PuLP backend: an ``LpProblem`` built from the formulation's arrays; any PuLP solver; LP/MPS export.
 
-Status reading: PuLP's ``status`` says "Optimal" for a time-limited CBC incumbent and leaves LP-relaxation
-values in the variables when CBC finds no integer solution, so only ``sol_status`` is trusted:
-``LpSolutionOptimal`` -> optimal, ``LpSolutionIntegerFeasible`` -> feasible, ``LpSolutionInfeasible`` ->
-infeasible, anything else -> error (values discarded). PuLP exposes no dual bound for CBC, so ``bound`` is
-the objective only when optimal.
+Status reading: PuLP's ``status`` says "Optimal" for a time-limited CBC incumbent, "Infeasible" when CBC
+stopped on its time limit before an integer solution ("Integer infeasible" in CBC's solution file), and
+leaves LP-relaxation values in the variables when CBC finds no integer solution, so only ``sol_status`` is
+trusted: ``LpSolutionOptimal`` -> optimal, ``LpSolutionIntegerFeasible`` -> feasible,
+``LpSolutionInfeasible`` -> infeasible, ``LpSolutionNoSolutionFound`` -> limit (stopped without a
+solution and without a proof; values discarded), a solver failure -> error.
+
+Bound: PuLP exposes no dual bound for CBC. When ``sol_status`` is optimal the solver stopped within
+``mip_gap``, so :func:`solver.backends.highs.gap_bound` (valid for CBC's, HiGHS's and Gurobi's gap rules)
+is reported; otherwise ``nan`` (the planner falls back on its node bound).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 
 from rfabric.errors import ConfigError
 from solver.backends import MipOutcome
+from solver.backends.highs import gap_bound, silence_banner
 from solver.formulation import Formulation
 
 
@@ -93,6 +99,8 @@ def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.nda
         if start is not None:
             for v, val in zip(variables, np.asarray(start).tolist(), strict=True):
                 v.setInitialValue(round(val) if v.cat == pulp.LpInteger else val)
+        if "highs" in solver_name.lower():
+            silence_banner()  # PuLP's HiGHS constructs a highspy.Highs before it can set output_flag
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             prob.solve(solver)
@@ -101,8 +109,10 @@ def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.nda
             status = "optimal"
         elif ss == pulp.LpSolutionIntegerFeasible:
             status = "feasible"
-        elif ss == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
+        elif ss == pulp.LpSolutionInfeasible:
             status = "infeasible"
+        elif ss == pulp.LpSolutionNoSolutionFound:
+            status = "limit"
         else:
             status = "error"
         values = None
@@ -110,7 +120,8 @@ def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.nda
         if status in ("optimal", "feasible"):
             values = np.array([v.varValue if v.varValue is not None else 0.0 for v in variables], dtype=np.float64)
             obj = float(form.cost @ values)
-        return MipOutcome(status=status, values=values, objective=obj, bound=obj if status == "optimal" else float("nan"),
+        bound = gap_bound(obj, mip_gap) if status == "optimal" else float("nan")
+        return MipOutcome(status=status, values=values, objective=obj, bound=bound,
                           wall_time_s=time.perf_counter() - t0,
                           message=f"{pulp.LpStatus.get(prob.status, prob.status)} / sol_status {ss}")
     except Exception as e:  # noqa: BLE001 - a solver failure is a result, not a crash

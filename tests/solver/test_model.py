@@ -178,7 +178,9 @@ def test_time_limited_highs_reports_feasible_with_a_gap() -> None:
     out = highs.solve(f, start=start, time_limit_s=0.05, mip_gap=0.0)
     assert out.status == "feasible", out.message
     assert "time limit" in out.message.lower()
-    assert out.values is not None and out.bound > out.objective > 0
+    assert out.values is not None and out.objective > 0
+    # HiGHS's dual bound when it got that far (nan if the limit struck in presolve), never the incumbent
+    assert np.isnan(out.bound) or out.bound > out.objective
 
 
 def test_time_limited_solve_phase_reports_the_gap() -> None:
