@@ -486,8 +486,13 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
       ``always`` takes the new solution; ``auto`` takes it when the idle window before the phase (the
       previous phase's ``compute_after_s`` + this one's ``compute_before_s``) covers
       ``topology.ocs_reconfig_s``, or when the fluid-model time saved over the phase's repeats exceeds the
-      switching delay left exposed; else the circuits are kept. The first phase is the initial
-      configuration (set up before the job). Every decision is recorded with its reason.
+      switching delay left exposed; else the circuits are kept. Every decision is recorded with its
+      reason; a "kept" decision is labelled ``feasible`` with the solver's bound for the phase.
+    * Wrap-around: steps repeat, so the transition from the last phase to the first phase of the next
+      step is planned too (:func:`_wrap_around`): phase 0 is planned again from the last phase's circuits
+      until the schedule is periodic; ``meta["wrap_around"]`` records the passes and whether it closed.
+      Decision 0 describes that transition (the first step's initial configuration is ``assignments[0]``
+      set up before the job, or the last phase's circuits if the caller starts every step from them).
     """
     t_all = time.perf_counter()
     n = len(workload.phases)
@@ -507,13 +512,14 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
     if fixed is not None or not topology.reconfigurable or options.reconfig == "never":
         return _plan_static(topology, workload, options, seed=seed, fixed=fixed, cache=cache, meta=meta,
                             backend=backend, t_all=t_all)
-    assignments: list[CircuitAssignment] = []
-    decisions: list[PhaseDecision] = []
-    prev: CircuitAssignment | None = None
     rs = topology.ocs_reconfig_s
     s = seed + options.seed
     probs = [problems(topology, ph.traffic, options) for ph in workload.phases]
-    for i, ph in enumerate(workload.phases):
+    phases = workload.phases
+
+    def step(i: int, prev: CircuitAssignment | None) -> tuple[CircuitAssignment, PhaseDecision]:
+        """Plan phase ``i`` starting from ``prev`` (the circuits in place when it begins)."""
+        ph = phases[i]
         tr = ph.traffic
         hints: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
         for d, q in enumerate(probs[i]):
@@ -522,10 +528,11 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
             for j in [*range(i + 1, n), *range(0, i)]:  # the next phase (cyclically) that uses this layer
                 if not probs[j][d].empty:
                     e = cached_counts(probs[j][d], options, cache, s)
-                    hints[q.domain.name] = (e.x, e.z, workload.phases[j].name)
+                    hints[q.domain.name] = (e.x, e.z, phases[j].name)
                     break
         res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed, hints=hints)
         st = res.wall_time_s
+        bound = res.bound
         if prev is None:
             chosen, action = res, "reconfigured"
             changed = len(res.assignment)
@@ -533,7 +540,7 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
         else:
             removed, added = prev.changed(res.assignment)
             changed = len(added)
-            window = workload.phases[i - 1].compute_after_s + ph.compute_before_s
+            window = phases[i - 1].compute_after_s + ph.compute_before_s  # i - 1 = -1: the last phase
             idle_ocs = {o for q in probs[i] if q.empty for o in q.domain.ocs}
             # the alternative to re-pointing: keep the busy layers, still pre-position the idle ones
             alt = CircuitAssignment.of([c for c in prev.circuits if c.ocs not in idle_ocs]
@@ -563,14 +570,68 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
                     reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s and the time saved "
                               f"({gain:.4g} s) does not pay the exposed delay {exposed:.4g} s")
         check_assignment(topology, chosen.assignment)
-        assignments.append(chosen.assignment)
-        term = res.termination if chosen is res else "optimal"
-        decisions.append(_decision(ph.name, action, chosen, changed, reason + (f"; {res.message}" if res.message else ""),
-                                   st, backend, term))
-        prev = chosen.assignment
+        # kept circuits are a decision, not an optimum: "feasible" against the solver's bound for the phase
+        term = res.termination if chosen is res else "feasible"
+        dec = _decision(ph.name, action, chosen, changed, reason + (f"; {res.message}" if res.message else ""),
+                        st, backend, term)
+        if chosen is not res:
+            dec = replace(dec, bound=bound, gap=rel_gap(chosen.objective, bound))
+        return chosen.assignment, dec
+
+    assignments: list[CircuitAssignment] = []
+    decisions: list[PhaseDecision] = []
+    prev: CircuitAssignment | None = None
+    for i in range(n):
+        a, dec = step(i, prev)
+        assignments.append(a)
+        decisions.append(dec)
+        prev = a
+    meta["wrap_around"] = _wrap_around(step, assignments, decisions, [ph.name for ph in phases])
     meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
                  "wall_time_s": time.perf_counter() - t_all})
     return CircuitSchedule(assignments=tuple(assignments), decisions=tuple(decisions), meta=meta)
+
+
+#: passes over the step that close the cycle last phase -> first phase (see :func:`_wrap_around`)
+WRAP_PASSES = 3
+
+
+def _wrap_around(step: Any, assignments: list[CircuitAssignment], decisions: list[PhaseDecision],
+                 names: list[str]) -> dict[str, Any]:
+    """Plan the transition from the last phase of one step to the first phase of the next (in place).
+
+    RL steps repeat, and the simulator starts every step from the last phase's circuits, so phase 0 is
+    planned again starting from the last phase's assignment (the same rules as any other transition, with
+    the idle window ``last.compute_after_s + first.compute_before_s``). If that changes phase 0's circuits,
+    phases 1.. are planned again from them, and so on until the schedule is periodic (phase 0 planned from
+    the last phase gives phase 0 again) or :data:`WRAP_PASSES` passes are spent. Decision 0 then describes
+    the wrap-around transition; the first pass's "initial configuration" only seeded the cycle.
+    """
+    n = len(assignments)
+    if n < 2:
+        return {"from_phase": names[-1] if names else "", "to_phase": names[0] if names else "", "passes": 0,
+                "converged": True, "action": decisions[0].action if decisions else "none", "changed": 0,
+                "note": "one phase: the circuits carry over from step to step unchanged"}
+    converged = False
+    passes = 0
+    for passes in range(1, WRAP_PASSES + 1):  # noqa: B007 - the count is reported
+        a0, d0 = step(0, assignments[-1])
+        same = a0 == assignments[0]
+        assignments[0] = a0
+        decisions[0] = replace(d0, reason=f"wrap-around from phase '{names[-1]}' of the previous step: {d0.reason}")
+        if same:
+            converged = True
+            break
+        for i in range(1, n):
+            a, dec = step(i, assignments[i - 1])
+            assignments[i] = a
+            decisions[i] = dec
+    d0 = decisions[0]
+    return {"from_phase": names[-1], "to_phase": names[0], "passes": passes, "converged": converged,
+            "action": d0.action, "changed": d0.changed,
+            "note": ("periodic: phase 0 planned from the last phase's circuits reproduces itself" if converged else
+                     f"not periodic after {passes} passes: phase 0 was planned from the last phase of the "
+                     "previous pass")}
 
 
 def _plan_static(topology: Topology, workload: Workload, options: SolverOptions, *, seed: int,

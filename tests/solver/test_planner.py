@@ -69,7 +69,10 @@ def test_idle_window_covering_the_switch_reconfigures() -> None:
     d = s.decisions[1]
     assert d.action == "reconfigured" and d.changed > 0 and "covers the switching time" in d.reason
     assert d.alpha == pytest.approx(1.0)
-    assert s.decisions[0].action == "reconfigured" and "initial" in s.decisions[0].reason
+    # steps repeat: decision 0 is the transition swap -> ring of the next step (no idle window before ring)
+    d0 = s.decisions[0]
+    assert d0.action == "reconfigured" and "wrap-around from phase 'swap'" in d0.reason and d0.changed > 0
+    assert s.meta["wrap_around"]["converged"] and s.meta["wrap_around"]["to_phase"] == "ring"
 
 
 def test_small_idle_window_keeps_the_circuits() -> None:
@@ -128,7 +131,7 @@ def test_cache_hits_for_a_repeating_pattern() -> None:
                       ("ring2", pod_traffic({k: 2.001 * v for k, v in RING.items()}), 1.0, 1)])
     cache = solver.SolveCache()
     s = solver.plan_schedule(topo, wl, solver.parse_options({}), seed=0, cache=cache)
-    assert cache.hits == 1 and s.meta["cache_hits"] == 1
+    assert cache.misses == 2 and s.meta["cache_hits"] == cache.hits >= 1  # two patterns, solved once each
     assert "cache hit" in s.decisions[2].reason
     assert s.assignments[2] != () and s.decisions[2].alpha == pytest.approx(s.decisions[0].alpha)
     off = solver.plan_schedule(topo, wl, solver.parse_options({"cache": False}), seed=0)
@@ -238,3 +241,29 @@ def test_idle_layers_are_pre_positioned_for_the_next_phase() -> None:
     assert len(s.assignments[0]) > 0 and s.assignments[0] == s.assignments[1]
     assert "pre-positioned for phase 'ring'" in first.reason
     assert second.action == "kept" and second.changed == 0 and second.alpha == pytest.approx(0.625)
+
+
+def test_wrap_around_plans_the_periodic_schedule() -> None:
+    # a tiny phase before a big one, a 10 s switch and no idle window: pass 1 sets phase 0 up for its own
+    # pattern and pays a switch into the big phase; in steady state phase 0 follows the big phase, where
+    # switching back never pays, so the periodic schedule keeps the big phase's circuits throughout
+    topo = rfabric4(ocs_reconfig_ms=10_000)
+    wl = workload_of([("small", pod_traffic({k: 0.01 * GB for k in SWAP}), 0.0, 1),
+                      ("big", pod_traffic({k: 1000 * GB for k in RING}), 0.0, 50)])
+    s = solver.plan_schedule(topo, wl, solver.parse_options({}), seed=0)
+    wrap = s.meta["wrap_around"]
+    assert wrap["converged"] and wrap["passes"] == 2 and wrap["from_phase"] == "big"
+    assert s.assignments[0] == s.assignments[1]  # periodic: no switch at all in steady state
+    d0 = s.decisions[0]
+    assert d0.action == "kept" and d0.changed == 0 and "wrap-around from phase 'big'" in d0.reason
+    assert d0.termination == "feasible" and d0.bound >= d0.alpha  # kept circuits: no optimality claimed
+    big = solver.solve_phase(topo, pod_traffic({k: 1000 * GB for k in RING}), solver.parse_options({}))
+    ev = solver.evaluate(topo, pod_traffic({k: 1000 * GB for k in RING}), s.assignments[1])
+    assert ev.objective == pytest.approx(big.objective) and s.decisions[1].alpha == pytest.approx(big.objective)
+
+
+def test_wrap_around_of_one_phase_is_trivial() -> None:
+    topo = rfabric4()
+    s = solver.plan_schedule(topo, workload_of([("ring", pod_traffic(RING), 0.0, 1)]), solver.parse_options({}),
+                             seed=0)
+    assert s.meta["wrap_around"]["passes"] == 0 and "initial" in s.decisions[0].reason
