@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -33,7 +33,7 @@ import topologies
 import traffic
 from rfabric import __version__
 from rfabric.bom import bill_of_materials
-from rfabric.circuits import CircuitSchedule
+from rfabric.circuits import CircuitAssignment, CircuitSchedule
 from rfabric.config import (
     RunConfig,
     config_hash,
@@ -48,7 +48,7 @@ from rfabric.errors import ConfigError
 from rfabric.results import BillOfMaterials, Comparison, CostBreakdown, Provenance, SimulationResult, compare
 from rfabric.sim import simulate as sim_simulate
 from rfabric.topology import Topology
-from rfabric.workload import Workload
+from rfabric.workload import FlowSet, PhaseStep, Workload
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,81 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
 
 
 def simulate(config: RunConfig, topology: Topology, workload: Workload, schedule: CircuitSchedule | None,
-             *, progress: bool = False) -> SimulationResult:
-    res = sim_simulate(topology, workload, schedule, options=config.sim, seed=config.seed, progress=progress)
+             *, progress: Callable[[str], None] | None = None,
+             epoch_circuits: Mapping[tuple[str, ...], CircuitAssignment] | None = None) -> SimulationResult:
+    """Play ``workload`` on ``topology`` (see :func:`rfabric.sim.simulate`); ``progress`` gets one line per phase."""
+    res = sim_simulate(topology, workload, schedule, options=config.sim, seed=config.seed,
+                       progress=progress if callable(progress) else None, epoch_circuits=epoch_circuits)
     return replace(res, provenance=provenance(config))
+
+
+def epoch_workload(workload: Workload, sim: SimulationResult) -> Workload:
+    """The epochs of one sync period of a pipelined simulation as phase steps, for the circuit planner.
+
+    Each epoch (a constant set of active phases, read from the last ``K`` measured steps of ``sim``) becomes
+    one phase step whose flows are the union of its active phases' flows (named ``"rollout+train"`` ...).
+    ``compute_before_s`` is the time from the epoch's start to the first communication of its phases (the
+    window in which a reconfiguration hides; 0 when a phase already sends); ``compute_after_s`` is 0.
+    """
+    ex = sim.extra
+    comp = ex["step_completion_s"]
+    k = int(ex["rl_steps_per_period"])
+    lo, hi = (comp[-k - 1] if len(comp) > k else 0.0), comp[-1]
+    comm = {}
+    for inst in sim.instances:
+        comm.setdefault((inst.name, inst.step), inst.comm_start_s)
+    steps: list[PhaseStep] = []
+    seen: dict[str, int] = {}
+    for e in ex["epochs"]:
+        if not (lo <= e["start_s"] < hi) or not e["phases"]:
+            continue
+        keys = tuple(e["phases"])
+        active = [i for i in sim.instances if i.name in keys and i.start_s <= e["start_s"] < i.end_s]
+        first_comm = min((i.comm_start_s for i in active), default=e["start_s"])
+        name = "+".join(keys)
+        seen[name] = seen.get(name, 0) + 1
+        flows = FlowSet.concat([workload.phase(n).flows for n in keys])
+        steps.append(PhaseStep(name=name if seen[name] == 1 else f"{name}#{seen[name]}", phase="epoch", flows=flows,
+                               num_gpus=workload.num_gpus, compute_before_s=max(0.0, first_comm - e["start_s"]),
+                               meta={"phases": keys, "start_s": e["start_s"], "end_s": e["end_s"]}))
+    return Workload(name=f"epochs:{workload.name}", num_gpus=workload.num_gpus, phases=tuple(steps),
+                    trainer_gpus=workload.trainer_gpus, rollout_gpus=workload.rollout_gpus, meta=dict(workload.meta))
+
+
+def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload, *,
+                      progress: Callable[[str], None] | None = None) -> tuple[CircuitSchedule | None, SimulationResult]:
+    """Plan circuits and simulate one fabric: per phase (``sync``) or per epoch (pipelined schedules).
+
+    Pipelined schedules on a reconfigurable fabric take two passes: (1) the pipeline is played on one
+    assignment solved for the union of all phases (what a static OCS of the same plant does; its period is
+    kept as ``extra['static_iteration_time_s']``); its epochs (constant sets of active phases) over one sync
+    period become the planner's phases (:func:`epoch_workload`: union traffic, idle windows); (2) the
+    planner's per-epoch assignments (reconfiguring only when it pays, :func:`solver.plan_schedule`) are
+    played, switching whenever an epoch with those active phases begins; the fabric starts from the last
+    epoch's circuits (the periodic wrap-around). Fabrics without OCS, static OCS and ``reconfig: never``
+    take one pass.
+    """
+    if not workload.schedule.pipelined:
+        schedule = plan_circuits(config, topology, workload) if topology.has_ocs else None
+        return schedule, simulate(config, topology, workload, schedule, progress=progress)
+    if not topology.has_ocs:
+        return None, simulate(config, topology, workload, None, progress=progress)
+    options = solver_pkg.parse_options(config.solver, "solver")
+    static = plan_circuits(config, topology, workload)  # static OCS / templates / reconfig: never: final
+    if not topology.reconfigurable or options.reconfig == "never" or \
+            topology.graph.graph.get("circuit_template", "solver") != "solver":
+        return static, simulate(config, topology, workload, static, progress=progress)
+    once = solver_pkg.plan_schedule(topology, workload, replace(options, reconfig="never"), seed=config.seed)
+    first = simulate(config, topology, workload, once, progress=progress)
+    epochs = epoch_workload(workload, first)
+    if not epochs.phases:
+        return once, first
+    schedule = solver_pkg.plan_schedule(topology, epochs, options, seed=config.seed)
+    table = {tuple(ph.meta["phases"]): a for ph, a in zip(epochs.phases, schedule.assignments, strict=True)}
+    res = simulate(config, topology, workload, schedule, progress=progress, epoch_circuits=table)
+    extra = {**res.extra, "static_iteration_time_s": first.iteration_time_s,
+             "epoch_phases": [list(ph.meta["phases"]) for ph in epochs.phases]}
+    return schedule, replace(res, extra=extra)
 
 
 def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBreakdown]:
@@ -261,8 +333,7 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(entry.name)
         topo = build_topology(cfg, entry.name)
-        schedule = plan_circuits(cfg, topo, workload) if topo.has_ocs else None
-        sim = simulate(cfg, topo, workload, schedule)
+        schedule, sim = plan_and_simulate(cfg, topo, workload)
         bom, breakdown = cost(cfg, topo)
         fabrics[entry.name] = FabricRun(name=entry.name, kind=entry.kind, topology=topo, bom=bom, cost=breakdown,
                                         schedule=schedule, sim=sim, wall_time_s=time.perf_counter() - t1)

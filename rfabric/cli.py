@@ -295,8 +295,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     fabric = args.fabric or cfg.fabrics[0].name
     topo = api.build_topology(cfg, fabric)
     workload = api.build_workload(cfg)
-    schedule = api.plan_circuits(cfg, topo, workload) if topo.has_ocs else None
-    res = api.simulate(cfg, topo, workload, schedule, progress=_progress(args))
+    say = (lambda line: print(f"[rfabric.sim] {line}", file=sys.stderr)) if _progress(args) else None
+    schedule, res = api.plan_and_simulate(cfg, topo, workload, progress=say)
     rows = [{"phase": p.name, "tag": p.phase, "start_s": p.start_s, "end_s": p.end_s, "repeat": p.repeat,
              "duration_s": p.duration_s, "reconfig_s": p.reconfig_s, "circuits_changed": p.circuits_changed,
              "flows": p.flows} for p in res.phases]

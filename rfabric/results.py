@@ -127,6 +127,8 @@ class PhaseTiming:
     circuits_changed: int = 0
     bytes_by_medium: Mapping[str, float] = field(default_factory=dict)
     flows: int = 0
+    cluster: str = ""  # trainer | rollout | sync (pipelined schedules; see rfabric.sim.pipeline)
+    step: int = 0  # the RL step of this instance (pipelined schedules)
 
     @property
     def duration_s(self) -> float:
@@ -140,7 +142,12 @@ class PhaseTiming:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SimulationResult:
-    """What the flow-level simulator reports for one fabric and one workload."""
+    """What the flow-level simulator reports for one fabric and one workload.
+
+    ``iteration_time_s`` is the time per RL step: the mean step time of the sequential (``sync``) step, or
+    the steady-state period of a pipelined schedule (``mode``); ``instances`` holds every phase instance
+    played by a pipelined schedule (both clusters' lanes), ``phases`` one instance per phase.
+    """
 
     fabric: str
     iteration_time_s: float  # one RL step (all phases, repeats included)
@@ -156,6 +163,8 @@ class SimulationResult:
     wall_time_s: float = 0.0
     provenance: Provenance = field(default_factory=Provenance)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    instances: tuple[PhaseTiming, ...] = ()
+    mode: str = "sync"
 
     @property
     def steps_per_s(self) -> float:

@@ -13,9 +13,10 @@ The flow model (what ``traffic/`` produces and ``rfabric.sim`` plays):
 * A :class:`PhaseStep` is one phase of the RL step (``train``, ``rollout``, ``weight_sync``, ...): its flows,
   the compute time before it starts (``compute_before_s``, the window in which circuits can be
   re-pointed), compute time after its last flow (``compute_after_s``) and a ``repeat`` count.
-* A :class:`Workload` is the ordered tuple of phase steps of one RL step; a step repeats ``steps`` times
-  in simulation. Phases run one after another (the next starts after the previous one's flows and
-  compute have finished).
+* A :class:`Workload` is the ordered tuple of phase steps of one RL step (or of one weight-sync period of
+  ``sync_every`` RL steps) and a :class:`Schedule`: how phase instances of consecutive RL steps overlap
+  (``sync``: one after another; ``one_step_off`` / ``async``: the rollout of later steps overlaps training,
+  see :mod:`rfabric.sim.pipeline`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,64 @@ from typing import Any
 
 import numpy as np
 
+from rfabric.errors import ConfigError
 from rfabric.traffic_matrix import TrafficMatrix
+
+#: Schedule modes (``workload.schedule.mode``) and weight-sync styles (``workload.schedule.sync``).
+SCHEDULE_MODES = ("sync", "one_step_off", "async")
+SYNC_STYLES = ("blocking", "streamed")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Schedule:
+    """How the phases of consecutive RL steps overlap on the two clusters (``workload.schedule``).
+
+    * ``mode``: ``sync`` -- rollout(i) -> train(i) -> weight sync(i) -> rollout(i+1), strictly in turn (each
+      pool idles while the other works); ``one_step_off`` -- rollout(i+1) runs with the weights of step i-1
+      while train(i) runs (verl ``recipe/one_step_off_policy``, 2025; the OrchestrRL setting, arXiv
+      2601.01209); ``async`` -- rollout may run up to ``staleness`` policy versions ahead (AReaL,
+      arXiv 2505.24298; verl fully-async recipe).
+    * ``staleness``: policy versions rollout may run ahead: 0 for ``sync``, 1 for ``one_step_off``, any
+      ``k >= 1`` for ``async`` (default 2). ``None`` takes the mode's value.
+    * ``sync``: ``blocking`` -- the weight sync waits for the rollout in progress and the next rollout and
+      training wait for it (NCCL broadcast in verl's one-step-off recipe); ``streamed`` -- rollout keeps
+      generating with the old weights while the new ones arrive and training goes on (StreamRL, arXiv
+      2504.15930; checkpoint-engine style updates); the next rollout that needs them still waits.
+
+    Raises :class:`~rfabric.errors.ConfigError` (key ``workload.schedule.*``) on an unknown mode or style or a
+    staleness that contradicts the mode.
+    """
+
+    mode: str = "sync"
+    staleness: int | None = None
+    sync: str = "blocking"
+
+    def __post_init__(self) -> None:
+        if self.mode not in SCHEDULE_MODES:
+            raise ConfigError("workload.schedule.mode", f"must be one of {', '.join(SCHEDULE_MODES)}", self.mode)
+        if self.sync not in SYNC_STYLES:
+            raise ConfigError("workload.schedule.sync", f"must be one of {', '.join(SYNC_STYLES)}", self.sync)
+        k = self.staleness
+        if k is not None:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise ConfigError("workload.schedule.staleness", "must be an integer >= 0", k)
+            fixed = {"sync": 0, "one_step_off": 1}.get(self.mode)
+            if fixed is not None and k != fixed:
+                raise ConfigError("workload.schedule.staleness", f"mode '{self.mode}' has staleness {fixed}; "
+                                  "use mode: async for another value", k)
+            if self.mode == "async" and k < 1:
+                raise ConfigError("workload.schedule.staleness", "mode 'async' needs staleness >= 1", k)
+
+    @property
+    def versions_ahead(self) -> int:
+        """The effective staleness ``k``: rollout of step ``j`` needs the weights of step ``j - 1 - k``."""
+        if self.staleness is not None:
+            return self.staleness
+        return {"sync": 0, "one_step_off": 1}.get(self.mode, 2)
+
+    @property
+    def pipelined(self) -> bool:
+        return self.mode != "sync"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -158,9 +216,10 @@ class Workload:
     name: str
     num_gpus: int
     phases: tuple[PhaseStep, ...]
-    trainer_gpus: tuple[int, int] = (0, 0)  # [start, stop)
+    trainer_gpus: tuple[int, int] = (0, 0)  # [start, stop) of the logical trainer ranks
     rollout_gpus: tuple[int, int] = (0, 0)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    schedule: Schedule = field(default_factory=Schedule)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.phases]

@@ -89,7 +89,8 @@ def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Worklo
     meta = {"kind": "rl_step", "seed": seed, "rl_steps": k, "plan": plan.describe(),
             "weight_bytes": plan.model.weight_bytes}
     return Workload(name=f"rl_step:{plan.model.name}", num_gpus=n, phases=tuple(out),
-                    trainer_gpus=(0, cluster.trainer_gpus), rollout_gpus=(cluster.trainer_gpus, n), meta=meta)
+                    trainer_gpus=(0, cluster.trainer_gpus), rollout_gpus=(cluster.trainer_gpus, n), meta=meta,
+                    schedule=spec.schedule)
 
 
 @REGISTRY.register("collective", CollectiveSpec, doc="one collective (kind, algorithm, size) on groups of GPUs")

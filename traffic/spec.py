@@ -24,6 +24,7 @@ import numpy as np
 
 from rfabric.config import ClusterConfig, bounded, choice, non_negative, positive
 from rfabric.errors import ConfigError
+from rfabric.workload import Schedule
 from traffic.collectives import ALGORITHMS, STAGES
 from traffic.models import ModelSpec, load_model
 from traffic.parallelism import RolloutLayout, TrainLayout, parse_order
@@ -198,9 +199,13 @@ class RlStepSpec:
     timings stay honest; per-step figures are the workload's divided by ``meta['rl_steps']``.
     ``collective_stages``: ``coalesced`` (default) or ``exact`` (see :mod:`traffic.collectives`);
     ``step_latency_s``: per-step latency added back to coalesced multi-step collectives.
+    ``schedule``: how consecutive steps overlap (:class:`rfabric.workload.Schedule`: ``mode: sync |
+    one_step_off | async``, ``staleness``, ``sync: blocking | streamed``); default ``one_step_off`` with a
+    blocking sync, the setting of verl's one-step-off recipe and of the OrchestrRL paper.
     """
 
     kind: str = "rl_step"
+    schedule: Schedule = field(default_factory=lambda: Schedule(mode="one_step_off"))
     model: str = "qwen2.5-14b"
     gpu: GpuSpec = field(default_factory=GpuSpec)
     train: TrainSpec = field(default_factory=TrainSpec)

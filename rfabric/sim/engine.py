@@ -33,8 +33,9 @@ Semantics of :func:`simulate_flows` (times in seconds, absolute):
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,6 +96,65 @@ class FlowTrace:
     iterations: int = 0
     wall_time_s: float = 0.0
     meta: dict[str, object] = field(default_factory=dict)
+    instance_start_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    instance_comm_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    instance_end_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    epochs: tuple[Epoch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    """An interval in which the set of active phase instances is constant (``end_s`` is the next epoch's start).
+
+    ``keys``: the sorted epoch keys (phase names) of the active instances; ``instances``: their ids;
+    ``changed``: circuits added by the reconfiguration triggered at ``start_s`` (0 when the circuits were kept).
+    """
+
+    start_s: float
+    end_s: float
+    keys: tuple[str, ...]
+    instances: tuple[int, ...]
+    changed: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class InstanceGraph:
+    """Phase instances as a dependency graph, for :func:`run_flows` (the pipelined RL step).
+
+    ``flow_instance`` (F,) int: the instance every flow belongs to. Per instance (I of them): ``before_s``
+    (compute after its start and before its flows may arrive), ``after_s`` (compute after its last flow),
+    ``preds`` (instances that must end before it starts) and ``key`` (its epoch key, e.g. the phase name).
+    An instance *starts* when its last predecessor ends (instances without predecessors at ``start_s``);
+    the first stage of each of its chains arrives at ``start + before_s + delay_s``; it *ends* at
+    ``max(start + before_s, last flow finish) + after_s``.
+    """
+
+    flow_instance: np.ndarray
+    before_s: np.ndarray
+    after_s: np.ndarray
+    preds: tuple[tuple[int, ...], ...]
+    key: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.preds)
+        if self.before_s.shape != (n,) or self.after_s.shape != (n,) or len(self.key) != n:
+            raise SimulationError(f"InstanceGraph: {n} instances but before_s/after_s/key of shapes "
+                                  f"{self.before_s.shape}/{self.after_s.shape}/{len(self.key)}")
+        if self.flow_instance.size and (self.flow_instance.min() < 0 or self.flow_instance.max() >= n):
+            raise SimulationError("InstanceGraph: a flow belongs to an instance outside 0..I-1")
+        if np.any(self.before_s < 0) or np.any(self.after_s < 0):
+            raise SimulationError("InstanceGraph: compute times must be >= 0")
+        for i, ps in enumerate(self.preds):
+            if any(not 0 <= q < n or q == i for q in ps):
+                raise SimulationError(f"InstanceGraph: instance {i} has an invalid predecessor in {ps}")
+
+    @property
+    def size(self) -> int:
+        return len(self.preds)
+
+
+#: ``(active epoch keys, current target assignment) -> assignment to switch to`` (the same object: keep).
+EpochPolicy = Callable[[tuple[str, ...], CircuitAssignment], CircuitAssignment]
 
 
 @dataclass(slots=True)
@@ -300,11 +360,19 @@ def _residual(inc_w: sp.csr_matrix, fixed: np.ndarray, rate: np.ndarray, cap: np
 
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
-              start_s: float, solver: str = "auto") -> FlowTrace:
+              start_s: float, solver: str = "auto", graph: InstanceGraph | None = None,
+              epoch_policy: EpochPolicy | None = None) -> FlowTrace:
     """:func:`simulate_flows` on an already compiled :class:`Fabric` (shared across phases).
 
     Per event the work is proportional to the *active* flows (arrays of active and released flow ids
     are kept), except for utilisation sums over the arcs.
+
+    ``graph``: the flows are phase instances with dependencies (see :class:`InstanceGraph`): instance
+    starts and ends are events too, and the trace records each instance's start, communication start
+    and end and the epochs (constant sets of active instances). ``epoch_policy``: called at every epoch
+    change with the active epoch keys and the current target assignment; a different assignment returned
+    is applied at once (removed circuits go dark, added ones come up ``ocs_reconfig_s`` later).
+    Without ``graph`` the run is exactly the single-phase one.
     """
     wall0 = time.perf_counter()
     n = len(flows)
@@ -348,6 +416,31 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
 
     pend_idx = np.flatnonzero(first).astype(np.int64)  # released flows waiting for their arrival time
     pend_time = t + delay[pend_idx]
+    # --- phase instances (pipelined step): releases gated by predecessors, start/end events
+    n_inst = graph.size if graph is not None else 0
+    inst_heap: list[tuple[float, int, int]] = []  # (time, 0 = end / 1 = start, instance)
+    inst_start = np.full(n_inst, np.nan)
+    inst_comm = np.full(n_inst, np.nan)
+    inst_end = np.full(n_inst, np.nan)
+    epochs: list[list] = []
+    if graph is not None:
+        f_inst = graph.flow_instance.astype(np.int64)
+        inst_left = np.bincount(f_inst, minlength=n_inst).astype(np.int64)
+        inst_fin = np.full(n_inst, -np.inf)
+        succ: list[list[int]] = [[] for _ in range(n_inst)]
+        for i, ps in enumerate(graph.preds):
+            for q in set(ps):
+                succ[q].append(i)
+        dep_left = np.array([len(set(ps)) for ps in graph.preds], dtype=np.int64)
+        fi = pend_idx[np.argsort(f_inst[pend_idx], kind="stable")]  # first-stage flows by instance
+        first_ptr = np.r_[0, np.cumsum(np.bincount(f_inst[fi], minlength=n_inst))].astype(np.int64)
+        first_of = fi
+        pend_idx = pend_idx[:0]
+        pend_time = pend_time[:0]
+        for i in np.flatnonzero(dep_left == 0):
+            heapq.heappush(inst_heap, (t, 1, int(i)))
+        active_inst: set[int] = set()
+        cur_keys: tuple[str, ...] | None = None
     pend_min = float(pend_time.min()) if pend_time.size else np.inf  # the next arrival
     active = np.zeros(0, dtype=np.int64)  # arrived, not drained (blocked ones included)
     is_active = np.zeros(n, dtype=bool)
@@ -422,10 +515,51 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             pend_time = np.concatenate([pend_time, ready + delay[rel]])
             pend_min = float(pend_time.min())
         need_solve = True
+        if n_inst:
+            fi_ = f_inst[idx]
+            np.maximum.at(inst_fin, fi_, finish[idx])
+            np.subtract.at(inst_left, fi_, 1)
+            for i in np.unique(fi_[inst_left[fi_] == 0]):
+                i = int(i)
+                heapq.heappush(inst_heap, (max(float(inst_fin[i]), float(inst_comm[i])) + float(graph.after_s[i]),
+                                           0, i))
 
-    for _ in range(10 * n + 10 * len(todo) + 1000):
-        # --- everything that happens at t: arrivals (zero-size ones drain at once), circuit changes
-        while pend_idx.size and pend_min <= t:
+    def instance_events(now: float) -> bool:
+        """Start and end the instances due at ``now``; True if the set of active instances changed."""
+        nonlocal pend_idx, pend_time, pend_min
+        changed = False
+        while inst_heap and inst_heap[0][0] <= now:
+            when, kind, i = heapq.heappop(inst_heap)
+            changed = True
+            if kind == 0:  # end
+                inst_end[i] = when
+                active_inst.discard(i)
+                for j in succ[i]:
+                    dep_left[j] -= 1
+                    if dep_left[j] == 0:
+                        heapq.heappush(inst_heap, (when, 1, j))
+                continue
+            inst_start[i] = when
+            comm = when + float(graph.before_s[i])
+            inst_comm[i] = comm
+            active_inst.add(i)
+            rel = first_of[first_ptr[i]:first_ptr[i + 1]]
+            if inst_left[i] == 0:
+                heapq.heappush(inst_heap, (comm + float(graph.after_s[i]), 0, i))
+            elif rel.size:
+                pend_idx = np.concatenate([pend_idx, rel])
+                pend_time = np.concatenate([pend_time, comm + delay[rel]])
+                pend_min = float(pend_time.min())
+        return changed
+
+    for _ in range(10 * n + 10 * len(todo) + 10 * n_inst + 1000):
+        # --- everything that happens at t: instance starts/ends, arrivals (zero-size ones drain at once),
+        # circuit changes
+        epoch_changed = instance_events(t) if n_inst else False
+        while pend_idx.size and pend_min <= t or (inst_heap and inst_heap[0][0] <= t):
+            if inst_heap and inst_heap[0][0] <= t:
+                epoch_changed |= instance_events(t)
+                continue
             if compiled:
                 arr = np.empty(pend_idx.size, dtype=np.int64)
                 na, nr, pend_min = split_due(pend_idx, pend_time, t, arr)
@@ -449,6 +583,21 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             ci += 1
             fabric_changed = True
         fabric_changed |= circ.come_up(t)
+        if epoch_changed:
+            keys = tuple(sorted({graph.key[i] for i in active_inst}))
+            if keys != cur_keys:
+                cur_keys = keys
+                n_added = 0
+                if epoch_policy is not None and keys:
+                    target = CircuitAssignment.of(circ.target)
+                    new = epoch_policy(keys, target)
+                    if frozenset(new.circuits) != circ.target:
+                        n_added = len(frozenset(new.circuits) - circ.live)
+                        circ.change(new, t, reconfig_s)
+                        fabric_changed = True
+                if epochs:
+                    epochs[-1][1] = t
+                epochs.append([t, t, keys, tuple(sorted(active_inst)), n_added])
         if fabric_changed:
             new_state = fabric.state(circ.assignment())
             if new_state is not state:
@@ -460,7 +609,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 n_labels = int(label.max()) + 1 if label.size else 0
                 lab_thr = np.full(n_labels, np.inf)
                 need_solve = full_solve = True
-        if active.size == 0 and pend_idx.size == 0:
+        if active.size == 0 and pend_idx.size == 0 and not inst_heap:
             break
         # --- rates
         if state is not cap_of:
@@ -515,6 +664,8 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             t_drain = t + float(ttd.min()) if ttd.size else np.inf
         t_arr = pend_min
         t_ch = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
+        if inst_heap:
+            t_arr = min(t_arr, inst_heap[0][0])
         t_next = min(t_drain, t_arr, t_ch)
         if not np.isfinite(t_next):
             stuck = active if active.size else pend_idx
@@ -561,11 +712,18 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
     by_medium["nvlink"] += float((size * mult)[empty_route].sum())
     end = float(np.max(finish)) if n else float(start_s)
+    if n_inst:
+        end = max(end, float(np.max(inst_end)))
+        if epochs:
+            epochs[-1][1] = end
+    ep = tuple(Epoch(start_s=e[0], end_s=e[1], keys=e[2], instances=e[3], changed=e[4]) for e in epochs
+               if e[2] or e[1] > e[0])
     return FlowTrace(start_s=start, finish_s=finish, end_s=max(end, float(start_s)), events=events, solves=solves,
                      bytes_by_medium=by_medium, path_latency_s=lat_used, optical_share=opt_share,
                      nvlink=routes.nvlink.copy(), util_times_s=np.asarray(ut_t),
                      util=np.asarray(ut_v).reshape(-1, n_groups), util_names=names, peak_utilisation=peak,
-                     iterations=iters, wall_time_s=time.perf_counter() - wall0)
+                     iterations=iters, wall_time_s=time.perf_counter() - wall0, instance_start_s=inst_start,
+                     instance_comm_s=inst_comm, instance_end_s=inst_end, epochs=ep)
 
 
 def simulate_flows(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignment | None = None,
@@ -581,4 +739,4 @@ def simulate_flows(topology: Topology, flows: FlowSet, *, assignment: CircuitAss
     return run_flows(fabric, flows, assignment=assignment, changes=changes, options=opts, seed=seed, start_s=start_s)
 
 
-__all__ = ["FlowTrace", "simulate_flows", "run_flows"]
+__all__ = ["FlowTrace", "Epoch", "InstanceGraph", "EpochPolicy", "simulate_flows", "run_flows"]

@@ -19,13 +19,16 @@ Timeline of one RL step (times from the step's start):
   ``end_s`` is ``start_s`` plus the *mean* run, so ``PhaseTiming.duration_s`` is the phase's total time.
   Flow times, utilisation and bytes are those of the first run (bytes are per run).
 * ``options.steps`` RL steps are simulated back to back (each identical with the periodic start; cached
-  runs are reused), and ``iteration_time_s`` is the mean step time.
+  runs are reused), and ``iteration_time_s`` is the mean step time **per RL step**: a workload of one
+  weight-sync period of ``K`` RL steps (``sync_every: K``) is divided by ``K``.
+* This is the ``sync`` schedule (``workload.schedule.mode``); pipelined schedules are played by
+  :mod:`rfabric.sim.pipeline` (:func:`simulate` dispatches on the workload's schedule).
 """
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -34,6 +37,7 @@ from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
 from rfabric.results import PhaseTiming, SimulationResult
 from rfabric.sim.engine import FlowTrace, run_flows
+from rfabric.sim.pipeline import simulate_pipeline, step_structure
 from rfabric.sim.routing import Fabric
 from rfabric.topology import Topology
 from rfabric.workload import Workload
@@ -52,17 +56,28 @@ def _assignments(topology: Topology, workload: Workload, schedule: CircuitSchedu
 
 
 def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule | None, *,
-             options: SimConfig | None = None, seed: int = 0, progress: bool = False) -> SimulationResult:
+             options: SimConfig | None = None, seed: int = 0, progress: Callable[[str], None] | None = None,
+             epoch_circuits: Mapping[tuple[str, ...], CircuitAssignment] | None = None) -> SimulationResult:
     """Simulate ``options.steps`` RL steps of ``workload`` on ``topology`` under ``schedule``.
 
-    ``topology`` is the physical fabric (OCS nodes allowed); ``schedule`` has one assignment per phase step
-    (None or empty for fabrics without OCS). See the module docstring for the timeline.
+    ``topology`` is the physical fabric (OCS nodes allowed). Sequential (``sync``) schedule: ``schedule`` has
+    one assignment per phase step (None or empty for fabrics without OCS); see the module docstring for the
+    timeline. Pipelined schedules (:mod:`rfabric.sim.pipeline`): the fabric starts with
+    ``schedule.assignments[-1]`` (the periodic wrap-around) and switches to ``epoch_circuits[keys]`` when an
+    epoch with those active phases begins. ``progress``: called with one line per simulated phase or run
+    (the library itself never prints).
 
     Example: one phase of a single 1 GB flow on 400 Gb/s NICs with 10 ms of compute before it and
     ``repeat=2`` lasts 2 x (10 + 20) ms = 60 ms (without link latency).
     """
     wall0 = time.perf_counter()
     opts = options or SimConfig()
+    if workload.schedule.pipelined:
+        start = schedule.assignments[-1] if schedule is not None and len(schedule.assignments) else None
+        return simulate_pipeline(topology, workload, options=opts, seed=seed, circuits=start,
+                                 epoch_circuits=epoch_circuits, progress=progress)
+    structure = step_structure(workload)
+    rl_steps = structure.sync_every if structure is not None else 1
     assigns = _assignments(topology, workload, schedule)
     fabric = Fabric.build(topology, assigns)
     reconf = float(topology.ocs_reconfig_s)
@@ -122,11 +137,11 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
                 ut_v.append(tr.util)
                 reconfig_total += dark
             t += total
-            if progress:
-                print(f"[rfabric.sim] step {step + 1}/{opts.steps} phase {i + 1}/{n_ph} {ph.name}: "
-                      f"{total:.6g} s simulated, {tr.events} events", file=sys.stderr)
+            if progress is not None:
+                progress(f"step {step + 1}/{opts.steps} phase {i + 1}/{n_ph} {ph.name}: "
+                         f"{total:.6g} s simulated, {tr.events} events")
         step_times.append(t - step_start)
-    iteration = float(np.mean(step_times)) if step_times else 0.0
+    iteration = float(np.mean(step_times)) / rl_steps if step_times else 0.0
     times = np.concatenate(ut_t) if ut_t else np.zeros(0)
     util = np.concatenate(ut_v, axis=0) if ut_v else np.zeros((0, len(names)))
     if names:
@@ -137,7 +152,7 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
         fabric=topology.name, iteration_time_s=iteration, phases=tuple(timings), flow_start_s=flow_start,
         flow_finish_s=flow_finish, link_util_times_s=times, link_util=util, link_names=names,
         reconfig_time_s=reconfig_total, events=events, solves=solves, wall_time_s=time.perf_counter() - wall0,
-        extra={"step_times_s": step_times, "ecmp": opts.ecmp, "merge_tolerance": opts.merge_tolerance,
+        extra={"step_times_s": step_times, "rl_steps_per_period": rl_steps, "mode": "sync", "ecmp": opts.ecmp, "merge_tolerance": opts.merge_tolerance,
                "link_latency": opts.link_latency})
 
 
