@@ -214,9 +214,6 @@ def epoch_workload(workload: Workload, sim: SimulationResult) -> Workload:
     comp = ex["step_completion_s"]
     k = int(ex["rl_steps_per_period"])
     lo, hi = (comp[-k - 1] if len(comp) > k else 0.0), comp[-1]
-    comm = {}
-    for inst in sim.instances:
-        comm.setdefault((inst.name, inst.step), inst.comm_start_s)
     steps: list[PhaseStep] = []
     seen: dict[str, int] = {}
     for e in ex["epochs"]:

@@ -423,6 +423,9 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     inst_comm = np.full(n_inst, np.nan)
     inst_end = np.full(n_inst, np.nan)
     epochs: list[list] = []
+    g_before = graph.before_s if graph is not None else np.zeros(0)
+    g_after = graph.after_s if graph is not None else np.zeros(0)
+    g_key: tuple[str, ...] = graph.key if graph is not None else ()
     if graph is not None:
         f_inst = graph.flow_instance.astype(np.int64)
         inst_left = np.bincount(f_inst, minlength=n_inst).astype(np.int64)
@@ -437,8 +440,8 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         first_of = fi
         pend_idx = pend_idx[:0]
         pend_time = pend_time[:0]
-        for i in np.flatnonzero(dep_left == 0):
-            heapq.heappush(inst_heap, (t, 1, int(i)))
+        for root in np.flatnonzero(dep_left == 0):
+            heapq.heappush(inst_heap, (t, 1, int(root)))
         active_inst: set[int] = set()
         cur_keys: tuple[str, ...] | None = None
     pend_min = float(pend_time.min()) if pend_time.size else np.inf  # the next arrival
@@ -519,10 +522,9 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             fi_ = f_inst[idx]
             np.maximum.at(inst_fin, fi_, finish[idx])
             np.subtract.at(inst_left, fi_, 1)
-            for i in np.unique(fi_[inst_left[fi_] == 0]):
-                i = int(i)
-                heapq.heappush(inst_heap, (max(float(inst_fin[i]), float(inst_comm[i])) + float(graph.after_s[i]),
-                                           0, i))
+            for done in np.unique(fi_[inst_left[fi_] == 0]).tolist():
+                heapq.heappush(inst_heap, (max(float(inst_fin[done]), float(inst_comm[done])) + float(g_after[done]),
+                                           0, done))
 
     def instance_events(now: float) -> bool:
         """Start and end the instances due at ``now``; True if the set of active instances changed."""
@@ -540,12 +542,12 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                         heapq.heappush(inst_heap, (when, 1, j))
                 continue
             inst_start[i] = when
-            comm = when + float(graph.before_s[i])
+            comm = when + float(g_before[i])
             inst_comm[i] = comm
             active_inst.add(i)
             rel = first_of[first_ptr[i]:first_ptr[i + 1]]
             if inst_left[i] == 0:
-                heapq.heappush(inst_heap, (comm + float(graph.after_s[i]), 0, i))
+                heapq.heappush(inst_heap, (comm + float(g_after[i]), 0, i))
             elif rel.size:
                 pend_idx = np.concatenate([pend_idx, rel])
                 pend_time = np.concatenate([pend_time, comm + delay[rel]])
@@ -584,7 +586,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             fabric_changed = True
         fabric_changed |= circ.come_up(t)
         if epoch_changed:
-            keys = tuple(sorted({graph.key[i] for i in active_inst}))
+            keys = tuple(sorted({g_key[i] for i in active_inst}))
             if keys != cur_keys:
                 cur_keys = keys
                 n_added = 0

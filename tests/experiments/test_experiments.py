@@ -2,7 +2,7 @@
 
 Regenerate the golden file after an intended change of the model (and say why in the commit)::
 
-    RFABRIC_UPDATE_GOLDEN=1 pytest tests/experiments/test_experiments.py -k golden
+    RFABRIC_UPDATE_GOLDEN=1 pytest tests/experiments/test_experiments.py -k golden   # both golden files
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "scaling-smoke.csv"
+# the same sweep with the sequential schedule (workload.schedule.mode: sync): the regression of the pre-pipeline
+# step, which must stay exactly as it was before pipelined schedules existed
+GOLDEN_SYNC = Path(__file__).parent / "golden" / "scaling-smoke-sync.csv"
 # columns compared (others, e.g. wall times, vary run to run); relative tolerance per numeric column
 COMPARED = {"fabric": None, "kind": None, "gpus": 0.0, "cluster.trainer_gpus": 0.0, "iteration_time_s": 1e-6,
             "capex_usd": 1e-9, "perf_per_usd_vs_ref": 1e-6, "time_vs_ref": 1e-6, "power_w": 1e-9}
@@ -72,12 +75,12 @@ def _key(r: dict[str, str]) -> tuple[str, str]:
     return (r["cluster.trainer_gpus"], r["fabric"])
 
 
-def test_golden_scaling_smoke(smoke_results: dict[str, Path]) -> None:
-    got = list(csv.DictReader((smoke_results["scaling"] / "sweep.csv").open()))
+def _check_golden(sweep_csv: Path, golden: Path) -> None:
+    got = list(csv.DictReader(sweep_csv.open()))
     if os.environ.get("RFABRIC_UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(smoke_results["scaling"] / "sweep.csv", GOLDEN)
-    want = list(csv.DictReader(GOLDEN.open()))
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sweep_csv, golden)
+    want = list(csv.DictReader(golden.open()))
     assert set(COMPARED) <= set(want[0]), "golden file lacks compared columns"
     assert set(want[0]) <= set(got[0]) | {"sim_wall_time_s"}, "columns disappeared from sweep.csv"
     assert sorted(map(_key, got)) == sorted(map(_key, want))
@@ -89,3 +92,15 @@ def test_golden_scaling_smoke(smoke_results: dict[str, Path]) -> None:
                 assert g[col] == w[col], (col, _key(w))
             else:
                 assert math.isclose(float(g[col]), float(w[col]), rel_tol=tol, abs_tol=1e-12), (col, _key(w), g[col], w[col])
+
+
+def test_golden_scaling_smoke(smoke_results: dict[str, Path]) -> None:
+    _check_golden(smoke_results["scaling"] / "sweep.csv", GOLDEN)
+
+
+def test_golden_scaling_smoke_sync_mode(tmp_path: Path) -> None:
+    from rfabric import api
+
+    api.run_sweep(ROOT / "experiments" / "configs" / "smoke" / "scaling.yaml", tmp_path,
+                  overrides=["workload.schedule.mode=sync"], workers=1)
+    _check_golden(tmp_path / "sweep.csv", GOLDEN_SYNC)

@@ -113,7 +113,8 @@ def test_steps_and_schedule_checks() -> None:
 
 def test_real_rl_step_on_fat_tree_and_rfabric() -> None:
     cl = ClusterConfig(trainer_gpus=64, rollout_gpus=64)
-    wl = traffic.build_workload({"kind": "rl_step", "model": "qwen3-30b-a3b"}, cl, seed=0)
+    wl = traffic.build_workload({"kind": "rl_step", "model": "qwen3-30b-a3b", "schedule": {"mode": "sync"}}, cl,
+                                seed=0)
     ft = built("fat_tree", 128, 8, switch_radix=16)
     rf = built("rfabric", 128, 8, switch_radix=16)  # two pods joined by core circuits
     mesh = circuit_template(rf, "mesh")
