@@ -1,8 +1,9 @@
 """Packet-level cross-check timing: ns-3 import, per-scenario wall time, the whole validation.
 
 Run: ``python -m pytest tests/benchmarks/bench_packet.py -m benchmark -s`` (needs the ``packet`` extra).
-Reference (2-core VM, ns3 3.44.post0): install ~104 s, ``from ns import ns`` 7-9 s, full validation
-(9 scenarios) ~75 s of ns-3 time, flow-level side < 0.3 s in total.
+Reference (2-core VM shared with other jobs, ns3 3.44.post0): install ~104 s, ``from ns import ns`` 7-40 s;
+the full validation (9 scenarios built by the real builders) is dominated by the four 64 MB k=4
+fat-tree collectives and the two 64 MB RFabric ones; the flow-level side takes < 1 s in total.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.packet]
 
 def test_bench_full_validation(tmp_path: Path) -> None:
     pytest.importorskip("ns", reason="ns-3 Python bindings not installed (pip install -e '.[packet]')")
-    from rfabric.packet import load_times
-    from rfabric.packet.validate import run_validation
+    from validation import load_times
+    from validation.compare import run_validation
 
     t = time.perf_counter()
     rows = run_validation(tmp_path)
@@ -28,4 +29,4 @@ def test_bench_full_validation(tmp_path: Path) -> None:
         print(f"{r['scenario']:32s} ns-3 {r['packet_wall_s']:6.2f} s ({r['packet_events']:>9d} events)  "
               f"flow-level {r['flow_wall_s']:.4f} s  phase err {100 * r['phase_err']:+.2f} %")
     print(f"total {total:.1f} s")
-    assert total < 600
+    assert total < 1800

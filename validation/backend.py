@@ -2,7 +2,8 @@
 
 The translation mirrors what the flow-level simulator sees (``topology.with_circuits(assignment)``):
 every node of the logical graph becomes an ns-3 node running IPv4 with global routing (hop-count
-shortest paths; equal-cost paths sprayed per packet with ``ecmp="per_packet"``), every logical edge a
+shortest paths; equal-cost paths sprayed per packet with ``ecmp="per_packet"``, or with ``ecmp="pinned"``
+every GPU pair forwarded along the flow model's own route, see :func:`pinned_routes`), every logical edge a
 point-to-point link with the edge's ``capacity_bps`` and ``latency_s`` and a queue of ``queue_packets``
 at each end (per-flow fair queueing by default; drop-tail FIFO, or ECN-marking RED for DCTCP, on
 request). Circuits that merge into one logical edge (parallel circuits, or a circuit next to an
@@ -52,8 +53,12 @@ class PacketOptions:
       data. ``"fifo"`` is a plain drop-tail FIFO of ``queue_packets``. ``host_queue_packets`` sizes the
       queues of GPU and NIC ports (Linux hosts do not drop their own packets).
     * ``mtu_bytes=9000``: jumbo frames, 0.6 % header overhead and 6x fewer events than 1500 B.
-    * ``ecmp="per_packet"``: packets sprayed over equal-cost next hops (the flow model's ``split``);
-      ``"single"`` takes one route per destination. ``dupack_threshold=30`` lets TCP ride out the
+    * ``ecmp="per_packet"``: packets sprayed uniformly over ns-3's equal-cost next hops (the flow model's
+      ``split``/``spray`` on equal-capacity ports); ``"single"`` takes one route per destination;
+      ``"pinned"`` forwards every GPU pair along the route the flow model gives it in the same circuit
+      state (:func:`pinned_routes`): one path per pair under ``hash`` -- per-flow ECMP with the flow
+      model's hash, which ns-3 3.44 lacks -- and a per-packet draw weighted by the route's shares under
+      ``split``/``spray`` (also the capacity-weighted circuit/electrical split that ns-3 has no ECMP for). ``dupack_threshold=30`` lets TCP ride out the
       reordering that spraying causes; ``min_rto_s=5 ms`` avoids spurious timeouts when deep queues
       inflate the RTT; ``hystart`` is Cubic's slow-start exit.
     * ``drain_s``: make-before-break -- a circuit about to go dark is first taken out of the routes, and
@@ -68,7 +73,8 @@ class PacketOptions:
     queue_packets: int = positive(1000)
     host_queue_packets: int = positive(10000)
     mtu_bytes: int = bounded(9000, ge=576, le=65535)
-    ecmp: str = choice("per_packet", choices=("per_packet", "single"))
+    ecmp: str = choice("per_packet", choices=("per_packet", "single", "pinned"))
+    spray: str = choice("random", choices=("random", "least_queued"))
     initial_cwnd_packets: int = positive(10)
     min_rto_s: float = positive(5e-3)
     socket_buffer_bytes: int = positive(16 * 2**20)
@@ -177,6 +183,66 @@ def _logical_edges(topology: Topology, states: list[tuple[float, frozenset[Circu
     return nodes, list(edge_index), cap, np.asarray(lat), base
 
 
+@dataclass(frozen=True, slots=True)
+class PinnedTable:
+    """Next hops of every GPU pair in one circuit state: entry ``i`` forwards pair ``(src[i], dst[i])``
+    (GPU indices) at logical node ``node[i]`` over logical link ``link[i]`` with weight ``share[i]`` (the
+    share of the pair's bytes the flow model puts on that link)."""
+
+    node: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    link: np.ndarray
+    share: np.ndarray
+
+
+def pinned_routes(topology: Topology, states: Sequence[tuple[float, frozenset[Circuit]]], flows: FlowSet,
+                  nodes: Sequence[str], edges: Sequence[tuple[str, str]], *, routing: str, seed: int
+                  ) -> list[PinnedTable]:
+    """The flow model's route of every GPU pair of ``flows``, per circuit state, as switch next-hop tables.
+
+    Routes come from ``rfabric.sim.Fabric`` (the simulator's own routing, ``routing`` = its ECMP mode and
+    ``seed`` its hash seed), so both backends send every pair over the same links in the same shares;
+    hop-by-hop forwarding with probabilities proportional to the shares leaving a node reproduces the
+    per-link shares of an acyclic route exactly. Only arcs leaving a switch are listed (hosts have one way
+    out). ``nodes``/``edges``: the logical network of :func:`_logical_edges`.
+    """
+    from rfabric.sim import Fabric
+
+    lits = list(dict.fromkeys(lit for _, lit in states))
+    fabric = Fabric.build(topology, [CircuitAssignment.of(lit) for lit in lits if lit])
+    idx = {n: i for i, n in enumerate(nodes)}
+    edge_of = {(u, v): e for e, (u, v) in enumerate(edges)}
+    names = fabric.node_names
+
+    def link(a: int, b: int) -> int:
+        u, v = names[a], names[b]
+        if u not in idx or v not in idx:
+            return -1
+        return edge_of.get((u, v) if idx[u] <= idx[v] else (v, u), -1)
+
+    arc_link = np.fromiter((link(a, b) for a, b in zip(fabric.arc_src.tolist(), fabric.arc_dst.tolist(), strict=True)),
+                           dtype=np.int64, count=fabric.num_arcs)
+    arc_node = np.array([idx.get(names[a], -1) for a in fabric.arc_src.tolist()], dtype=np.int64)
+    from_switch = fabric.sw_of_node[fabric.arc_src] >= 0
+    net = flows.src != flows.dst
+    pairs = np.unique(np.stack([flows.src[net], flows.dst[net]], axis=1).astype(np.int64), axis=0).reshape(-1, 2)
+    cache: dict[frozenset[Circuit], PinnedTable] = {}
+    out = []
+    for _, lit in states:
+        if lit not in cache:
+            st = fabric.state(CircuitAssignment.of(lit) if lit else None)
+            inc = st.route(pairs[:, 0], pairs[:, 1], ecmp=routing, seed=seed).incidence.tocoo()
+            keep = from_switch[inc.col] & (inc.data > 0)
+            row, col, share = inc.row[keep], inc.col[keep], inc.data[keep]
+            if np.any(arc_link[col] < 0):
+                raise ConfigError("topology", "a flow-model route uses a link the packet network lacks", topology.name)
+            cache[lit] = PinnedTable(node=arc_node[col], src=pairs[row, 0], dst=pairs[row, 1], link=arc_link[col],
+                                     share=share.astype(np.float64))
+        out.append(cache[lit])
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------
 # Flows -> connections and stage groups (vectorised)
 
@@ -264,7 +330,8 @@ def _configure(ns: Any, opts: PacketOptions, seed: int) -> None:
     cfg.SetDefault("ns3::TcpSocketBase::MinRto", ns.TimeValue(ns.Seconds(opts.min_rto_s)))
     cfg.SetDefault("ns3::TcpSocketBase::ClockGranularity", ns.TimeValue(ns.MicroSeconds(1)))
     cfg.SetDefault("ns3::TcpSocketBase::UseEcn", ns.StringValue("On" if opts.tcp == "dctcp" else "Off"))
-    cfg.SetDefault("ns3::Ipv4GlobalRouting::RandomEcmpRouting", ns.BooleanValue(opts.ecmp == "per_packet"))
+    # pinned: ACKs (pairs without a pinned route) are sprayed by global routing
+    cfg.SetDefault("ns3::Ipv4GlobalRouting::RandomEcmpRouting", ns.BooleanValue(opts.ecmp != "single"))
 
 
 def _host_links(base: Topology, nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
@@ -281,15 +348,16 @@ def _host_links(base: Topology, nodes: list[str], edges: list[tuple[str, str]]) 
 
 def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignment | None = None,
                changes: Sequence[tuple[float, CircuitAssignment]] = (), options: PacketOptions | None = None,
-               seed: int = 0) -> PacketTrace:
+               seed: int = 0, routing: str = "split") -> PacketTrace:
     """Simulate ``flows`` on ``topology`` (with ``assignment``'s circuits, then ``changes``) in ns-3.
 
     The contract matches ``rfabric.sim.simulate_flows``: stage ``k`` of a chain starts when stage
     ``k-1`` has finished, plus each flow's ``delay_s``; a change at ``t`` darkens the circuits it removes
     at ``t`` and lights the new ones at ``t + topology.ocs_reconfig_s``. Times are relative to the phase
-    start. Needs the optional ``ns3`` package (:func:`rfabric.packet.available`).
+    start. ``routing``/``seed``: the flow model's routing mode and hash seed whose routes ns-3 follows when
+    ``options.ecmp == "pinned"``. Needs the optional ``ns3`` package (:func:`validation.available`).
     """
-    from rfabric.packet._loader import load
+    from validation._loader import load
 
     opts = options if options is not None else PacketOptions()
     flows.validate()
@@ -311,6 +379,8 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
     idx = {n: i for i, n in enumerate(nodes)}
     host_link = _host_links(base, nodes, edges)
     plan = plan_flows(flows)
+    pinned = (pinned_routes(topology, states, flows, nodes, edges, routing=routing, seed=seed)
+              if opts.ecmp == "pinned" else None)
 
     ns, rfpkt = load()
     t_wall = time.perf_counter()
@@ -334,6 +404,16 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
         fab.AddConnection(s, d, p)
     fab.AddFlows(int(plan.conn.size), plan.conn, plan.bytes, plan.delay, plan.group)
     fab.SetGroups(int(plan.group_next.size), plan.group_next, plan.group_initial)
+    def set_pinned(table: PinnedTable) -> None:
+        arrays = (np.ascontiguousarray(table.node), np.ascontiguousarray(gpu_node[table.src]),
+                  np.ascontiguousarray(gpu_node[table.dst]), np.ascontiguousarray(table.link),
+                  np.ascontiguousarray(table.share))
+        fab.SetPinned(int(table.node.size), *arrays)
+
+    if pinned is not None:
+        on = np.unique(np.concatenate([t.node for t in pinned])).astype(np.int64)
+        fab.EnablePinned(int(on.size), on, opts.spray == "least_queued")
+        set_pinned(pinned[0])
     current = cap[0]
     for e in np.flatnonzero(current <= 0).tolist():
         fab.SetLink(int(e), 0.0)
@@ -362,6 +442,8 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
             for e in np.setdiff1d(diff, dark).tolist():
                 fab.SetLink(int(e), float(cap[s, e]))
             fab.RecomputeRoutes()
+            if pinned is not None:
+                set_pinned(pinned[s])
             sim.Stop(ns.Seconds(opts.drain_s))
             sim.Run()
             diff = dark
@@ -370,6 +452,8 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
         if diff.size:
             fab.RecomputeRoutes()
             applied += 1
+        if pinned is not None:
+            set_pinned(pinned[s])
         current = cap[s]
     if not fab.AllDone():
         now = float(sim.Now().GetSeconds())

@@ -12,6 +12,12 @@ arrays, drives the simulation in segments and plays the OCS controller between t
 * ``Fabric::SetLink``: the OCS controller's primitive -- a logical link goes dark (interfaces down,
   receive error model on so in-flight packets are lost) or comes up at a new rate; the caller then
   recomputes the global routes.
+* ``PinnedRouting`` (``Fabric::EnablePinned`` / ``SetPinned``): a routing protocol on every switch, ahead
+  of global routing, that forwards the packets of a (source GPU, destination GPU) pair over the next hops
+  given for that pair, picking one per packet with probability proportional to its weight (one next hop:
+  the pair's single path), or -- ``least_queued`` -- to the next hop with the least queued bytes per unit
+  of weight (adaptive packet spraying). Pairs without an entry (ACKs of pairs that carry no data) fall through to
+  global routing.
 """
 
 from __future__ import annotations
@@ -22,9 +28,101 @@ CXX_SOURCE = r"""
 #include <vector>
 #include <cstdint>
 #include <algorithm>
+#include <unordered_map>
 
 namespace rfpkt {
 using namespace ns3;
+
+// forwards each (source, destination) address pair over its own weighted next hops
+class PinnedRouting : public Ipv4RoutingProtocol {
+ public:
+  static TypeId GetTypeId() {
+    static TypeId tid = TypeId("rfpkt::PinnedRouting").SetParent<Ipv4RoutingProtocol>().SetGroupName("Internet");
+    return tid;
+  }
+  PinnedRouting() { rng = CreateObject<UniformRandomVariable>(); }
+
+  void Clear() { table.clear(); }
+  // least_queued: each packet to the next hop with the least queued bytes per unit weight (ties drawn
+  // at random, weighted); otherwise a weighted random draw
+  void SetLeastQueued(bool lq) { least_queued = lq; }
+  void Add(uint32_t src, uint32_t dst, uint32_t ifi, Ipv4Address gw, double weight, Ptr<QueueDisc> qdisc,
+           Ptr<PointToPointNetDevice> dev) {
+    Entry& e = table[Key(src, dst)];
+    e.hops.push_back(Hop{ifi, gw, weight, qdisc, dev});
+    e.total += weight;
+  }
+  size_t Size() const { return table.size(); }
+
+  Ptr<Ipv4Route> RouteOutput(Ptr<Packet>, const Ipv4Header&, Ptr<NetDevice>, Socket::SocketErrno& err) override {
+    err = Socket::ERROR_NOROUTETOHOST;  // switches originate nothing: global routing answers
+    return nullptr;
+  }
+  bool RouteInput(Ptr<const Packet> p, const Ipv4Header& h, Ptr<const NetDevice>, const UnicastForwardCallback& ucb,
+                  const MulticastForwardCallback&, const LocalDeliverCallback&, const ErrorCallback&) override {
+    auto it = table.find(Key(h.GetSource().Get(), h.GetDestination().Get()));
+    if (it == table.end()) return false;
+    Entry& e = it->second;
+    size_t k = 0;
+    if (e.hops.size() > 1) {
+      if (least_queued) {
+        double best = -1.0, tied = 0.0;
+        for (size_t i = 0; i < e.hops.size(); ++i) {
+          const Hop& c = e.hops[i];
+          double q = (static_cast<double>(c.qdisc->GetNBytes()) + c.dev->GetQueue()->GetNBytes()) / c.weight;
+          if (best < 0 || q < best) {
+            best = q;
+            tied = c.weight;
+            k = i;
+          } else if (q == best) {
+            tied += c.weight;
+            if (rng->GetValue(0.0, tied) < c.weight) k = i;  // weighted reservoir draw among the ties
+          }
+        }
+      } else {
+        double x = rng->GetValue(0.0, e.total);
+        double cum = 0.0;
+        for (k = 0; k + 1 < e.hops.size(); ++k) {
+          cum += e.hops[k].weight;
+          if (x < cum) break;
+        }
+      }
+    }
+    const Hop& hop = e.hops[k];
+    if (!ipv4->IsUp(hop.ifi)) return false;
+    Ptr<Ipv4Route> r = Create<Ipv4Route>();
+    r->SetDestination(h.GetDestination());
+    r->SetSource(ipv4->GetAddress(hop.ifi, 0).GetLocal());
+    r->SetGateway(hop.gw);
+    r->SetOutputDevice(ipv4->GetNetDevice(hop.ifi));
+    ucb(r, p, h);
+    return true;
+  }
+  void NotifyInterfaceUp(uint32_t) override {}
+  void NotifyInterfaceDown(uint32_t) override {}
+  void NotifyAddAddress(uint32_t, Ipv4InterfaceAddress) override {}
+  void NotifyRemoveAddress(uint32_t, Ipv4InterfaceAddress) override {}
+  void SetIpv4(Ptr<Ipv4> i) override { ipv4 = i; }
+  void PrintRoutingTable(Ptr<OutputStreamWrapper>, Time::Unit) const override {}
+
+ private:
+  struct Hop {
+    uint32_t ifi;
+    Ipv4Address gw;
+    double weight;
+    Ptr<QueueDisc> qdisc;
+    Ptr<PointToPointNetDevice> dev;
+  };
+  struct Entry {
+    std::vector<Hop> hops;
+    double total = 0.0;
+  };
+  static uint64_t Key(uint32_t s, uint32_t d) { return (static_cast<uint64_t>(s) << 32) | d; }
+  std::unordered_map<uint64_t, Entry> table;
+  bool least_queued = false;
+  Ptr<Ipv4> ipv4;
+  Ptr<UniformRandomVariable> rng;
+};
 
 class Fabric {
  public:
@@ -133,6 +231,34 @@ class Fabric {
   }
 
   void RecomputeRoutes() { Ipv4GlobalRoutingHelper::RecomputeRoutingTables(); }
+
+  // a PinnedRouting on each of the ``n`` nodes, consulted before global routing
+  void EnablePinned(int n, const int64_t* node, bool least_queued) {
+    for (int i = 0; i < n; ++i) {
+      Ptr<Ipv4> ipv4 = nodes.Get(node[i])->GetObject<Ipv4>();
+      Ptr<Ipv4ListRouting> list = DynamicCast<Ipv4ListRouting>(ipv4->GetRoutingProtocol());
+      Ptr<PinnedRouting> pr = CreateObject<PinnedRouting>();
+      pr->SetLeastQueued(least_queued);
+      list->AddRoutingProtocol(pr, 10);
+      pinned[static_cast<uint32_t>(node[i])] = pr;
+    }
+  }
+
+  // replace every pinned table: entry i sends pair (src GPU node, dst GPU node) at ``node`` over ``link``
+  // with weight ``weight``
+  void SetPinned(int n, const int64_t* node, const int64_t* src, const int64_t* dst, const int64_t* link,
+                 const double* weight) {
+    for (auto& kv : pinned) kv.second->Clear();
+    for (int i = 0; i < n; ++i) {
+      Link& l = links[link[i]];
+      int k = (l.node[0] == static_cast<uint32_t>(node[i])) ? 0 : 1;
+      Ptr<Ipv4> ipv4 = nodes.Get(node[i])->GetObject<Ipv4>();
+      uint32_t ifi = static_cast<uint32_t>(ipv4->GetInterfaceForDevice(l.dev[k]));
+      pinned[static_cast<uint32_t>(node[i])]->Add(host_addr[static_cast<uint32_t>(src[i])].Get(),
+                                                  host_addr[static_cast<uint32_t>(dst[i])].Get(), ifi, l.addr[1 - k],
+                                                  weight[i], l.qdisc[k], l.dev[k]);
+    }
+  }
   void PopulateRoutes() { Ipv4GlobalRoutingHelper::PopulateRoutingTables(); }
 
   // ---- traffic --------------------------------------------------------------------------------
@@ -313,6 +439,7 @@ class Fabric {
   std::vector<Link> links;
   std::vector<Conn> conns;
   std::map<uint32_t, Ipv4Address> host_addr;
+  std::map<uint32_t, Ptr<PinnedRouting>> pinned;
   std::map<uint64_t, int64_t> listen_conn;
   std::map<Socket*, int64_t> tx_conn, rx_conn;
   std::vector<Ptr<Socket>> accepted;

@@ -35,7 +35,7 @@ def load() -> tuple[Any, Any]:
             from ns import ns  # noqa: PLC0415 -- lazy on purpose: heavy, optional, GPL
 
             _state["import_s"] = time.perf_counter() - t
-            from rfabric.packet._cxx import CXX_SOURCE
+            from validation._cxx import CXX_SOURCE
 
             t = time.perf_counter()
             cppyy.cppdef(CXX_SOURCE)

@@ -11,6 +11,6 @@ import pytest
 def ns3() -> Any:
     pytest.importorskip("ns", reason="ns-3 Python bindings not installed (pip install -e '.[packet]')")
     pytest.importorskip("cppyy", reason="ns-3 Python bindings not installed (pip install -e '.[packet]')")
-    from rfabric.packet._loader import load
+    from validation._loader import load
 
     return load()
