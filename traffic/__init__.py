@@ -3,12 +3,14 @@
 >>> from rfabric.config import ClusterConfig
 >>> wl = build_workload({"kind": "rl_step", "model": "qwen2.5-14b"}, ClusterConfig(), seed=0)
 >>> [p.name for p in wl.phases], wl.trainer_gpus, wl.rollout_gpus
-(['rollout', 'train', 'weight_sync'], (0, 64), (64, 128))
+(['rollout', 'logprob', 'train', 'weight_sync'], (0, 64), (64, 128))
 
 Kinds (``workload.kind``; :data:`REGISTRY`): ``rl_step`` (:class:`traffic.spec.RlStepSpec`) and
 ``collective`` (:class:`traffic.spec.CollectiveSpec`). Modules: :mod:`traffic.models` (catalogue),
 :mod:`traffic.parallelism` (rank placement), :mod:`traffic.collectives` (algorithms),
-:mod:`traffic.generation` (rollout), :mod:`traffic.phases` (score / train / weight sync), :mod:`traffic.latency` (alpha), :mod:`traffic.weight_sync`, :mod:`traffic.summary` (per-phase table).
+:mod:`traffic.generation` (rollout), :mod:`traffic.phases` (score / weight sync), :mod:`traffic.training` (the
+trainer's per-layer graph), :mod:`traffic.memory` (trainer memory), :mod:`traffic.gpus` (GPU catalogue),
+:mod:`traffic.latency` (alpha), :mod:`traffic.weight_sync`, :mod:`traffic.summary` (per-phase table).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from rfabric.registry import Registry
 from rfabric.workload import PhaseStep, Workload
 from traffic import generation as _gen
 from traffic import phases as _ph
+from traffic import training as _training
 from traffic.collectives import collective as _collective
 from traffic.collectives import point_to_point
+from traffic.gpus import expand_gpu
 from traffic.spec import (
     CollectivePlan,
     CollectiveSpec,
@@ -56,6 +60,8 @@ def parse_spec(spec: Mapping[str, Any] | None, cluster: ClusterConfig, path: str
     if not isinstance(kind, str):
         raise ConfigError(f"{path}.kind", "must be a string", kind)
     entry = REGISTRY.get(kind, f"{path}.kind")
+    if kind == "rl_step":
+        spec = {**spec, "gpu": expand_gpu(spec.get("gpu"), f"{path}.gpu")}
     params: Any = parse_dataclass(entry.params_cls, spec, path)
     return _RESOLVE[kind](params, cluster, path)
 
@@ -82,8 +88,8 @@ def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Worklo
         out += _gen.rollout_phases(plan, lengths, sfx=sfx, num_gpus=n, gps=gps)
         if plan.score_model is not None:
             out.append(_ph.score_phase(plan, lengths, name=f"score{sfx}", num_gpus=n, gps=gps))
-        seq = lengths + spec.rollout.prompt_tokens
-        out.append(_ph.train_phase(plan, float(seq.sum()), float(seq.mean()), name=f"train{sfx}", num_gpus=n, gps=gps))
+        seq = (lengths[lengths > 0] + spec.rollout.prompt_tokens).astype(np.float64)
+        out.extend(_training.train_phases(plan, seq, cluster, num_gpus=n, suffix=sfx))
     if spec.weight_sync.enabled:
         out.append(_ph.weight_sync_phase(plan, name="weight_sync", num_gpus=n))
     meta = {"kind": "rl_step", "seed": seed, "rl_steps": k, "plan": plan.describe(),

@@ -195,9 +195,12 @@ class ModelSpec:
         return self.heads * self.head_dim
 
     def flops_per_token(self, context_tokens: float, *, training: bool) -> float:
-        """Matmul FLOPs for one token: 2 x active params (+ causal attention over ``context_tokens``),
-        x3 for training (forward + backward)."""
-        fwd = 2.0 * self.active_params + 2.0 * self.layers * self.attn_dim * context_tokens
+        """Matmul FLOPs for one token attending to ``context_tokens`` keys: ``2 x active params`` plus, per
+        layer, ``2 d`` for QK^T and ``2 d`` for AV per key (``d`` = :attr:`attn_dim`), i.e. ``4 L d t``
+        (Kaplan et al. 2020, arXiv 2001.08361, Table 1: ``2 n_layer n_ctx d_attn`` per direction pair).
+        For a batch, ``context_tokens`` is the token-weighted mean position ``E[S^2] / (2 E[S])``
+        (:func:`traffic.training.token_weighted_position`). x3 for training (forward + backward)."""
+        fwd = 2.0 * self.active_params + 4.0 * self.layers * self.attn_dim * context_tokens
         return 3.0 * fwd if training else fwd
 
 

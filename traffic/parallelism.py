@@ -3,9 +3,12 @@
 Trainer ranks are laid out by an ``order`` string listing the axes from fastest- to slowest-varying
 (Megatron's convention): with the default ``"tp-cp-dp-pp"``, consecutive GPUs are consecutive TP ranks,
 so a TP group of ``tp <= gpus_per_server`` stays inside one server (NVLink), and DP/PP groups cross
-servers. Expert parallelism is carved out of data parallelism: an EP group is ``ep`` consecutive DP
-ranks with the same TP/CP/PP coordinates; expert gradients are then reduced over the ``dp / ep``
-expert-data-parallel ranks.
+servers. Experts follow Megatron's MoE parallel folding (Liu et al. 2025, arXiv 2504.14960; Megatron-Core
+``expert_tensor_parallel_size``): the ``tp * cp * dp`` ranks of a pipeline stage, in grid order, are
+re-read as ``etp`` (fastest) x ``ep`` x ``edp``: an EP group is ``ep`` ranks ``etp`` apart, and expert
+gradients are reduced over the ``edp`` ranks holding the same experts. With ``etp == tp`` and ``cp == 1``
+an EP group is ``ep`` consecutive DP ranks with the same TP rank (EP carved out of DP); with ``etp = 1``
+an EP group may span TP ranks (Qwen3-30B-A3B at TP4 x EP8 inside one 8-GPU server).
 
 >>> lay = TrainLayout.build(offset=0, gpus=16, tp=2, pp=2, cp=1, ep=2, order="tp-cp-dp-pp")
 >>> lay.dp, lay.groups("tp")[:2].tolist(), lay.groups("pp")[:2].tolist()
@@ -46,20 +49,32 @@ class TrainLayout:
     ep: int
     order: tuple[str, ...]
     grid: np.ndarray
+    etp: int = 0  # expert tensor parallelism; 0 = tp
 
     @staticmethod
-    def build(*, offset: int, gpus: int, tp: int, pp: int, cp: int, ep: int, order: str = "tp-cp-dp-pp") -> TrainLayout:
+    def build(*, offset: int, gpus: int, tp: int, pp: int, cp: int, ep: int, order: str = "tp-cp-dp-pp",
+              etp: int = 0) -> TrainLayout:
         if gpus % (tp * pp * cp):
             raise ValueError(f"tp*pp*cp = {tp * pp * cp} does not divide the {gpus} trainer GPUs")
         dp = gpus // (tp * pp * cp)
-        if dp % ep:
-            raise ValueError(f"ep = {ep} must divide the data-parallel size {dp}")
+        etp = etp or tp
+        if (tp * cp * dp) % (etp * ep):
+            raise ValueError(f"etp * ep = {etp * ep} must divide the {tp * cp * dp} ranks of a pipeline stage")
         axes = parse_order(order)
         size = {"tp": tp, "pp": pp, "dp": dp, "cp": cp}
         slow_first = axes[::-1]
         ranks = np.arange(gpus, dtype=np.int64).reshape([size[a] for a in slow_first])
         grid = np.transpose(ranks, [slow_first.index(a) for a in AXES]) + offset
-        return TrainLayout(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, order=axes, grid=np.ascontiguousarray(grid))
+        return TrainLayout(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, order=axes, grid=np.ascontiguousarray(grid), etp=etp)
+
+    @property
+    def edp(self) -> int:
+        """Expert data parallelism: ranks of a pipeline stage holding the same experts."""
+        return self.tp * self.cp * self.dp // (self.etp * self.ep)
+
+    def _expert_grid(self) -> np.ndarray:
+        """``(pp, edp, ep, etp)`` GPUs: each stage's ``dp, cp, tp`` ranks (tp fastest) re-read for experts."""
+        return self.grid.reshape(self.pp, self.edp, self.ep, self.etp)
 
     @property
     def gpus(self) -> int:
@@ -72,10 +87,13 @@ class TrainLayout:
         return np.ascontiguousarray(g.reshape(-1, g.shape[-1]))
 
     def ep_groups(self) -> np.ndarray:
-        """Expert-parallel groups: ``ep`` consecutive DP ranks (same pp/cp/tp coordinates)."""
-        g = np.moveaxis(self.grid, 1, -1)  # (pp, cp, tp, dp)
-        g = g.reshape(*g.shape[:-1], self.dp // self.ep, self.ep)
+        """Expert-parallel groups ``(pp * edp * etp, ep)`` (MoE parallel folding, see the module docstring)."""
+        g = np.transpose(self._expert_grid(), (0, 1, 3, 2))
         return np.ascontiguousarray(g.reshape(-1, self.ep))
+
+    def etp_groups(self) -> np.ndarray:
+        """Expert tensor-parallel groups ``(pp * edp * ep, etp)``."""
+        return np.ascontiguousarray(self._expert_grid().reshape(-1, self.etp))
 
     def dp_groups(self) -> np.ndarray:
         """Gradient-reduction groups of the dense (non-expert) weights: the ``dp * cp`` ranks with the same
@@ -84,12 +102,10 @@ class TrainLayout:
         return np.ascontiguousarray(g.reshape(-1, self.dp * self.cp))
 
     def expert_dp_groups(self) -> np.ndarray:
-        """Gradient-reduction groups of the expert weights: the ``dp / ep * cp`` ranks holding the same
-        experts (same PP stage, TP rank and position in their EP group)."""
-        g = np.transpose(self.grid, (0, 3, 2, 1))  # (pp, tp, cp, dp)
-        g = g.reshape(*g.shape[:-1], self.dp // self.ep, self.ep)  # (pp, tp, cp, dp/ep, ep)
-        g = np.transpose(g, (0, 1, 4, 3, 2))  # (pp, tp, ep, dp/ep, cp)
-        return np.ascontiguousarray(g.reshape(-1, self.dp // self.ep * self.cp))
+        """Gradient-reduction groups of the expert weights ``(pp * ep * etp, edp)``: the ranks holding the
+        same experts (same PP stage, position in the EP group and expert-TP rank)."""
+        g = np.transpose(self._expert_grid(), (0, 2, 3, 1))
+        return np.ascontiguousarray(g.reshape(-1, self.edp))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

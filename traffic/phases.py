@@ -10,13 +10,7 @@ disaggregation, activations attention -> FFN GPUs and back.
 
 ``score`` -- a forward pass (prefill) of prompts + responses on the rollout replicas.
 
-``train`` -- roofline compute ``tokens * 6 * active params (+ attention) / (GPUs * peak * MFU)``, times the
-pipeline bubble ``(m + pp - 1) / m``. Gradients are reduced in ``buckets``, each its own chain, ready once
-its share of the last micro-batch's backward pass is done (``delay_s``), so DP traffic overlaps backward
-compute; dense weights over DP x CP, expert weights over expert-DP x CP. TP all-reduces (4 per layer and
-token: attention and MLP, forward and backward), PP activations and their gradients, EP dispatch and combine
-(forward and backward) and CP ring exchange of K/V are summed over the step and spread over ``pieces``
-chunks separated by equal shares of the compute.
+``train`` -- see :mod:`traffic.training` (per-layer graph of the trainer's passes).
 
 ``weight_sync`` -- the whole model in bf16 to every rollout replica: each replica's shards are cut from the
 trainer's shards by interval overlap of the two layouts (TP slices, PP stages, expert groups), pulled from
@@ -33,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from rfabric.workload import FlowSet, PhaseStep
-from traffic.collectives import all_reduce, all_to_all, point_to_point, split_over, then
+from traffic.collectives import all_reduce, all_to_all, point_to_point
 from traffic.models import ModelSpec
 from traffic.parallelism import RolloutLayout, interval_overlap
-from traffic.spec import RlStepPlan
+from traffic.spec import RlStepPlan, global_batch
 
 #: automatic decode segments per rollout phase, and the flow count per phase they are kept under
 DEFAULT_SEGMENTS = 8
@@ -135,15 +129,26 @@ def make_phase(name: str, phase: str, flows: FlowSet, num_gpus: int, *, compute_
 
 
 def response_lengths(plan: RlStepPlan, rng: np.random.Generator) -> np.ndarray:
-    """Output tokens of each sequence, ``(replicas, batch_per_replica)`` int64, from the seeded generator."""
+    """Output tokens of each sequence, ``(replicas, per_replica)`` int64 (0 = no sequence), from the seeded
+    generator. The global batch (:func:`traffic.spec.global_batch`) is shared by the replicas in
+    contiguous runs, the first ``batch % replicas`` replicas taking one more sequence."""
     ro = plan.spec.rollout
-    shape = (plan.rollout.num_replicas, ro.batch_per_replica)
+    R = plan.rollout.num_replicas
+    B = global_batch(plan.spec, R)
     if ro.length_distribution == "fixed" or ro.length_sigma == 0:
-        x = np.full(shape, ro.response_tokens_mean)
+        x = np.full(B, ro.response_tokens_mean)
     else:
         mu = np.log(ro.response_tokens_mean) - ro.length_sigma**2 / 2
-        x = rng.lognormal(mu, ro.length_sigma, size=shape)
-    return np.clip(np.rint(x), 1, ro.response_tokens_max).astype(np.int64)
+        x = rng.lognormal(mu, ro.length_sigma, size=B)
+    x = np.clip(np.rint(x), 1, ro.response_tokens_max).astype(np.int64)
+    per = -(-B // R)
+    counts = B // R + (np.arange(R) < B % R)
+    start = np.r_[0, np.cumsum(counts)[:-1]]
+    j = np.arange(per)
+    take = j[None, :] < counts[:, None]
+    out = np.zeros((R, per), dtype=np.int64)
+    out[take] = x[(start[:, None] + j[None, :])[take]]
+    return out
 
 
 def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray, delay_s: np.ndarray, *,
@@ -234,97 +239,6 @@ def score_phase(plan: RlStepPlan, lengths: np.ndarray, *, name: str, num_gpus: i
                          gps=gps, ep_algorithm=ro.ep_algorithm)
     return make_phase(name, "score", fs, num_gpus, compute_s=float(c.max()),
                       meta={"model": model.name, "tokens": float(tok.sum())})
-
-
-# --------------------------------------------------------------------------------------------------
-# train
-
-
-def train_phase(plan: RlStepPlan, total_tokens: float, mean_seq: float, *, name: str, num_gpus: int,
-                gps: int) -> PhaseStep:
-    """Forward + backward over ``total_tokens`` (prompts + responses of the step) and gradient sync."""
-    spec, m, lay = plan.spec, plan.model, plan.train
-    tr, g = spec.train, spec.gpu
-    H, b = m.hidden, m.dtype_bytes
-    mb = plan.micro_batches
-    stages, lat = spec.collective_stages, spec.step_latency_s
-    bubble = (mb + lay.pp - 1) / mb
-    compute = total_tokens * m.flops_per_token(mean_seq / 2, training=True) / (lay.gpus * g.peak_flops * g.mfu) * bubble
-    last_bwd = compute * (2.0 / 3.0) / (mb + lay.pp - 1)
-    parts: list[FlowSet] = []
-
-    # ---- data parallel: gradient buckets, dense and expert weights
-    def dp_sync(groups: np.ndarray, params: float, tag: str) -> None:
-        if groups.shape[1] < 2 or params <= 0:
-            return
-        B = tr.buckets
-        grads = params * tr.grad_bytes_per_param / B
-        rows = np.tile(groups, (B, 1))
-        k = np.repeat(np.arange(B), groups.shape[0])
-        delay = compute - last_bwd + last_bwd * (k + 1) / B
-        if tr.dp_collective == "all_reduce":
-            fs = all_reduce(rows, grads, algorithm=tr.dp_algorithm, stages=stages, delay_s=delay, step_latency_s=lat,
-                            gpus_per_server=gps, tag=f"{tag}/all_reduce")
-        else:
-            from traffic.collectives import all_gather, reduce_scatter
-
-            rs = reduce_scatter(rows, grads, algorithm=tr.dp_algorithm, stages=stages, delay_s=delay,
-                                step_latency_s=lat, tag=f"{tag}/reduce_scatter")
-            ag = all_gather(rows, params * b / B, algorithm=tr.dp_algorithm, stages=stages, step_latency_s=lat,
-                            tag=f"{tag}/all_gather")
-            fs = then(rs, ag, delay_s=tr.optimizer_s)
-        parts.append(fs)
-
-    shard = lay.tp * lay.pp
-    if m.kind == "moe":
-        dp_sync(lay.dp_groups(), m.dense_params / shard, "dp")
-        dp_sync(lay.expert_dp_groups(), m.routed_expert_params / (shard * lay.ep), "edp")
-    else:
-        dp_sync(lay.dp_groups(), m.params / shard, "dp")
-    has_dp = bool(parts)
-
-    pieces = max(1, min(tr.pieces, mb))
-    gap = compute / pieces
-    tok_dpcp = total_tokens / (lay.dp * lay.cp)  # tokens one model replica slice (dp, cp) processes
-    layers_stage = m.layers / lay.pp
-    kw: dict[str, Any] = {"stages": stages, "step_latency_s": lat}
-
-    # ---- tensor parallel: 4 all-reduces per layer per token (attention + MLP, forward + backward)
-    if lay.tp > 1:
-        size = 4 * layers_stage * tok_dpcp * H * b / pieces
-        groups = lay.groups("tp")
-        parts.append(split_over(lambda i, d: all_reduce(groups, size, algorithm=tr.tp_algorithm, delay_s=d,
-                                                        gpus_per_server=gps, tag="tp/all_reduce", **kw), pieces, gap))
-    # ---- pipeline parallel: activations forward, their gradients backward, per TP rank (scatter-gather)
-    if lay.pp > 1:
-        act = tok_dpcp * H * b / lay.tp / pieces
-        grid = lay.grid
-        up, down = grid[:-1].reshape(lay.pp - 1, -1), grid[1:].reshape(lay.pp - 1, -1)
-        chain = np.broadcast_to(np.arange(up.shape[1]), up.shape)
-        parts.append(split_over(lambda i, d: merge([
-            point_to_point(up, down, act, chain=chain, delay_s=d, tag="pp/p2p"),
-            point_to_point(down, up, act, chain=chain, delay_s=d, tag="pp/p2p")]), pieces, gap))
-    # ---- expert parallel: dispatch + combine, forward + backward, per MoE layer
-    if m.kind == "moe" and lay.ep > 1:
-        tok_gpu = tok_dpcp / lay.tp  # sequence parallel: each TP rank routes its share of the tokens
-        size = 4 * (m.moe_layers / lay.pp) * tok_gpu * m.top_k * H * b / pieces
-        groups = lay.ep_groups()
-        parts.append(split_over(lambda i, d: all_to_all(groups, size, algorithm=tr.ep_algorithm, delay_s=d,
-                                                        gpus_per_server=gps, tag="ep/all_to_all", **kw), pieces, gap))
-    # ---- context parallel: ring exchange of K/V (forward), K/V and their gradients (backward)
-    if lay.cp > 1:
-        kv_layer = m.kv_cache_bytes_per_token / m.layers
-        per = 3 * (lay.cp - 1) * (tok_dpcp / lay.cp) * kv_layer / lay.tp * layers_stage / pieces
-        groups = lay.groups("cp")
-        nxt = np.roll(groups, -1, axis=1)
-        chain = np.broadcast_to(np.arange(groups.shape[0])[:, None], groups.shape)
-        parts.append(split_over(lambda i, d: point_to_point(groups, nxt, per, chain=chain, delay_s=d, tag="cp/ring"),
-                                pieces, gap))
-    fs = FlowSet.concat([compact(p) for p in parts])
-    optimizer_after = tr.optimizer_s if (tr.dp_collective == "all_reduce" or not has_dp) else 0.0
-    meta = {"tokens": total_tokens, "micro_batches": mb, "tp": lay.tp, "pp": lay.pp, "dp": lay.dp, "cp": lay.cp,
-            "ep": lay.ep, "bubble": bubble}
-    return make_phase(name, "train", fs, num_gpus, compute_s=compute, extra_after_s=optimizer_after, meta=meta)
 
 
 # --------------------------------------------------------------------------------------------------

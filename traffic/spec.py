@@ -26,6 +26,7 @@ from rfabric.config import ClusterConfig, bounded, choice, non_negative, positiv
 from rfabric.errors import ConfigError
 from rfabric.workload import Schedule
 from traffic.collectives import ALGORITHMS, STAGES
+from traffic.memory import MemoryEstimate, estimate
 from traffic.models import ModelSpec, load_model
 from traffic.parallelism import RolloutLayout, TrainLayout, parse_order
 
@@ -37,48 +38,99 @@ MAX_FLOWS = 5_000_000
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GpuSpec:
-    """The roofline of one GPU (default: H800-class).
+    """The roofline of one GPU (default: the H800 entry of :mod:`traffic.gpus`).
 
-    ``peak_flops`` (YAML ``peak_tflops``) dense bf16; ``mfu`` the fraction reached in training and
-    prefill; ``hbm_bytes_per_s`` memory bandwidth and ``decode_mbu`` the fraction of it reached in decode;
-    ``memory_bytes`` (YAML ``memory_gb``) HBM per GPU, used to size rollout replicas of MoE models.
+    ``workload.gpu`` is a catalogue name (``h800``, ``h100``, ``h200``, ``h20``, ``b200``, ``a100``) or a
+    mapping (with ``name``: that entry, overridden key by key). ``peak_flops`` (YAML ``peak_tflops``) dense
+    bf16; ``mfu`` the fraction reached in training and prefill; ``hbm_bytes_per_s`` memory bandwidth and
+    ``decode_mbu`` the fraction of it reached in decode; ``memory_bytes`` (YAML ``memory_gb``) HBM per GPU
+    (trainer memory check, rollout replica sizing); ``nvlink_bps`` (YAML ``nvlink_gbps``) NVLink per GPU and
+    direction, as published (the fabric's NVLink speed is ``cluster.nvlink_gbps``).
     """
 
+    name: str = "h800"
+    source: str = ""
     peak_flops: float = positive(989e12)
     mfu: float = bounded(0.4, gt=0.0, le=1.0)
     hbm_bytes_per_s: float = positive(3.35e12)
     decode_mbu: float = bounded(0.6, gt=0.0, le=1.0)
     memory_bytes: float = positive(80e9)
+    nvlink_bps: float = positive(1600e9)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainSpec:
-    """Trainer parallelism and gradient synchronisation.
+    """Trainer parallelism, the RL trainer's passes and gradient synchronisation (see :mod:`traffic.training`).
 
-    ``tp``, ``ep``: 0 = automatic (TP: the largest degree <= GPUs per server dividing the heads; EP: 1 for
-    dense models, else the largest divisor of the experts <= 8 dividing DP). ``pp``, ``cp``: pipeline and
-    context parallelism. DP is what is left: ``trainer_gpus / (tp * pp * cp)``. ``order``: rank layout,
-    fastest-varying axis first. ``micro_batches``: 0 = 1 without PP, else ``4 * pp``.
-    ``dp_collective``: ``all_reduce`` of gradients, or ``reduce_scatter`` (ZeRO / distributed optimizer:
-    reduce-scatter gradients, then all-gather updated bf16 parameters). ``buckets``: gradient buckets, each
-    reduced as soon as its share of the last backward pass is done. ``pieces``: how many chunks the
-    per-micro-batch TP / PP / EP / CP traffic is spread over (at most ``micro_batches``).
+    Layout: ``tp``, ``pp``, ``ep`` (0 = automatic: the fastest layout that fits in memory, see
+    :mod:`traffic.memory`), ``cp``; DP is what is left, ``trainer_gpus / (tp * pp * cp)``. ``etp``: expert
+    tensor parallelism (0 = ``tp``); experts are laid out by Megatron's MoE parallel folding, ``etp * ep``
+    consecutive ranks of the ``tp * cp * dp`` ranks of a pipeline stage, so EP may span TP ranks.
+    ``order``: rank layout, fastest-varying axis first. ``interleave``: virtual pipeline chunks per stage
+    (interleaved 1F1B). ``micro_batches``: per DP rank and optimizer update (0 = enough micro-batches of at
+    most ``micro_batch_tokens`` tokens, at least ``pp``).
+    ``zero_stage``: 0 all-reduce of gradients; 1/2 distributed optimizer (reduce-scatter gradients,
+    all-gather the updated bf16 parameters); 3 also all-gathers each layer's parameters in forward and
+    backward (FSDP). Unset: 1 if ``dp_collective`` is ``reduce_scatter``, else the smallest stage that fits.
+    ``recompute``: ``none`` | ``selective`` | ``full`` activation recomputation.
+    RL trainer: ``logprob_passes`` forward passes before the update (unset: 1 for the old policy, plus 1
+    for the reference policy when ``workload.algorithm.kl``); ``mini_batches`` optimizer updates per PPO
+    epoch and ``ppo_epochs`` epochs, each update with its own gradient reduction; ``critic``: a value model
+    of the same shape trained alongside (PPO; +1 forward pass and one more update per actor update).
+    ``grad_reduce_dtype`` ``fp32`` (Megatron's default) or ``bf16``.
+    Overlap: ``overlap_tp`` / ``overlap_ep`` (TP / EP communication hidden under compute, default off),
+    ``overlap_dp`` (gradient buckets reduced while backward continues, default on).
+    ``layers_per_stage``: layers lumped into one compute/communication step (0 = automatic, grows with
+    the flow count at scale).
     """
 
     tp: int = non_negative(0)
     pp: int = positive(1)
     cp: int = positive(1)
     ep: int = non_negative(0)
+    etp: int = non_negative(0)
     order: str = "tp-cp-dp-pp"
+    interleave: int = positive(1)
     micro_batches: int = non_negative(0)
+    micro_batch_tokens: int = positive(16384)
     dp_collective: str = choice("all_reduce", choices=("all_reduce", "reduce_scatter"))
+    zero_stage: int | None = None
+    recompute: str = choice("full", choices=("none", "selective", "full"))
     dp_algorithm: str = "ring"
     tp_algorithm: str = "ring"
     ep_algorithm: str = "direct"
-    buckets: int = positive(4)
-    grad_bytes_per_param: int = bounded(2, ge=1, le=4)
+    grad_reduce_dtype: str = choice("fp32", choices=("fp32", "bf16"))
     optimizer_s: float = non_negative(0.0)
-    pieces: int = positive(4)
+    logprob_passes: int | None = None
+    mini_batches: int = positive(4)
+    ppo_epochs: int = positive(1)
+    critic: bool = False
+    overlap_tp: bool = False
+    overlap_ep: bool = False
+    overlap_dp: bool = True
+    layers_per_stage: int = non_negative(0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RlSpec:
+    """The RL batch: ``prompts_per_step`` prompts, ``samples_per_prompt`` responses each, fixed whatever the
+    GPU count (verl ``data.train_batch_size`` x ``rollout.n``); the rollout replicas share it. With
+    ``weak_scaling: true`` every rollout replica instead generates ``rollout.batch_per_replica`` sequences."""
+
+    prompts_per_step: int = positive(256)
+    samples_per_prompt: int = positive(8)
+    weak_scaling: bool = False
+
+    @property
+    def batch(self) -> int:
+        return self.prompts_per_step * self.samples_per_prompt
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlgorithmSpec:
+    """``kl``: a KL penalty against a frozen reference policy (one more log-prob forward pass)."""
+
+    kl: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -212,6 +264,8 @@ class RlStepSpec:
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
     weight_sync: WeightSyncSpec = field(default_factory=WeightSyncSpec)
     score: ScoreSpec = field(default_factory=ScoreSpec)
+    rl: RlSpec = field(default_factory=RlSpec)
+    algorithm: AlgorithmSpec = field(default_factory=AlgorithmSpec)
     sync_every: int = positive(1)
     latency: LatencySpec = field(default_factory=LatencySpec)
     collective_stages: str = choice("coalesced", choices=STAGES)
@@ -261,11 +315,18 @@ class RlStepPlan:
     rollout: RolloutLayout
     switch: RolloutLayout | None
     path: str
+    zero_stage: int = 0
+    logprob_passes: int = 1
+    memory: MemoryEstimate | None = None
 
     def describe(self) -> dict[str, Any]:
         t, r = self.train, self.rollout
         out: dict[str, Any] = {"model": self.model.name, "train": {"tp": t.tp, "pp": t.pp, "dp": t.dp, "cp": t.cp,
-                                                                  "ep": t.ep, "micro_batches": self.micro_batches},
+                                                                  "ep": t.ep, "etp": t.etp,
+                                                                  "micro_batches": self.micro_batches,
+                                                                  "zero_stage": self.zero_stage,
+                                                                  "memory": self.memory.describe() if self.memory
+                                                                  else None},
                                "rollout": {"replicas": r.num_replicas, "replica_gpus": r.replica_gpus, "tp": r.tp,
                                            "dp_attention": r.dp_attention, "ep": r.ep, "ffn_gpus": r.ffn_gpus}}
         if self.switch is not None:
@@ -334,60 +395,6 @@ def resolve_rl_step(spec: RlStepSpec, cluster: ClusterConfig, path: str) -> RlSt
     if cluster.rollout_gpus < 1:
         raise ConfigError("cluster.rollout_gpus", "an rl_step needs rollout GPUs (disaggregated RL)",
                           cluster.rollout_gpus)
-    # ---- trainer
-    tr = spec.train
-    tp_key = f"{path}.train.tp"
-    try:
-        parse_order(tr.order)
-    except ValueError as e:
-        raise ConfigError(f"{path}.train.order", str(e), tr.order) from None
-    if tr.pp > model.layers:
-        raise ConfigError(f"{path}.train.pp", f"more pipeline stages than the model's {model.layers} layers", tr.pp)
-    per_tp = cluster.trainer_gpus // (tr.pp * tr.cp) if cluster.trainer_gpus % (tr.pp * tr.cp) == 0 else 0
-    if not per_tp:
-        raise ConfigError(f"{path}.train.pp", f"pp * cp = {tr.pp * tr.cp} must divide the "
-                          f"{cluster.trainer_gpus} trainer GPUs", tr.pp)
-    tp = tr.tp or _auto_tp(model, per_tp, gps)
-    if tr.tp:
-        msg = _tp_ok(tp, model)
-        if msg:
-            raise ConfigError(tp_key, msg, tp)
-        if gps % tp and tp % gps:
-            raise ConfigError(tp_key, f"must divide gpus_per_server ({gps}) or be a multiple of it", tp)
-        if per_tp % tp:
-            raise ConfigError(tp_key, f"tp * pp * cp = {tp * tr.pp * tr.cp} must divide the "
-                              f"{cluster.trainer_gpus} trainer GPUs", tp)
-    dp = per_tp // tp
-    if model.kind == "dense":
-        if tr.ep > 1:
-            raise ConfigError(f"{path}.train.ep", f"{model.name} is dense: expert parallelism needs a MoE model", tr.ep)
-        ep = 1
-    elif tr.ep:
-        ep = tr.ep
-        if model.experts % ep:
-            raise ConfigError(f"{path}.train.ep", f"must divide the model's {model.experts} experts", ep)
-        if dp % ep:
-            raise ConfigError(f"{path}.train.ep", f"must divide the data-parallel size {dp} "
-                              f"(= trainer GPUs / (tp * pp * cp))", ep)
-    else:
-        ep = next(d for d in _divisors_desc(model.experts, 8) if dp % d == 0)
-    for key, op, algo in ((f"{path}.train.dp_algorithm", "all_reduce" if tr.dp_collective == "all_reduce"
-                           else "reduce_scatter", tr.dp_algorithm),
-                          (f"{path}.train.tp_algorithm", "all_reduce", tr.tp_algorithm),
-                          (f"{path}.train.ep_algorithm", "all_to_all", tr.ep_algorithm)):
-        _check_algorithm(op, algo, key)
-    train = TrainLayout.build(offset=0, gpus=cluster.trainer_gpus, tp=tp, pp=tr.pp, cp=tr.cp, ep=ep, order=tr.order)
-    _check_group_algorithm("dp", tr.dp_algorithm, dp * tr.cp, f"{path}.train.dp_algorithm")
-    if ep > 1:
-        _check_group_algorithm("dp", tr.dp_algorithm, dp // ep * tr.cp, f"{path}.train.dp_algorithm")
-    _check_group_algorithm("tp", tr.tp_algorithm, tp, f"{path}.train.tp_algorithm")
-    if tr.dp_algorithm == "hierarchical":
-        _check_hierarchical(train.dp_groups(), gps, f"{path}.train.dp_algorithm", tr.dp_algorithm)
-    if tr.tp_algorithm == "hierarchical":
-        _check_hierarchical(train.groups("tp"), gps, f"{path}.train.tp_algorithm", tr.tp_algorithm)
-    if tr.ep_algorithm == "hierarchical" and ep > 1:
-        _check_hierarchical(train.ep_groups(), gps, f"{path}.train.ep_algorithm", tr.ep_algorithm)
-    micro = tr.micro_batches or (1 if tr.pp == 1 else 4 * tr.pp)
     # ---- rollout
     ro = spec.rollout
     rpath = f"{path}.rollout"
@@ -412,8 +419,163 @@ def resolve_rl_step(spec: RlStepSpec, cluster: ClusterConfig, path: str) -> RlSt
     if score_model is not None and score_model is not model:
         _rollout_layout(score_model, spec, cluster, rollout.tp, rollout.dp_attention,
                         rollout.ep if score_model.kind == "moe" else 0, 0, f"{path}.score")
-    return RlStepPlan(spec=spec, model=model, score_model=score_model, train=train, micro_batches=micro,
-                      rollout=rollout, switch=switch, path=path)
+    t = _resolve_trainer(spec, model, cluster, path, rollout.num_replicas)
+    return RlStepPlan(spec=spec, model=model, score_model=score_model, train=t.layout, micro_batches=t.micro_batches,
+                      rollout=rollout, switch=switch, path=path, zero_stage=t.zero_stage,
+                      logprob_passes=t.logprob_passes, memory=t.memory)
+
+
+@dataclass(frozen=True, slots=True)
+class _Trainer:
+    layout: TrainLayout
+    micro_batches: int
+    zero_stage: int
+    logprob_passes: int
+    memory: MemoryEstimate
+
+
+def global_batch(spec: RlStepSpec, replicas: int) -> int:
+    """Sequences per RL step: ``rl.prompts_per_step x rl.samples_per_prompt`` (``weak_scaling``: every
+    rollout replica's ``batch_per_replica``)."""
+    return replicas * spec.rollout.batch_per_replica if spec.rl.weak_scaling else spec.rl.batch
+
+
+def _resolve_trainer(spec: RlStepSpec, model: ModelSpec, cluster: ClusterConfig, path: str, replicas: int) -> _Trainer:
+    """The trainer layout: explicit degrees are checked, automatic ones (``tp``/``ep`` 0, ``zero_stage``
+    unset) are searched for the fastest layout (by :func:`_layout_cost`) that fits in ``gpu.memory``; an
+    explicit layout that does not fit raises ConfigError naming the key to change."""
+    gps = cluster.gpus_per_server
+    tr = spec.train
+    tpath = f"{path}.train"
+    tp_key = f"{tpath}.tp"
+    try:
+        parse_order(tr.order)
+    except ValueError as e:
+        raise ConfigError(f"{tpath}.order", str(e), tr.order) from None
+    if tr.pp > model.layers:
+        raise ConfigError(f"{tpath}.pp", f"more pipeline stages than the model's {model.layers} layers", tr.pp)
+    per_tp = cluster.trainer_gpus // (tr.pp * tr.cp) if cluster.trainer_gpus % (tr.pp * tr.cp) == 0 else 0
+    if not per_tp:
+        raise ConfigError(f"{tpath}.pp", f"pp * cp = {tr.pp * tr.cp} must divide the "
+                          f"{cluster.trainer_gpus} trainer GPUs", tr.pp)
+    if tr.tp:
+        msg = _tp_ok(tr.tp, model)
+        if msg:
+            raise ConfigError(tp_key, msg, tr.tp)
+        if gps % tr.tp and tr.tp % gps:
+            raise ConfigError(tp_key, f"must divide gpus_per_server ({gps}) or be a multiple of it", tr.tp)
+        if per_tp % tr.tp:
+            raise ConfigError(tp_key, f"tp * pp * cp = {tr.tp * tr.pp * tr.cp} must divide the "
+                              f"{cluster.trainer_gpus} trainer GPUs", tr.tp)
+        tps = [tr.tp]
+    else:
+        tps = [t for t in _divisors_desc(gps, gps) if per_tp % t == 0 and _tp_ok(t, model) is None] or [1]
+    if model.kind == "dense" and tr.ep > 1:
+        raise ConfigError(f"{tpath}.ep", f"{model.name} is dense: expert parallelism needs a MoE model", tr.ep)
+    if model.kind == "moe" and tr.ep and model.experts % tr.ep:
+        raise ConfigError(f"{tpath}.ep", f"must divide the model's {model.experts} experts", tr.ep)
+    if tr.interleave > 1 and (tr.pp == 1 or model.layers % (tr.pp * tr.interleave)):
+        raise ConfigError(f"{tpath}.interleave", f"needs pp > 1 and pp * interleave dividing the model's "
+                          f"{model.layers} layers", tr.interleave)
+    for key, op, algo in ((f"{tpath}.dp_algorithm", "all_reduce" if tr.dp_collective == "all_reduce"
+                           else "reduce_scatter", tr.dp_algorithm),
+                          (f"{tpath}.tp_algorithm", "all_reduce", tr.tp_algorithm),
+                          (f"{tpath}.ep_algorithm", "all_to_all", tr.ep_algorithm)):
+        _check_algorithm(op, algo, key)
+    if tr.zero_stage is not None and tr.zero_stage not in (0, 1, 2, 3):
+        raise ConfigError(f"{tpath}.zero_stage", "must be 0, 1, 2 or 3", tr.zero_stage)
+    zeros = ([tr.zero_stage] if tr.zero_stage is not None else [1] if tr.dp_collective == "reduce_scatter"
+             else [0, 1, 2, 3])
+    lp = tr.logprob_passes if tr.logprob_passes is not None else 1 + int(spec.algorithm.kl)
+    if lp < 0:
+        raise ConfigError(f"{tpath}.logprob_passes", "must be >= 0", lp)
+    batch = global_batch(spec, replicas)
+    mean_seq = spec.rollout.prompt_tokens + spec.rollout.response_tokens_mean
+    gbytes = 4 if tr.grad_reduce_dtype == "fp32" else 2
+    fits: list[tuple[float, int, int, TrainLayout, int, int, MemoryEstimate]] = []
+    best_miss: tuple[float, str, int] | None = None
+    for tp in tps:
+        dp = per_tp // tp
+        stage_ranks = tp * tr.cp * dp
+        if model.kind == "dense":
+            combos = [(1, tp)]
+        else:
+            etps = [tr.etp] if tr.etp else sorted({1, tp})
+            combos = []
+            for etp in etps:
+                if etp > stage_ranks or stage_ranks % etp:
+                    continue
+                eps = [tr.ep] if tr.ep else [d for d in _divisors_desc(model.experts, model.experts)
+                                              if stage_ranks % (d * etp) == 0]
+                combos += [(e, etp) for e in eps if stage_ranks % (e * etp) == 0]
+            if tr.ep and not combos:
+                raise ConfigError(f"{tpath}.ep", f"ep * etp must divide the {stage_ranks} ranks of a pipeline "
+                                  f"stage (tp * cp * dp)", tr.ep)
+        for ep, etp in combos:
+            lay = TrainLayout.build(offset=0, gpus=cluster.trainer_gpus, tp=tp, pp=tr.pp, cp=tr.cp, ep=ep,
+                                    order=tr.order, etp=etp)
+            tok_dp = batch * mean_seq / tr.mini_batches / lay.dp
+            micro = tr.micro_batches or max(tr.pp, -(-int(np.ceil(tok_dp)) // tr.micro_batch_tokens))
+            if tr.interleave > 1 and micro % tr.pp:
+                micro += tr.pp - micro % tr.pp
+            for z in zeros:
+                mem = estimate(model, lay, zero_stage=z, grad_bytes=gbytes, micro_batch_tokens=tok_dp / micro,
+                               mean_seq=mean_seq, recompute=tr.recompute, interleave=tr.interleave)
+                if mem.total_bytes <= spec.gpu.memory_bytes:
+                    fits.append((_layout_cost(spec, model, lay, z, batch * mean_seq, cluster), z, -tp, lay, micro,
+                                 z, mem))
+                elif best_miss is None or mem.total_bytes < best_miss[0]:
+                    best_miss = (mem.total_bytes, "", z)
+    if not fits:
+        assert best_miss is not None
+        explicit = [k for k, v in (("tp", tr.tp), ("ep", tr.ep), ("zero_stage", tr.zero_stage)) if v]
+        key = f"{tpath}.{explicit[0]}" if explicit else f"{path}.gpu.memory_gb"
+        val: Any = getattr(tr, explicit[0]) if explicit else spec.gpu.memory_bytes / 1e9
+        raise ConfigError(key, f"the trainer does not fit in {spec.gpu.memory_bytes / 1e9:g} GB per GPU "
+                          f"(at best {best_miss[0] / 1e9:.1f} GB: weights, gradients, optimizer states and "
+                          f"activations; see traffic.memory); raise pp, tp, ep or zero_stage, use recompute: full "
+                          f"or smaller micro_batch_tokens", val)
+    fits.sort(key=lambda f: (f[0], f[1], f[2]))
+    _, _, _, lay, micro, z, mem = fits[0]
+    dp = lay.dp
+    _check_group_algorithm("dp", tr.dp_algorithm, dp * tr.cp, f"{tpath}.dp_algorithm")
+    if lay.edp > 1:
+        _check_group_algorithm("dp", tr.dp_algorithm, lay.edp, f"{tpath}.dp_algorithm")
+    _check_group_algorithm("tp", tr.tp_algorithm, lay.tp, f"{tpath}.tp_algorithm")
+    if tr.dp_algorithm == "hierarchical":
+        _check_hierarchical(lay.dp_groups(), gps, f"{tpath}.dp_algorithm", tr.dp_algorithm)
+    if tr.tp_algorithm == "hierarchical":
+        _check_hierarchical(lay.groups("tp"), gps, f"{tpath}.tp_algorithm", tr.tp_algorithm)
+    if tr.ep_algorithm == "hierarchical" and lay.ep > 1:
+        _check_hierarchical(lay.ep_groups(), gps, f"{tpath}.ep_algorithm", tr.ep_algorithm)
+    return _Trainer(layout=lay, micro_batches=micro, zero_stage=z, logprob_passes=lp, memory=mem)
+
+
+def _layout_cost(spec: RlStepSpec, model: ModelSpec, lay: TrainLayout, zero: int, tokens: float,
+                 cluster: ClusterConfig) -> float:
+    """Seconds of communication per GPU and RL step, summed without overlap (a ranking, not a prediction):
+    TP and EP bytes over NVLink inside a server or the NIC across, DP bytes over the NIC."""
+    tr = spec.train
+    gps = cluster.gpus_per_server
+    H, b = model.hidden, model.dtype_bytes
+    passes = 2 * tr.ppo_epochs + (tr.logprob_passes if tr.logprob_passes is not None else 1 + int(spec.algorithm.kl))
+    tok_gpu = tokens / (lay.dp * lay.cp)
+    link = lambda n: cluster.nvlink_bps if n <= gps else cluster.nic_bps  # noqa: E731
+    t = 0.0
+    if lay.tp > 1:
+        t += passes * 2 * model.layers / lay.pp * tok_gpu * H * b * 2 * (lay.tp - 1) / lay.tp * 8 / link(lay.tp)
+    if model.kind == "moe" and lay.ep > 1:
+        span = lay.ep * lay.etp
+        t += (passes * 2 * model.moe_layers / lay.pp * tok_gpu / lay.tp * model.top_k * H * b * (1 - 1 / lay.ep)
+              * 8 / link(span))
+    expert = float(model.routed_expert_params) if model.kind == "moe" else 0.0
+    gb = 4 if tr.grad_reduce_dtype == "fp32" else 2
+    updates = tr.mini_batches * tr.ppo_epochs * (1.5 if zero == 3 else 1.0)
+    for params, n in (((model.params - expert) / (lay.tp * lay.pp), lay.dp * lay.cp),
+                      (expert / (lay.etp * lay.ep * lay.pp), lay.edp)):
+        if n > 1 and params > 0:
+            t += updates * params * gb * 2 * (n - 1) / n * 8 / cluster.nic_bps
+    return t
 
 
 def _rollout_layout(model: ModelSpec, spec: RlStepSpec, cluster: ClusterConfig, tp: int, dp_att: int, ep: int,

@@ -119,7 +119,7 @@ def test_real_rl_step_on_fat_tree_and_rfabric() -> None:
     rf = built("rfabric", 128, 8, switch_radix=16)  # two pods joined by core circuits
     mesh = circuit_template(rf, "mesh")
     assert len(mesh)
-    sched = CircuitSchedule(assignments=(mesh, _repointed(mesh), mesh))
+    sched = CircuitSchedule(assignments=tuple(_repointed(mesh) if p.phase == "train" else mesh for p in wl.phases))
     for topo, schedule in ((ft, None), (rf, sched)):
         res = simulate(topo, wl, schedule, options=SimConfig(merge_tolerance=0.01))
         assert [p.name for p in res.phases] == [p.name for p in wl.phases]

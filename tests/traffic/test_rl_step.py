@@ -51,7 +51,7 @@ def test_default_builds_fast_with_network_traffic(cluster: ClusterConfig) -> Non
     wl = build_workload(DEFAULT, cluster, seed=0)
     assert time.perf_counter() - t < 1.0  # generous: it takes ~10 ms
     check_invariants(wl)
-    assert [p.phase for p in wl.phases] == ["rollout", "train", "weight_sync"]
+    assert [p.name for p in wl.phases] == ["rollout", "logprob", "train", "weight_sync"]
     assert wl.trainer_gpus == (0, 64) and wl.rollout_gpus == (64, 128)
     srv = lambda x: x // 8  # noqa: E731
     for name in ("train", "weight_sync"):
@@ -64,16 +64,19 @@ def test_default_builds_fast_with_network_traffic(cluster: ClusterConfig) -> Non
 
 
 def test_dp_gradient_bytes_are_the_ring_formula(cluster: ClusterConfig) -> None:
-    wl = build_workload(DEFAULT, cluster, seed=0)
+    wl = build_workload({**DEFAULT, "train": {"tp": 8, "zero_stage": 0}}, cluster, seed=0)
     m = load_model("qwen2.5-14b")
-    fs = wl.phase("train").flows
+    tr = wl.phase("train")
+    fs = tr.flows
     dp = by_tag(fs, "dp/all_reduce")
-    # 8 DP groups (one per TP rank) of 8; each rank reduces its 1/8 TP shard of bf16 gradients
-    S = m.params / 8 * 2
+    # 8 DP groups (one per TP rank) of 8; each rank reduces its 1/8 TP shard of fp32 gradients per update
+    S = m.params / 8 * 4
     assert fs.size_bytes[dp].sum() == pytest.approx(64 * 2 * 7 / 8 * S)
-    # buckets become ready during the last backward pass, in order
+    assert tr.repeat == 4  # default: 4 mini-batch updates per RL step, each with its own reduction
+    # buckets (one per layer group) become ready during the last backward pass, in order
     delays = np.unique(fs.delay_s[dp])
-    assert delays.size == 4 and np.all(np.diff(delays) > 0)
+    assert delays.size == tr.meta["layers_per_stage"] and delays.size or delays.size > 1
+    assert np.all(np.diff(delays) > 0) and delays.max() <= tr.compute_before_s + tr.meta["compute_s"] * 1.5
 
 
 def test_weight_sync_delivers_the_model_to_every_replica(cluster: ClusterConfig) -> None:
@@ -125,7 +128,7 @@ def test_rollout_lengths_long_tailed_and_segments_shrink(cluster: ClusterConfig)
 
 def test_tp_bytes_in_rollout_follow_tokens(cluster: ClusterConfig) -> None:
     spec = {**DEFAULT, "rollout": {"length_distribution": "fixed", "response_tokens_mean": 100,
-                                   "batch_per_replica": 4, "prompt_tokens": 10}}
+                                   "batch_per_replica": 4, "prompt_tokens": 10}, "rl": {"weak_scaling": True}}
     wl = build_workload(spec, cluster, seed=0)
     m = load_model("qwen2.5-14b")
     fs = wl.phase("rollout").flows
@@ -135,24 +138,25 @@ def test_tp_bytes_in_rollout_follow_tokens(cluster: ClusterConfig) -> None:
 
 
 def test_moe_expert_all_to_all_bytes(cluster: ClusterConfig) -> None:
-    wl = build_workload({"model": "qwen3-30b-a3b", "train": {"ep": 8, "tp": 8}}, cluster, seed=0)
+    wl = build_workload({"model": "qwen3-30b-a3b", "train": {"ep": 8, "tp": 8, "etp": 8}}, cluster, seed=0)
     m = load_model("qwen3-30b-a3b")
     tr = wl.phase("train")
     fs = tr.flows
     ep = by_tag(fs, "ep/all_to_all")
-    T = tr.meta["tokens"]
+    T = tr.meta["tokens"]  # tokens of one mini-batch update
     tokens_per_gpu = T / 8 / 8  # dp = 8, sequence-parallel over tp = 8
     # dispatch + combine, forward + backward, per MoE layer: tokens x top-k x hidden x 2 B x (1 - 1/EP)
     per_gpu = 4 * m.moe_layers * tokens_per_gpu * m.top_k * m.hidden * 2 * (1 - 1 / 8)
     assert fs.size_bytes[ep].sum() == pytest.approx(64 * per_gpu)
-    assert np.all(fs.src[ep] // 8 != fs.dst[ep] // 8)  # EP groups span servers
+    assert np.all(fs.src[ep] // 8 != fs.dst[ep] // 8)  # expert-TP = TP: EP groups span servers
     edp = by_tag(fs, "edp/all_reduce")
     assert not edp.any()  # dp = ep = 8: every expert is held once, nothing to reduce
 
 
 def test_rollout_ep_and_dispatch(cluster: ClusterConfig) -> None:
     spec = {"model": "qwen3-30b-a3b", "rollout": {"length_distribution": "fixed", "response_tokens_mean": 64,
-                                                  "batch_per_replica": 8, "prompt_tokens": 16}}
+                                                  "batch_per_replica": 8, "prompt_tokens": 16},
+            "rl": {"weak_scaling": True}}
     wl = build_workload(spec, cluster, seed=0)
     m = load_model("qwen3-30b-a3b")
     fs = wl.phase("rollout").flows
@@ -181,17 +185,19 @@ def test_parallelism_switch_makes_a_second_rollout_step(cluster: ClusterConfig) 
 def test_sync_every_unrolls_a_sync_period(cluster: ClusterConfig) -> None:
     wl = build_workload({**DEFAULT, "sync_every": 3, "score": {"enabled": True}}, cluster, seed=0)
     names = [p.name for p in wl.phases]
-    assert names == [f"{ph}.step{i}" for i in range(3) for ph in ("rollout", "score", "train")] + ["weight_sync"]
+    assert names == [f"{ph}.step{i}" for i in range(3) for ph in ("rollout", "score", "logprob", "train")] + [
+        "weight_sync"]
     assert wl.meta["rl_steps"] == 3
     r = [wl.phase(f"rollout.step{i}").meta["decoded_tokens"] for i in range(3)]
     assert len(set(r)) == 3  # each step draws its own lengths
 
 
 def test_pipeline_and_context_parallel_flows(cluster: ClusterConfig) -> None:
-    spec = {**DEFAULT, "train": {"tp": 4, "pp": 2, "cp": 2, "dp_collective": "reduce_scatter"}}
+    spec = {**DEFAULT, "train": {"tp": 4, "pp": 2, "cp": 2, "dp_collective": "reduce_scatter", "micro_batches": 8}}
     wl = build_workload(spec, cluster, seed=0)
     check_invariants(wl)
-    fs = wl.phase("train").flows
+    tr = wl.phase("train")
+    fs = tr.flows
     assert set(fs.tags) == {"dp/reduce_scatter", "dp/all_gather", "tp/all_reduce", "pp/p2p", "cp/ring"}
     pp = by_tag(fs, "pp/p2p")
     # PP stage 0 = GPUs 0..31, stage 1 = 32..63 (pp slowest): every PP flow crosses that line
@@ -199,10 +205,13 @@ def test_pipeline_and_context_parallel_flows(cluster: ClusterConfig) -> None:
     m = load_model("qwen2.5-14b")
     rs, ag = by_tag(fs, "dp/reduce_scatter"), by_tag(fs, "dp/all_gather")
     n = 4 * 2  # dp * cp
-    shard = m.params / (4 * 2) * 2
-    assert fs.size_bytes[rs].sum() == pytest.approx(64 * (n - 1) / n * shard)
-    assert fs.size_bytes[ag].sum() == pytest.approx(64 * (n - 1) / n * shard)
-    assert wl.phase("train").meta["micro_batches"] == 8
+    shard = m.params / (4 * 2)
+    assert fs.size_bytes[rs].sum() == pytest.approx(64 * (n - 1) / n * shard * 4)  # fp32 gradients
+    assert fs.size_bytes[ag].sum() == pytest.approx(64 * (n - 1) / n * shard * 2)  # bf16 parameters
+    assert tr.meta["micro_batches"] == 8 and tr.meta["bubble"] == pytest.approx((8 + 1) / 8)
+    # PP: activations forward and gradients backward, per micro-batch and TP rank (sequence-parallel shard)
+    tok_mb_cp = tr.meta["tokens"] / 4 / 8 / 2
+    assert fs.size_bytes[pp].sum() == pytest.approx(2 * 8 * 32 * tok_mb_cp * m.hidden * 2 / 4)
 
 
 @st.composite
@@ -216,7 +225,10 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
     algo = draw(st.sampled_from(["ring", "double_binary_tree"] + (["halving_doubling"] if dp * cp & (dp * cp - 1) == 0
                                                                    else [])))
     rtp = draw(st.sampled_from([1, 2, 4, 8]))
-    return {"model": model, "train": {"tp": tp, "pp": pp, "cp": cp, "ep": ep, "dp_algorithm": algo},
+    return {"model": model, "train": {"tp": tp, "pp": pp, "cp": cp, "ep": ep, "etp": tp, "dp_algorithm": algo,
+                                      "zero_stage": 0, "recompute": "full", "micro_batch_tokens": 4096,
+                                      "layers_per_stage": 12},
+            "gpu": {"memory_gb": 1000},
             "rollout": {"tp": rtp, "batch_per_replica": 8, "response_tokens_mean": 200, "response_tokens_max": 1000},
             "weight_sync": {"method": draw(st.sampled_from(["p2p", "broadcast"]))},
             "collective_stages": draw(st.sampled_from(["coalesced", "exact"]))}
@@ -240,7 +252,7 @@ def test_property_random_valid_parallelism(spec: dict[str, Any], seed: int) -> N
     dp_tag = by_tag(tr.flows, "dp/all_reduce")
     n = 64 // (t["tp"] * t["pp"] * t["cp"]) * t["cp"]
     dense = m.dense_params if m.kind == "moe" else m.params
-    expect = 64 * 2 * (n - 1) / n * dense / (t["tp"] * t["pp"]) * 2
+    expect = 64 * 2 * (n - 1) / n * dense / (t["tp"] * t["pp"]) * 4
     assert tr.flows.size_bytes[dp_tag].sum() == pytest.approx(expect)
     assert isinstance(wl.phases[0], PhaseStep)
 
@@ -262,7 +274,7 @@ def test_segments_attention_ffn_and_score(cluster: ClusterConfig) -> None:
     spec = {"model": "qwen3-30b-a3b", "rollout": {"tp": 4, "ffn_gpus": 4, "ep": 4, "segments": 3,
                                                   "length_distribution": "fixed", "response_tokens_mean": 30,
                                                   "batch_per_replica": 4, "prompt_tokens": 10},
-            "score": {"enabled": True}}
+            "score": {"enabled": True}, "rl": {"weak_scaling": True}}
     wl = build_workload(spec, cluster, seed=0)
     check_invariants(wl)
     ro = wl.phase("rollout")
@@ -281,4 +293,4 @@ def test_segments_attention_ffn_and_score(cluster: ClusterConfig) -> None:
     assert not by_tag(fs, "ep/all_to_all").any()
     sc = wl.phase("score")
     assert sc.phase == "score" and sc.meta["tokens"] == tokens
-    assert [p.phase for p in wl.phases] == ["rollout", "score", "train", "weight_sync"]
+    assert [p.name for p in wl.phases] == ["rollout", "score", "logprob", "train", "weight_sync"]
