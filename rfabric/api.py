@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import os
 import shutil
@@ -25,7 +24,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 import solver as solver_pkg
@@ -35,8 +33,11 @@ from rfabric import __version__
 from rfabric.bom import bill_of_materials
 from rfabric.circuits import CircuitAssignment, CircuitSchedule
 from rfabric.config import (
+    ErrorList,
     RunConfig,
     config_hash,
+    dumps_json,
+    load_yaml_text,
     merge_overrides,
     parse_run_config,
     read_yaml,
@@ -62,7 +63,7 @@ Overrides = Mapping[str, Any] | Sequence[str] | None
 
 def default_config_data() -> dict[str, Any]:
     """The built-in default run as plain data (a copy: change it freely)."""
-    return dict(yaml.safe_load((resources.files("rfabric") / "data" / "default.yaml").read_text()))
+    return dict(load_yaml_text((resources.files("rfabric") / "data" / "default.yaml").read_text()))
 
 
 def config_data(config: RunConfig) -> dict[str, Any]:
@@ -101,9 +102,13 @@ def _load(source: ConfigSource, overrides: Overrides, seed: int | None = None) -
     if seed is not None:
         data["seed"] = seed
     cfg = parse_run_config(data)
+    errs = ErrorList()
     if not cfg.fabrics:
-        raise ConfigError("fabrics", "name at least one fabric to simulate", has_value=False)
-    return cfg, resolve(cfg)
+        errs.items.append(ConfigError("fabrics", "name at least one fabric to simulate", has_value=False))
+    with errs.capture():
+        resolved = resolve(cfg)
+    errs.raise_if_any()
+    return cfg, resolved
 
 
 @dataclass(frozen=True)
@@ -134,22 +139,37 @@ def fabric_params(config: RunConfig, fabric: str) -> Any:
 
 
 def resolve(config: RunConfig) -> Resolved:
-    """Parse every kind-specific section; raises ConfigError naming the first bad key."""
+    """Parse every kind-specific section; raises ConfigError naming every bad key (unknown keys first)."""
     params = {}
     accepted: set[str] = set()
+    errs = ErrorList()
+    bad_kind = set()
     for i, f in enumerate(config.fabrics):
-        topologies.REGISTRY.get(f.kind, f"fabrics[{i}].kind")
-        accepted |= topologies.param_names(f.kind)
-    for k in config.topology:
-        if k not in accepted:
-            raise ConfigError(f"topology.{k}", "no selected fabric takes this parameter; "
-                              + suggest(k, sorted(accepted)), config.topology[k])
+        try:
+            topologies.REGISTRY.get(f.kind, f"fabrics[{i}].kind")
+            accepted |= topologies.param_names(f.kind)
+        except ConfigError as e:
+            errs.items.append(e)
+            bad_kind.add(f.name)
+    kinds_ok = not bad_kind
+    if kinds_ok and config.fabrics:
+        for k in config.topology:
+            if k not in accepted:
+                errs.items.append(ConfigError(f"topology.{k}", "no selected fabric takes this parameter; "
+                                              + suggest(k, sorted(accepted)), config.topology[k], structural=True))
     for f in config.fabrics:
-        params[f.name] = fabric_params(config, f.name)
-    traffic.parse_spec(config.workload, config.cluster, "workload")
-    options = solver_pkg.parse_options(config.solver, "solver")
-    catalogue = load_catalogue(config.cost.catalogue, config.cost.prices)
-    return Resolved(config=config, fabric_params=params, solver_options=options, catalogue=catalogue)
+        if f.name not in bad_kind:
+            with errs.capture():
+                params[f.name] = fabric_params(config, f.name)
+    with errs.capture():
+        traffic.parse_spec(config.workload, config.cluster, "workload")
+    options = catalogue = None
+    with errs.capture():
+        options = solver_pkg.parse_options(config.solver, "solver")
+    with errs.capture():
+        catalogue = load_catalogue(config.cost.catalogue, config.cost.prices)
+    errs.raise_if_any()
+    return Resolved(config=config, fabric_params=params, solver_options=options, catalogue=catalogue)  # type: ignore[arg-type]
 
 
 def _fabric_entry(config: RunConfig, fabric: str | None) -> Any:
@@ -408,14 +428,6 @@ def result_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
 @contextlib.contextmanager
 def _atomic_dir(out: str | os.PathLike[str], stale: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a temporary directory beside ``out``; on success move its files into ``out`` (created), so an
@@ -452,7 +464,7 @@ def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = 
     """
     with _atomic_dir(out, stale=("comparison.png",)) as tmp:
         (tmp / "summary.csv").write_text(summary_csv(result))
-        (tmp / "result.json").write_text(json.dumps(result_json(result), indent=2, sort_keys=True, default=_json_default))
+        (tmp / "result.json").write_text(dumps_json(result_json(result), indent=2, sort_keys=True))
         (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(to_plain(result.resolved), sort_keys=False))
         if figure:
             from rfabric.plotting.compare import plot_comparison
@@ -483,7 +495,7 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
                "events": sim.events, "solves": sim.solves, "wall_time_s": sim.wall_time_s,
                "bytes_by_medium": sim.bytes_by_medium(), "provenance": to_plain(sim.provenance),
                "phases": [{**to_plain(p), "duration_s": p.duration_s} for p in sim.phases]}
-        (tmp / "simulation.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=_json_default))
+        (tmp / "simulation.json").write_text(dumps_json(doc, indent=2, sort_keys=True))
         if figure:
             from rfabric.plotting.timeline import plot_timeline
 

@@ -7,7 +7,6 @@ under ``--out`` (or to stdout for the inspection commands).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -17,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from rfabric import __version__
+from rfabric.config import dumps_json
 from rfabric.errors import ConfigError, RfabricError
 
 log = logging.getLogger("rfabric")
+
+_MAX_ERRORS_SHOWN = 20
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,19 +140,53 @@ def _print_table(rows: list[dict[str, Any]], cols: Sequence[str] | None = None) 
 
 
 def _check_out(out: str | None, key: str = "--out") -> None:
-    """Fail before any work if results could not be written to ``out``."""
-    if not out:
+    """Fail before any work if results could not be written to the directory ``out`` (exit 2 naming ``key``)."""
+    if out is None:
         return
+    if not out.strip():
+        raise ConfigError(key, "must name a directory (it is empty)", out)
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise ConfigError(key, "exists and is not a directory", out)
-    parent = next((q for q in (p, *p.parents) if q.exists()), Path("."))
-    try:  # the nearest existing ancestor must take a new directory (access() says yes for root on /proc)
-        import tempfile
+    _probe(p if p.is_dir() else _existing_ancestor(p), key, out, directory=True)
 
-        os.rmdir(tempfile.mkdtemp(prefix=".rfabric-probe-", dir=parent))
+
+def _check_file_out(path: str | None, key: str) -> None:
+    """Fail before any work if a file could not be written at ``path`` (exit 2 naming ``key``)."""
+    if path is None:
+        return
+    if not path.strip():
+        raise ConfigError(key, "must name a file (it is empty)", path)
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(key, "is a directory; give a file name", path)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(key, "the file is not writable", path)
+    parent = p.parent if p.parent.exists() else _existing_ancestor(p.parent)
+    if not parent.is_dir():
+        raise ConfigError(key, f"'{parent}' is not a directory", path)
+    _probe(parent, key, path, directory=not p.parent.exists())
+
+
+def _existing_ancestor(p: Path) -> Path:
+    return next((q for q in (p, *p.parents) if q.exists()), Path("."))
+
+
+def _probe(parent: Path, key: str, given: str, *, directory: bool) -> None:
+    """Really create (and remove) a directory or file in ``parent``: ``os.access`` says yes for root on /proc."""
+    import tempfile
+
+    if not parent.is_dir():
+        raise ConfigError(key, f"'{parent}' is not a directory", given)
+    try:
+        if directory:
+            os.rmdir(tempfile.mkdtemp(prefix=".rfabric-probe-", dir=parent))
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=".rfabric-probe-", dir=parent)
+            os.close(fd)
+            os.unlink(tmp)
     except OSError as e:
-        raise ConfigError(key, f"cannot create a directory under '{parent}': {e.strerror}", out) from None
+        raise ConfigError(key, f"cannot write under '{parent}': {e.strerror}", given) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,6 +207,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
     from rfabric import api
     from rfabric.bom import fabric_report
 
+    _check_file_out(args.draw, "--draw")
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     names = [args.fabric] if args.fabric else [f.name for f in cfg.fabrics]
     reports = {}
@@ -179,7 +216,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
         topo = api.build_topology(cfg, n)
         reports[n] = fabric_report(topo)
     if args.json:
-        print(json.dumps(reports, indent=2, sort_keys=True, default=str))
+        print(dumps_json(reports, indent=2, sort_keys=True))
     else:
         for n, rep in reports.items():
             print(f"== {n}")
@@ -206,13 +243,14 @@ def cmd_traffic(args: argparse.Namespace) -> int:
     from rfabric import api
     from traffic.summary import phase_summary
 
+    _check_out(args.heatmaps, "--heatmaps")
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     workload = api.build_workload(cfg)
     topo = api.build_topology(cfg)
     groups = {lvl: topo.gpu_groups(lvl) for lvl in ("server", "tor", "pod")}
     rows = phase_summary(workload, groups)
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(dumps_json(rows, indent=2))
     else:
         _print_table(rows)
     if args.heatmaps:
@@ -239,6 +277,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     import solver as solver_pkg
     from rfabric import api
 
+    _check_file_out(args.heatmap, "--heatmap")
+    _check_file_out(args.export, "--export")
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     workload = api.build_workload(cfg)
     names = [p.name for p in workload.phases]
@@ -261,7 +301,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     info = res.summary()
     domains = info.pop("domains", None) if not args.json else None
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(dumps_json(info, indent=2))
     else:
         for k, v in info.items():
             print(f"{k}: {v}")
@@ -328,6 +368,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if args.figure not in FIGURES:
         raise ConfigError("figure", f"unknown figure; {suggest(args.figure, list(FIGURES))}", args.figure)
+    _check_file_out(None if args.out is None else (args.out and args.out + ".png"), "--out")
     d = Path(args.directory)
     need = d / ("result.json" if args.figure == "phases" else "sweep.csv")
     if not need.is_file():
@@ -360,7 +401,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         m = load_model(n)
         rows.append({k: getattr(m, k) for k in ("name", "kind", "layers", "hidden", "params_b") if hasattr(m, k)})
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(dumps_json(rows, indent=2))
     else:
         _print_table(rows)
     return 0
@@ -385,8 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args)
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as e:
-        print(f"rfabric: error: {e}", file=sys.stderr)
+    except ConfigError as e:  # one line per mistake found (all of them, unknown keys first)
+        errors = e.errors
+        for err in errors[:_MAX_ERRORS_SHOWN]:
+            print(f"rfabric: error: {err}", file=sys.stderr)
+        if len(errors) > _MAX_ERRORS_SHOWN:
+            print(f"rfabric: error: ... and {len(errors) - _MAX_ERRORS_SHOWN} more", file=sys.stderr)
         return 2
     except (RfabricError, OSError) as e:  # OSError: e.g. the disk filled up while writing results
         print(f"rfabric: failed: {e}", file=sys.stderr)

@@ -12,17 +12,19 @@ Two layers:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
 import enum
 import hashlib
 import json
+import math
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,7 +136,10 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(path, "must be a number", value)
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:
+            raise ConfigError(path, "number too large", value) from None
         if v != v:
             raise ConfigError(path, "must be a number, not NaN", value)
         return v
@@ -187,30 +192,47 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     for name in fields:
         spelled.append(name)
         spelled.extend(human_key(name))
-    kwargs: dict[str, Any] = {}
+    errors: list[ConfigError] = []
+    given: list[tuple[str, str, Any, Any]] = []  # (key as written, SI field, converted value, raw value)
     given_as: dict[str, str] = {}
-    for raw_key, raw_value in data.items():
+    for raw_key, raw_value in data.items():  # structure first: every unknown or repeated key
         key = str(raw_key)
-        si_key, value = convert_key(key, raw_value)
+        kpath = _join(path, key)
+        try:
+            si_key, value = convert_key(key, raw_value)
+        except OverflowError:
+            errors.append(ConfigError(kpath, "number too large", raw_value))
+            continue
         if si_key not in fields:
-            raise ConfigError(_join(path, key), f"unknown key; {suggest(key, spelled)}", raw_value)
-        if si_key in kwargs:
-            raise ConfigError(_join(path, key), f"given twice (also as '{given_as[si_key]}')", raw_value)
+            errors.append(ConfigError(kpath, f"unknown key; {suggest(key, spelled)}", raw_value, structural=True))
+            continue
+        if si_key in given_as:
+            errors.append(ConfigError(kpath, f"given twice (also as '{given_as[si_key]}')", raw_value,
+                                      structural=True))
+            continue
+        given_as[si_key] = key
+        given.append((key, si_key, value, raw_value))
+    for n, f in fields.items():
+        if n not in given_as and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            errors.append(ConfigError(_join(path, n), "required key is missing", has_value=False, structural=True))
+    kwargs: dict[str, Any] = {}
+    for key, si_key, value, raw_value in given:  # then every value
         f = fields[si_key]
         kpath = _join(path, key)
         try:
             v = coerce(value, hints[si_key], kpath)
             _check_bounds(v, f.metadata, kpath)
+            if not f.metadata.get("allow_nonfinite", False):
+                _check_finite(v, kpath, raw_value)
         except ConfigError as e:
-            if e.key == kpath and key != si_key:  # report the value as the user wrote it
-                raise ConfigError(kpath, e.message, raw_value) from None
-            raise
+            if e.key == kpath and key != si_key and len(e.errors) == 1:  # report the value as the user wrote it
+                errors.append(ConfigError(kpath, e.message, raw_value))
+            else:
+                errors.append(e)
+            continue
         kwargs[si_key] = v
-        given_as[si_key] = key
-    missing = [n for n, f in fields.items()
-               if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(_join(path, missing[0]), "required key is missing", has_value=False)
+    if errors:
+        raise ConfigError.combine(errors)
     try:
         obj = cls(**kwargs)
     except ConfigError as e:
@@ -218,6 +240,19 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "") -> T:
             raise ConfigError(_join(path, e.key), e.message, e.value) from None
         raise
     return obj
+
+
+def _check_finite(value: Any, path: str, raw: Any) -> None:
+    """Refuse ``inf``/``nan`` (``.inf``, ``1e400``, a unit conversion that overflowed) anywhere in a value."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        v, p = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(p, "must be a finite number", raw if p == path else v)
+        if isinstance(v, Mapping):
+            stack.extend((x, _join(p, str(k))) for k, x in v.items())
+        elif isinstance(v, tuple | list):
+            stack.extend((x, f"{p}[{i}]") for i, x in enumerate(v))
 
 
 def to_plain(obj: Any) -> Any:
@@ -233,6 +268,37 @@ def to_plain(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
         return obj.item()
     return obj
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain data (see :func:`to_plain`) that strict JSON takes: NaN and infinities become ``None``
+    (``null``), numpy scalars and arrays become numbers and lists, anything else unknown its ``str``."""
+    return _jsonable(obj, 0)
+
+
+def _jsonable(v: Any, depth: int) -> Any:
+    if depth > 200:
+        raise ValueError("data nested too deeply for JSON")
+    if isinstance(v, bool) or v is None or isinstance(v, str | int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _jsonable(getattr(v, f.name), depth + 1) for f in dataclasses.fields(v) if f.init}
+    if isinstance(v, enum.Enum):
+        return _jsonable(v.value, depth + 1)
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, tuple | list | set | frozenset):
+        return [_jsonable(x, depth + 1) for x in v]
+    if hasattr(v, "tolist") and callable(v.tolist):  # numpy array or scalar
+        return _jsonable(v.tolist(), depth + 1)
+    return str(v)
+
+
+def dumps_json(obj: Any, **kw: Any) -> str:
+    """Strict JSON text of ``obj`` (:func:`jsonable` first; ``allow_nan=False`` guards the result)."""
+    return json.dumps(jsonable(obj), allow_nan=False, **kw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,7 +346,7 @@ class CostConfig:
     """Which price catalogue, and item overrides (``prices: {ocs_port_usd: 300}``)."""
 
     catalogue: str = "mixnet-2025"
-    prices: Mapping[str, float] = field(default_factory=dict)
+    prices: Mapping[str, Any] = field(default_factory=dict)  # item -> USD/W, or {Gb/s: value}
     include_gpus: bool = False
 
 
@@ -340,33 +406,89 @@ def _parse_fabrics(raw: Any) -> tuple[FabricEntry, ...]:
     return tuple(out)
 
 
+class ErrorList:
+    """Collects ``ConfigError`` instances so a whole config is checked in one pass (see ``ConfigError.combine``).
+
+    >>> errs = ErrorList()
+    >>> with errs.capture():
+    ...     raise ConfigError("a", "bad", 1)
+    >>> errs.raise_if_any()
+    Traceback (most recent call last):
+    ...
+    rfabric.errors.ConfigError: a = 1: bad
+    """
+
+    def __init__(self) -> None:
+        self.items: list[ConfigError] = []
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as e:
+            self.items.append(e)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError.combine(self.items)
+
+
+#: Seeds are fed to numpy's generators, which take 0 <= seed < 2**32 for a plain integer.
+MAX_SEED = 2**32 - 1
+
+
+def parse_seed(value: Any, key: str = "seed") -> int:
+    """A seed: an integer in ``0 .. 2**32-1`` (``ConfigError`` on ``key`` otherwise)."""
+    seed = coerce(value, int, key)
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(key, f"must be an integer from 0 to {MAX_SEED}", value)
+    return int(seed)
+
+
 def parse_run_config(data: Any) -> RunConfig:
-    """Validate a top-level mapping (already merged with overrides) into a :class:`RunConfig`."""
+    """Validate a top-level mapping (already merged with overrides) into a :class:`RunConfig`.
+
+    Every section is checked; all mistakes found are raised together, unknown keys first.
+    """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError("(top level)", "a run config must be a mapping of sections", type(data).__name__)
+    errs = ErrorList()
     for k in data:
         if k not in _TOP_KEYS:
-            raise ConfigError(str(k), f"unknown section; {suggest(str(k), _TOP_KEYS)}", has_value=False)
+            errs.items.append(ConfigError(str(k), f"unknown section; {suggest(str(k), _TOP_KEYS)}", has_value=False,
+                                          structural=True))
     for k in ("workload", "topology", "solver"):
         if k in data and data[k] is not None and not isinstance(data[k], Mapping):
-            raise ConfigError(k, "must be a mapping", data[k])
-    fabrics = _parse_fabrics(data.get("fabrics"))
+            errs.items.append(ConfigError(k, "must be a mapping", data[k], structural=True))
+    parts: dict[str, Any] = {}
+    with errs.capture():
+        parts["fabrics"] = _parse_fabrics(data.get("fabrics"))
+    with errs.capture():
+        parts["seed"] = parse_seed(data.get("seed", 0))
+    with errs.capture():
+        parts["name"] = coerce(data.get("name", "run"), str, "name")
+    for key, cls in (("cluster", ClusterConfig), ("sim", SimConfig), ("cost", CostConfig)):
+        with errs.capture():
+            parts[key] = parse_dataclass(cls, data.get(key), key)
+    fabrics = parts.get("fabrics", ())
     reference = data.get("reference") or (fabrics[0].name if fabrics else "")
     if fabrics and reference not in [f.name for f in fabrics]:
-        raise ConfigError("reference", f"must name one of the fabrics; {suggest(str(reference), [f.name for f in fabrics])}", reference)
+        errs.items.append(ConfigError("reference", "must name one of the fabrics; "
+                                      f"{suggest(str(reference), [f.name for f in fabrics])}", reference))
+    errs.raise_if_any()
     return RunConfig(
-        seed=coerce(data.get("seed", 0), int, "seed"),
-        name=coerce(data.get("name", "run"), str, "name"),
-        cluster=parse_dataclass(ClusterConfig, data.get("cluster"), "cluster"),
+        seed=parts["seed"],
+        name=parts["name"],
+        cluster=parts["cluster"],
         workload=dict(data.get("workload") or {}),
         topology=dict(data.get("topology") or {}),
         fabrics=fabrics,
         reference=str(reference),
         solver=dict(data.get("solver") or {}),
-        sim=parse_dataclass(SimConfig, data.get("sim"), "sim"),
-        cost=parse_dataclass(CostConfig, data.get("cost"), "cost"),
+        sim=parts["sim"],
+        cost=parts["cost"],
     )
 
 
@@ -374,36 +496,146 @@ def parse_run_config(data: Any) -> RunConfig:
 # Files and overrides
 
 
+#: Deepest nesting of lists/mappings a YAML document may have (a config needs fewer than 10 levels).
+MAX_YAML_DEPTH = 64
+#: Most values a YAML document may expand to, counting every alias at each use (an alias bomb is refused).
+MAX_YAML_VALUES = 200_000
+
+_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "null", "timestamp", "value")}
+
+
+class YamlError(yaml.YAMLError):
+    """A document the loader refuses although it is well-formed YAML (duplicate key, too deep, too large)."""
+
+    def __init__(self, problem: str, mark: Any = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
 class YamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 floats: ``1e-3`` and ``5E14`` are numbers, not strings."""
+    """``yaml.SafeLoader`` restricted to the YAML 1.2 core schema, strict about what it accepts.
+
+    * Scalars resolve as in YAML 1.2 core (https://yaml.org/spec/1.2.2/#1032-tag-resolution): only
+      ``true``/``false`` are booleans (``yes``/``on`` stay strings), ``0400`` is the decimal 400 (no YAML 1.1
+      octal; ``0o400`` is octal), ``1e-3`` is a float, dates stay strings, ``~``/``null``/empty is null.
+    * A key given twice in one mapping is an error naming the key and both lines.
+    * Nesting deeper than :data:`MAX_YAML_DEPTH` and documents expanding (through aliases) to more than
+      :data:`MAX_YAML_VALUES` values are errors, not a ``RecursionError`` or an exhausted memory.
+    """
+
+    yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag not in _CORE_TAGS]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._values: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlError(f"nested more than {MAX_YAML_DEPTH} levels deep (line {mark.line + 1})", mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._check_size(node)
+        if isinstance(node, yaml.MappingNode):
+            self._check_duplicates(node)
+        return node
+
+    def _check_size(self, node: Any) -> None:
+        """Count values with every alias expanded (children are composed first, so their counts exist)."""
+        if isinstance(node, yaml.ScalarNode):
+            n = 1
+        elif isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(self._values.get(id(c), 1) for c in node.value)
+        else:
+            n = 1 + sum(self._values.get(id(k), 1) + self._values.get(id(v), 1) for k, v in node.value)
+        if n > MAX_YAML_VALUES:
+            raise YamlError(f"the document expands to more than {MAX_YAML_VALUES:,} values, aliases counted "
+                            f"at each use (line {node.start_mark.line + 1})", node.start_mark)
+        self._values[id(node)] = n
+
+    @staticmethod
+    def _check_duplicates(node: Any) -> None:
+        seen: dict[Any, Any] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            ident = (key.tag, key.value)
+            if ident in seen:
+                first = seen[ident].start_mark.line + 1
+                raise YamlError(f"key '{_short(key.value)}' is given twice (lines {first} and "
+                                f"{key.start_mark.line + 1})", key.start_mark)
+            seen[ident] = key
+
+    def construct_yaml_int(self, node: Any) -> int:  # type: ignore[override]
+        text = str(self.construct_scalar(node))
+        sign = -1 if text.startswith("-") else 1
+        digits = text.lstrip("+-")
+        if digits.startswith("0o"):
+            return sign * int(digits[2:], 8)
+        if digits.startswith("0x"):
+            return sign * int(digits[2:], 16)
+        return sign * int(digits, 10)
 
 
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+YamlLoader.add_constructor("tag:yaml.org,2002:int", YamlLoader.construct_yaml_int)
+for _tag, _rx, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    YamlLoader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_yaml_text(text: str) -> Any:
+    """Parse one YAML document with :class:`YamlLoader` (raises ``yaml.YAMLError``)."""
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
-def read_yaml(path: str | os.PathLike[str]) -> Any:
-    """Read a YAML file; a missing or malformed file is a ``ConfigError`` naming it."""
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"{where}: {problem}"
+
+
+def read_yaml(path: str | os.PathLike[str], key: str = "--config") -> Any:
+    """Read a YAML file (UTF-8, YAML 1.2 core schema, see :class:`YamlLoader`).
+
+    A missing, non-UTF-8 or malformed file is a ``ConfigError`` on ``key`` naming the file.
+    """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError("--config", "no such file", str(p))
+        raise ConfigError(key, "no such file", str(p))
     try:
-        return load_yaml_text(p.read_text())
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(key, f"cannot read the file: {e.strerror}", str(p)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(key, f"not UTF-8 text: byte 0x{raw[e.start]:02x} on line {line} "
+                          "(save the file as UTF-8)", str(p)) from None
+    try:
+        return load_yaml_text(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError("--config", f"malformed YAML{where}: {problem}", str(p)) from None
+        msg = e.problem if isinstance(e, YamlError) else f"malformed YAML{_yaml_problem(e)}"
+        raise ConfigError(key, msg, str(p)) from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -464,6 +696,7 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
             node = lst[idx]
             continue
         if last:
+            _drop_aliases(node, part)
             node[part] = value
         else:
             nxt = node.get(part)
@@ -471,6 +704,17 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
                 nxt = node[part] = {}
             node = nxt
     return out
+
+
+def _drop_aliases(node: dict[str, Any], key: str) -> None:
+    """Remove the other spellings of ``key``'s field (``nic_bps`` when setting ``nic_gbps``): an override
+    replaces the value whatever unit it was written in."""
+    try:
+        si = convert_key(key, 0)[0]
+        for other in [k for k in node if isinstance(k, str) and k != key and convert_key(k, 0)[0] == si]:
+            del node[other]
+    except OverflowError:  # pragma: no cover - convert_key(_, 0) cannot overflow
+        pass
 
 
 def merge_overrides(data: Mapping[str, Any] | None, overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:

@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Iterable, Sequence
+
+#: Longest shown value in a message: an alias bomb or a huge list is cut, never expanded in full.
+MAX_SHOWN_CHARS = 120
+
+_repr = reprlib.Repr()
+_repr.maxstring = MAX_SHOWN_CHARS
+_repr.maxother = MAX_SHOWN_CHARS
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 8
+_repr.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """A bounded ``repr`` of a user value for messages (at most about ``MAX_SHOWN_CHARS`` characters)."""
+    text = _repr.repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
 
 class RfabricError(Exception):
     """Base class of every error RFabric raises on purpose."""
@@ -10,23 +28,63 @@ class RfabricError(Exception):
 class ConfigError(RfabricError, ValueError):
     """A user mistake in a configuration, a parameter or a file: the CLI prints it and exits with 2.
 
-    ``key`` is the dotted path of the offending entry (``topology.nic_gbps``), ``value`` what was given.
+    ``key`` is the dotted path of the offending entry (``topology.nic_gbps``), ``value`` what was given
+    (shown cut to :data:`MAX_SHOWN_CHARS`). ``structural`` marks a mistake in the shape of the input (an
+    unknown key, a missing section) that is reported before mistakes in values. Several mistakes found at
+    once are one :class:`ConfigErrors`; ``errors`` lists them (just ``(self,)`` for a single one).
     """
 
-    def __init__(self, key: str, message: str, value: object = None, *, has_value: bool = True) -> None:
+    def __init__(self, key: str, message: str, value: object = None, *, has_value: bool = True,
+                 structural: bool = False) -> None:
         self.key = key
         self.value = value
         self.message = message
         self.has_value = has_value
-        shown = f" = {value!r}" if has_value and value is not None else ""
-        super().__init__(f"{key}{shown}: {message}" if key else message)
+        self.structural = structural
+        text = f" = {shown(value)}" if has_value and value is not None else ""
+        super().__init__(f"{key}{text}: {message}" if key else message)
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return (self,)
+
+    @staticmethod
+    def combine(errors: Iterable[ConfigError]) -> ConfigError:
+        """One error for several: structural ones first, in the order found; raises nothing itself."""
+        flat = [x for e in errors for x in e.errors]
+        flat = [e for e in flat if e.structural] + [e for e in flat if not e.structural]
+        if not flat:
+            raise ValueError("no errors to combine")
+        return flat[0] if len(flat) == 1 else ConfigErrors(flat)
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across process pools and Ray
-        return (_config_error, (self.key, self.message, self.value, self.has_value))
+        return (_config_error, (self.key, self.message, self.value, self.has_value, self.structural))
 
 
-def _config_error(key: str, message: str, value: object, has_value: bool) -> ConfigError:
-    return ConfigError(key, message, value, has_value=has_value)
+class ConfigErrors(ConfigError):
+    """Several configuration mistakes found in one pass; ``key``/``message``/``value`` are the first's and
+    ``str()`` gives one line per mistake."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.key, first.message, first.value, has_value=first.has_value,
+                         structural=first.structural)
+        self._errors = tuple(errors)
+        self.args = ("\n".join(str(e) for e in self._errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self._errors
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ConfigErrors, (self._errors,))
+
+
+def _config_error(key: str, message: str, value: object, has_value: bool, structural: bool = False) -> ConfigError:
+    return ConfigError(key, message, value, has_value=has_value, structural=structural)
 
 
 class SolverError(RfabricError):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import config_hash, merge_overrides, read_yaml, set_dotted, suggest
+from rfabric.config import config_hash, dumps_json, merge_overrides, read_yaml, set_dotted, suggest
 from rfabric.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True, default=str)
+            f.write(dumps_json(doc, indent=1, sort_keys=True))
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared

@@ -24,9 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rfabric.config import suggest
+from rfabric.config import read_yaml, suggest
 from rfabric.errors import ConfigError
 from rfabric.results import BillOfMaterials, CostBreakdown, CostLine
 
@@ -85,9 +83,17 @@ def load_catalogue(name: str = "mixnet-2025", overrides: Mapping[str, Any] | Non
         if name not in known:
             raise ConfigError("cost.catalogue", f"unknown price catalogue; {suggest(name, known)}", name)
         path = catalogue_dir() / f"{name}.yaml"
-    data = yaml.safe_load(path.read_text())
-    items = dict(data.get("items", {}))
-    power = dict(data.get("power", {}))
+    data = read_yaml(path, "cost.catalogue")
+    if not isinstance(data, Mapping):
+        raise ConfigError("cost.catalogue", "a price catalogue must be a mapping with 'items' and 'power'", str(path))
+    items: dict[str, Any] = {}
+    power: dict[str, Any] = {}
+    for section, table in (("items", items), ("power", power)):
+        raw = data.get(section, {})
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"cost.catalogue ({path.name}): {section}", "must be a mapping of item -> value", raw)
+        for key, v in raw.items():
+            table[str(key)] = _price_entry(f"cost.catalogue ({path.name}): {section}.{key}", v)
     for key in ITEM_KEYS:
         if key not in items and key not in power:
             raise ConfigError(f"cost.catalogue ({path.name})", f"catalogue lacks item '{key}'", has_value=False)
@@ -96,23 +102,45 @@ def load_catalogue(name: str = "mixnet-2025", overrides: Mapping[str, Any] | Non
         if key not in ITEM_KEYS:
             raise ConfigError(f"cost.prices.{key}", f"unknown price item; {suggest(key, list(ITEM_KEYS))}", v)
         target = items if key in items else power
-        if isinstance(v, Mapping):
+        entry = _price_entry(f"cost.prices.{key}", v)
+        if isinstance(entry, Mapping):
             merged = dict(target[key]) if isinstance(target[key], Mapping) else {}
-            for r, x in v.items():
-                _check_price(f"cost.prices.{key}.{r}", x)
-                merged[float(r)] = float(x)
-            target[key] = merged
+            target[key] = {**{float(r): x for r, x in merged.items()}, **entry}
         else:
-            _check_price(f"cost.prices.{key}", v)
-            target[key] = {r: float(v) for r in target[key]} if isinstance(target[key], Mapping) else float(v)
+            target[key] = {r: entry for r in target[key]} if isinstance(target[key], Mapping) else entry
         done.append(key)
     return PriceCatalogue(name=str(data.get("name", path.stem)), date=str(data.get("date", "")), items=items,
                           power=power, sources=dict(data.get("sources", {})), overridden=tuple(done))
 
 
-def _check_price(key: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or v != v:
+def _check_price(key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
         raise ConfigError(key, "must be a non-negative number", v)
+    try:
+        x = float(v)
+    except OverflowError:
+        raise ConfigError(key, "number too large", v) from None
+    if not math.isfinite(x) or x < 0:
+        raise ConfigError(key, "must be a finite non-negative number", v)
+    return x
+
+
+def _price_entry(key: str, v: Any) -> float | dict[float, float]:
+    """A price or power entry: a number, or a mapping ``{Gb/s: number}`` (``{400: 5000}``)."""
+    if not isinstance(v, Mapping):
+        return _check_price(key, v)
+    out = {}
+    for r, x in v.items():
+        rate = r if isinstance(r, int | float) and not isinstance(r, bool) else None
+        if isinstance(r, str):
+            try:
+                rate = float(r)
+            except ValueError:
+                rate = None
+        if rate is None or not math.isfinite(float(rate)) or float(rate) <= 0:
+            raise ConfigError(f"{key}.{r}", "a rate key must be a positive number of Gb/s", r)
+        out[float(rate)] = _check_price(f"{key}.{r}", x)
+    return out
 
 
 def evaluate(bom: BillOfMaterials, catalogue: PriceCatalogue) -> CostBreakdown:
