@@ -31,7 +31,7 @@ import topologies
 import traffic
 from rfabric import __version__
 from rfabric.bom import bill_of_materials
-from rfabric.circuits import CircuitAssignment, CircuitSchedule
+from rfabric.circuits import AssignmentError, CircuitAssignment, CircuitSchedule, check_assignment
 from rfabric.config import (
     ErrorList,
     RunConfig,
@@ -80,6 +80,7 @@ def _source_data(source: ConfigSource) -> dict[str, Any]:
         return config_data(source)
     if isinstance(source, Mapping):
         return dict(source)
+    _expect(source, (str, os.PathLike), "config", "a path, a mapping, a RunConfig or None")
     data = read_yaml(source)
     if data is None:
         return {}
@@ -98,6 +99,9 @@ def load_config(source: ConfigSource = None, overrides: Overrides = None, *, see
 
 
 def _load(source: ConfigSource, overrides: Overrides, seed: int | None = None) -> tuple[RunConfig, Resolved]:
+    if overrides is not None and (isinstance(overrides, str | bytes) or not isinstance(overrides, Mapping | Sequence)):
+        raise ConfigError("overrides", "must be a mapping {dotted.key: value} or a list of 'dotted.key=value'",
+                          overrides)
     data = merge_overrides(_source_data(source), overrides)
     if seed is not None:
         data["seed"] = seed
@@ -185,15 +189,55 @@ def _fabric_entry(config: RunConfig, fabric: str | None) -> Any:
 # Stages
 
 
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, what: str) -> None:
+    """Argument check of the public functions: a wrong type is a ``ConfigError`` naming the argument."""
+    if not isinstance(value, kind):
+        raise ConfigError(key, f"must be {what}, not {type(value).__name__}", has_value=False)
+
+
+def _check_stage_args(config: Any, topology: Any = None, workload: Any = None, schedule: Any = None, *,
+                      need: str = "c") -> None:
+    _expect(config, RunConfig, "config", "a RunConfig (from api.load_config)")
+    if "t" in need:
+        _expect(topology, Topology, "topology", "a Topology (from api.build_topology)")
+        if topology.num_gpus < 1:
+            raise ConfigError("topology", "has no GPUs", topology.num_gpus)
+    if "w" in need:
+        _expect(workload, Workload, "workload", "a Workload (from api.build_workload)")
+        if not workload.phases:
+            raise ConfigError("workload", "has no phases", has_value=False)
+    if "t" in need and "w" in need and workload.num_gpus > topology.num_gpus:
+        raise ConfigError("workload", f"uses {workload.num_gpus} GPUs but the topology '{topology.name}' has "
+                          f"{topology.num_gpus}", workload.num_gpus)
+    if "s" in need and schedule is not None:
+        _expect(schedule, CircuitSchedule, "schedule", "a CircuitSchedule (from api.plan_circuits) or None")
+        if len(schedule) and len(schedule) != len(workload.phases):
+            raise ConfigError("schedule", f"has {len(schedule)} assignments for {len(workload.phases)} phase steps "
+                              "(plan it for this workload)", len(schedule))
+        for i, a in enumerate(schedule.assignments):
+            try:
+                check_assignment(topology, a)
+            except AssignmentError as e:
+                raise ConfigError(f"schedule.assignments[{i}]", f"does not fit the topology '{topology.name}' "
+                                  f"(plan it for this fabric): {e}", has_value=False) from None
+
+
 def build_topology(config: RunConfig, fabric: str | None = None) -> Topology:
-    """Build one fabric of the config (the first if ``fabric`` is None)."""
+    """Build one fabric of the config (the first if ``fabric`` is None).
+
+    Raises ``ConfigError`` for a wrong argument or an unknown fabric name.
+    """
+    _check_stage_args(config)
+    if fabric is not None:
+        _expect(fabric, str, "fabric", "a fabric name")
     entry = _fabric_entry(config, fabric)
     return topologies.build(entry.kind, fabric_params(config, entry.name), config.cluster, name=entry.name,
                             path=f"fabrics[{config.fabrics.index(entry)}]")
 
 
 def build_workload(config: RunConfig) -> Workload:
-    """The config's workload as phase steps of flows."""
+    """The config's workload as phase steps of flows (``ConfigError`` for a wrong argument)."""
+    _check_stage_args(config)
     return traffic.build_workload(config.workload, config.cluster, seed=config.seed, path="workload")
 
 
@@ -203,6 +247,7 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
     A ``static_ocs`` fabric with a named ``circuit_template`` (tree, mesh, isolated_pod) holds that template
     for the whole job; with ``circuit_template: solver`` the planner picks one assignment from the step's traffic.
     """
+    _check_stage_args(config, topology, workload, need="ctw")
     template = topology.graph.graph.get("circuit_template", "solver")
     fixed = None
     if topology.has_ocs and template != "solver":
@@ -216,7 +261,12 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
 def simulate(config: RunConfig, topology: Topology, workload: Workload, schedule: CircuitSchedule | None,
              *, progress: Callable[[str], None] | None = None,
              epoch_circuits: Mapping[tuple[str, ...], CircuitAssignment] | None = None) -> SimulationResult:
-    """Play ``workload`` on ``topology`` (see :func:`rfabric.sim.simulate`); ``progress`` gets one line per phase."""
+    """Play ``workload`` on ``topology`` (see :func:`rfabric.sim.simulate`); ``progress`` gets one line per phase.
+
+    Raises ``ConfigError`` when an argument has the wrong type, the workload needs more GPUs than the
+    topology has, or the schedule was planned for another workload or fabric.
+    """
+    _check_stage_args(config, topology, workload, schedule, need="ctws")
     res = sim_simulate(topology, workload, schedule, options=config.sim, seed=config.seed,
                        progress=progress if callable(progress) else None, epoch_circuits=epoch_circuits)
     return replace(res, provenance=provenance(config))
@@ -289,6 +339,8 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
 
 
 def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBreakdown]:
+    """Bill of materials and its priced breakdown for one fabric (``ConfigError`` for a wrong argument)."""
+    _check_stage_args(config, topology, need="ct")
     bom = bill_of_materials(topology)
     return bom, evaluate(bom, load_catalogue(config.cost.catalogue, config.cost.prices))
 
@@ -364,6 +416,7 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
 
 def what_if(config: ConfigSource, changes: Mapping[str, Any], *, progress: bool = False) -> RunResult:
     """Re-run ``config`` with dotted-key changes, e.g. ``what_if(cfg, {"topology.ocs_reconfig_ms": 1})``."""
+    _expect(changes, Mapping, "changes", "a mapping {dotted.key: value}")
     base = config_data(config) if isinstance(config, RunConfig) else _source_data(config)
     return run(merge_overrides(base, changes), progress=progress)
 

@@ -20,6 +20,7 @@ import enum
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import types
@@ -255,6 +256,23 @@ def _check_finite(value: Any, path: str, raw: Any) -> None:
             stack.extend((x, f"{p}[{i}]") for i, x in enumerate(v))
 
 
+def check_fields(obj: Any) -> None:
+    """Check a dataclass built directly in Python (not through :func:`parse_dataclass`): scalar types,
+    finiteness and the bounds in field metadata; ``ConfigError`` names the field. Call from ``__post_init__``."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        tp = hints.get(f.name)
+        if tp in (int, float, bool, str):
+            ok = (isinstance(v, bool) if tp is bool else isinstance(v, str) if tp is str
+                  else isinstance(v, numbers.Real) and not isinstance(v, bool) and (tp is float or float(v).is_integer()))
+            if not ok:
+                raise ConfigError(f.name, f"must be {'an integer' if tp is int else 'a number' if tp is float else tp.__name__}", v)
+        if isinstance(v, float) and not math.isfinite(v) and not f.metadata.get("allow_nonfinite", False):
+            raise ConfigError(f.name, "must be a finite number", v)
+        _check_bounds(v, f.metadata, f.name)
+
+
 def to_plain(obj: Any) -> Any:
     """A dataclass/enum/tuple tree as plain YAML/JSON-able data (SI field names)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -324,6 +342,7 @@ class ClusterConfig:
         return self.trainer_gpus + self.rollout_gpus
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for key in ("trainer_gpus", "rollout_gpus"):
             n = getattr(self, key)
             if n % self.gpus_per_server:
@@ -339,6 +358,9 @@ class SimConfig:
     merge_tolerance: float = bounded(0.0, ge=0.0, lt=1.0)
     steps: int = positive(1)
     link_latency: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
