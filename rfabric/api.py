@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
+import hashlib
 import io
 import logging
 import os
@@ -26,6 +28,7 @@ from typing import Any
 
 import yaml
 
+import rfabric as rfabric_pkg
 import solver as solver_pkg
 import topologies
 import traffic
@@ -560,6 +563,43 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
 # Sweeps
 
 
+def input_fingerprint(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What besides its config text decides a run's result: the package version, the built-in data files
+    (models, price catalogues) and the contents of every file the config names (a model YAML, a user price
+    catalogue). A sweep's run id hashes this, so editing a model file makes its runs new ones.
+    """
+    files: dict[str, str] = {}
+    stack: list[Any] = [config]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+        elif isinstance(v, str) and v.endswith((".yaml", ".yml", ".json")):
+            p = Path(v).expanduser()
+            if p.is_file():
+                files[v] = _file_digest(str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size)
+    return {"version": __version__, "data": _package_data_digest(), "files": files}
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@functools.cache
+def _package_data_digest() -> str:
+    """One hash of the data files shipped with the packages (default config, catalogues, models)."""
+    h = hashlib.sha256()
+    for pkg in (rfabric_pkg, traffic, topologies, solver_pkg):
+        root = Path(str(pkg.__file__)).parent / "data"
+        for f in sorted(root.rglob("*")) if root.is_dir() else ():
+            if f.is_file() and f.suffix in (".yaml", ".yml", ".json", ".csv"):
+                h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def sweep_point(config: Mapping[str, Any]) -> dict[str, Any]:
     """Run one sweep point (top level so process pools and Ray can pickle it); rows are JSON-able."""
     result = run(config)
@@ -583,7 +623,7 @@ def run_sweep(source: str | os.PathLike[str] | Mapping[str, Any], out: str | os.
     from rfabric import sweep
 
     spec = sweep.load_sweep(source, overrides if not isinstance(overrides, Mapping) else [f"{k}={v}" for k, v in overrides.items()])
-    points = sweep.expand(spec)
+    points = sweep.expand(spec, fingerprint=input_fingerprint)
     if validate:
         for p in points:
             try:

@@ -356,9 +356,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     stats = api.run_sweep(args.sweep_file, args.out, overrides=args.overrides, workers=args.workers,
                           executor=args.executor, ray_address=args.ray_address, progress=_progress(args),
                           retry_failed=args.retry_failed)
-    print(f"{stats['total']} runs: {stats['skipped']} already done, {stats['ok']} ok, {stats['error']} failed; "
-          f"table in {Path(args.out) / 'sweep.csv'}", file=sys.stderr)
-    return 1 if stats["error"] else 0
+    lost = stats.get("lost", 0)
+    print(f"{stats['total']} runs: {stats['skipped']} already done, {stats['ok']} ok, {stats['error']} failed"
+          + (f", {lost} lost with a worker process (run the same command again to resume them)" if lost else "")
+          + f"; table in {Path(args.out) / 'sweep.csv'}", file=sys.stderr)
+    return 1 if stats["error"] or lost else 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

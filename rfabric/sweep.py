@@ -19,14 +19,19 @@ passes the function that runs one RFabric comparison.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import itertools
 import json
 import logging
 import os
+import signal
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -92,15 +97,44 @@ def load_sweep(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Se
             for i, v in enumerate(values):
                 if not isinstance(v, list) or len(v) != len(keys):
                     raise ConfigError(f"sweep.{key}[{i}]", f"zipped keys need a list of {len(keys)} values", v)
+        _no_repeats(f"sweep.{key}", values)
         axes.append((keys, tuple(values)))
     seeds = data.get("seeds", [base.get("seed", 0)])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError("seeds", "must be a non-empty list of integers", seeds)
-    return SweepSpec(base=base, axes=tuple(axes), seeds=tuple(seeds), name=str(data.get("name", "sweep")))
+    _no_repeats("seeds", seeds)
+    name = data.get("name", "sweep")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("name", "must be a non-empty string", name)
+    size = len(seeds)
+    for _keys, values in axes:
+        size *= len(values)
+    if size > MAX_POINTS:
+        widest = max(axes, key=lambda a: len(a[1]))
+        raise ConfigError("sweep." + ",".join(widest[0]), f"the sweep has {size:,} points (at most {MAX_POINTS:,}); "
+                          f"this axis has {len(widest[1]):,} values", has_value=False)
+    return SweepSpec(base=base, axes=tuple(axes), seeds=tuple(seeds), name=name)
 
 
-def expand(spec: SweepSpec) -> list[SweepPoint]:
-    """All points of the grid (cartesian product over axes, then seeds), in a stable order."""
+#: Most points one sweep may have: each is a full run, and all are checked before the first starts.
+MAX_POINTS = 10_000
+
+
+def _no_repeats(key: str, values: Sequence[Any]) -> None:
+    seen: dict[str, int] = {}
+    for i, v in enumerate(values):
+        ident = json.dumps(v, sort_keys=True, default=str)
+        if ident in seen:
+            raise ConfigError(f"{key}[{i}]", f"repeats item {seen[ident]}: each value is run once", v)
+        seen[ident] = i
+
+
+def expand(spec: SweepSpec, fingerprint: Callable[[Mapping[str, Any]], Any] | None = None) -> list[SweepPoint]:
+    """All points of the grid (cartesian product over axes, then seeds), in a stable order.
+
+    A point's ``run_id`` hashes its config and ``fingerprint(config)``: whatever else decides its result
+    (the contents of files it names, the package version), so a changed input is a new run.
+    """
     points = []
     value_lists = [values for _, values in spec.axes]
     for combo in itertools.product(*value_lists) if value_lists else [()]:
@@ -114,7 +148,8 @@ def expand(spec: SweepSpec) -> list[SweepPoint]:
         for seed in spec.seeds:
             d = dict(data)
             d["seed"] = seed
-            points.append(SweepPoint(run_id=config_hash(d), point=dict(point), seed=seed, config=d))
+            ident: Any = d if fingerprint is None else {"config": d, "inputs": fingerprint(d)}
+            points.append(SweepPoint(run_id=config_hash(ident), point=dict(point), seed=seed, config=d))
     return points
 
 
@@ -143,12 +178,26 @@ def finished(out: Path, *, retry_failed: bool = False) -> dict[str, dict[str, An
     for p in sorted((out / "runs").glob("*.json")):
         try:
             doc = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not valid_record(doc, p.stem):
+            log.warning("record %s is damaged; it will be run again", p.name)
             continue
         if retry_failed and doc.get("status") != "ok":
             continue
         done[p.stem] = doc
     return done
+
+
+def valid_record(doc: Any, run_id: str) -> bool:
+    """A record written by :func:`run_points`: its run id, a status, and rows (a list of mappings, if any)
+    when ok or an error text when not. ``{}``, ``[]`` or a record of another run are damaged."""
+    if not isinstance(doc, dict) or doc.get("run_id") != run_id or not isinstance(doc.get("point", {}), dict):
+        return False
+    if doc.get("status") == "ok":
+        rows = doc.get("rows", [])
+        return isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+    return doc.get("status") == "error" and isinstance(doc.get("error"), str)
 
 
 def collect(out: Path, points: Iterable[SweepPoint] | None = None) -> Path:
@@ -220,16 +269,51 @@ def _timed(fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], config: Mapping
         return RunFailure.of(e), time.perf_counter() - t
 
 
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` for the sweep; a second sweep into the same directory is refused (``--out``).
+
+    A POSIX record lock (``lockf``): released by the kernel when the process dies, even by SIGKILL, and
+    not inherited by the pool's forked workers."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ConfigError("--out", f"another sweep (pid {holder}) is running in this directory; wait for it "
+                              "or use another --out", str(out)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
                workers: int = 1, executor: str = "local", ray_address: str | None = None, progress: bool = False,
                retry_failed: bool = False) -> dict[str, int]:
-    """Run the points not yet on disk; each record is written atomically as soon as it finishes."""
+    """Run the points not yet on disk; each record is written atomically as soon as it finishes.
+
+    Returns counts: ``total``, ``skipped`` (already done), ``ok``, ``error`` (the run raised; recorded) and
+    ``lost`` (its worker process died: nothing recorded, the next invocation runs it). Raises
+    ``ConfigError`` on ``--out`` when another sweep holds the directory.
+    """
     if executor not in EXECUTORS:
         raise ConfigError("--executor", f"unknown executor; {suggest(executor, EXECUTORS)}", executor)
-    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        return _run_locked(points, fn, out, workers=workers, executor=executor, ray_address=ray_address,
+                           progress=progress, retry_failed=retry_failed)
+
+
+def _run_locked(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
+                workers: int, executor: str, ray_address: str | None, progress: bool,
+                retry_failed: bool) -> dict[str, int]:
     done = finished(out, retry_failed=retry_failed)
     todo = [p for p in points if p.run_id not in done]
-    stats = {"total": len(points), "skipped": len(points) - len(todo), "ok": 0, "error": 0}
+    stats = {"total": len(points), "skipped": len(points) - len(todo), "ok": 0, "error": 0, "lost": 0}
+    workers = max(1, min(workers, len(todo)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -248,7 +332,7 @@ def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], M
     try:
         if executor == "ray":
             _run_ray(todo, fn, store, workers, ray_address)
-        elif workers <= 1 or len(todo) <= 1:
+        elif workers <= 1:
             for p in todo:
                 outcome, wall = _timed(fn, p.config)
                 store(p, outcome, wall)
@@ -261,11 +345,41 @@ def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], M
     return stats
 
 
+def _worker_init(parent_pid: int) -> None:
+    """In each pool worker: leave Ctrl-C to the parent (which stops the pool), and exit as soon as the
+    parent is gone (killed with SIGKILL, it cannot stop us), so no worker outlives its sweep."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _set_parent_death_signal()
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rfabric-parent-watch", daemon=True).start()
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: ask the kernel for SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); elsewhere the
+    watcher thread alone does it."""
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        pass
+
+
 def _run_pool(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,
               stats: dict[str, int]) -> None:
     """Local process pool. If a worker process dies (out of memory, killed), the runs that had not finished
-    are NOT recorded (a later invocation runs them); an interrupt stops the workers instead of orphaning them."""
-    pool = ProcessPoolExecutor(max_workers=workers)
+    are counted as ``lost``, not recorded (a later invocation runs them); an interrupt stops the workers
+    instead of waiting for the runs in flight or orphaning them."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     pending: dict[Future[Any], SweepPoint] = {pool.submit(_timed, fn, p.config): p for p in todo}
     clean = False
     try:
@@ -275,9 +389,9 @@ def _run_pool(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callabl
                 p = pending.pop(fut)
                 try:
                     outcome, wall = fut.result()
-                except BrokenProcessPool as e:
-                    stats["error"] += 1  # not recorded: it is retried when the sweep is run again
-                    log.warning("run %s lost with its worker (%s); run the sweep again to resume it", p.run_id, e)
+                except BrokenProcessPool:
+                    stats["lost"] += 1  # not recorded: it is run when the sweep is run again
+                    log.warning("run %s lost with its worker process; run the sweep again to resume it", p.run_id)
                     continue
                 store(p, outcome, wall)
         clean = True
@@ -285,9 +399,12 @@ def _run_pool(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callabl
         if clean:
             pool.shutdown(wait=True)
         else:  # interrupted: do not wait for runs in flight, stop the worker processes
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in list(getattr(pool, "_processes", {}).values()):  # no public API to stop a worker
+            procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API to stop a worker
+            for proc in procs:
                 proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.join(timeout=5)
 
 
 def _run_ray(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,

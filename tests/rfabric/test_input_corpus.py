@@ -322,3 +322,56 @@ def test_library_misuse_raises_config_errors() -> None:
         except ConfigError:
             continue
         pytest.fail(f"{name}: accepted without a ConfigError")
+
+
+# ------------------------------------------------------------------------------------------------
+# Sweep files and records
+
+
+@pytest.mark.parametrize(("spec", "key"), [
+    ({"sweep": {"cluster.nic_gbps": [400, 400]}}, "sweep.cluster.nic_gbps[1]"),
+    ({"seeds": [0, 1, 0]}, "seeds[2]"),
+    ({"name": [1]}, "name"),
+    ({"sweep": {"seed": list(range(101)), "cluster.nic_gbps": list(range(1, 101))}}, "sweep.seed"),
+])
+def test_bad_sweep_specs(spec: dict[str, object], key: str) -> None:
+    from rfabric.sweep import load_sweep
+
+    with pytest.raises(ConfigError) as e:
+        load_sweep({"base": {}, **spec})
+    assert e.value.key == key
+
+
+def test_damaged_records_are_run_again(tmp_path: Path) -> None:
+    from rfabric.sweep import expand, finished, load_sweep, run_points
+
+    points = expand(load_sweep({"base": {"cluster": {"trainer_gpus": 8}}, "seeds": [0, 1, 2, 3]}))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for p, text in zip(points, ["{}", "[]", '{"run_id": "other", "status": "ok"}', '{"status": "ok", "rows": 3}'],
+                       strict=True):
+        (runs / f"{p.run_id}.json").write_text(text)
+    assert finished(tmp_path) == {}
+    stats = run_points(points, _seed_and_pid, tmp_path, workers=200)  # -j 200 for 4 points: at most 4 workers
+    assert stats["ok"] == 4
+    docs = finished(tmp_path)
+    assert sorted(d["rows"][0]["seed"] for d in docs.values()) == [0, 1, 2, 3]
+    assert len({d["rows"][0]["pid"] for d in docs.values()}) <= 4
+
+
+def _seed_and_pid(config: dict[str, object]) -> dict[str, object]:
+    import os
+
+    return {"rows": [{"seed": config["seed"], "pid": os.getpid()}]}
+
+
+def test_run_id_hashes_the_files_a_config_names(tmp_path: Path) -> None:
+    from rfabric.sweep import expand, load_sweep
+
+    model = tmp_path / "m.yaml"
+    model.write_text(MODEL)
+    spec = {"base": {"workload": {"kind": "rl_step", "model": str(model)}}}
+    before = expand(load_sweep(spec), fingerprint=api.input_fingerprint)[0].run_id
+    model.write_text(MODEL.replace("layers: 48", "layers: 96"))
+    after = expand(load_sweep(spec), fingerprint=api.input_fingerprint)[0].run_id
+    assert "layers: 48" in MODEL and before != after

@@ -62,7 +62,7 @@ def test_records_resume_and_failures(tmp_path: Path) -> None:
     points = expand(load_sweep(SPEC))
     fn = _Counting(fail_on=32)
     stats = run_points(points, fn, tmp_path)
-    assert stats == {"total": 8, "skipped": 0, "ok": 4, "error": 4}
+    assert stats == {"total": 8, "skipped": 0, "ok": 4, "error": 4, "lost": 0}
     recs = finished(tmp_path)
     assert len(recs) == 8
     bad = [r for r in recs.values() if r["status"] == "error"]
@@ -103,7 +103,7 @@ def test_ray_executor_local_cluster(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
     points = expand(load_sweep(SPEC))
     stats = run_points(points, dict, tmp_path / "ray", workers=2, executor="ray")
-    assert stats == {"total": 8, "skipped": 0, "ok": 8, "error": 0}
+    assert stats == {"total": 8, "skipped": 0, "ok": 8, "error": 0, "lost": 0}
     local = run_points(points, dict, tmp_path / "local", workers=1)
     assert local["ok"] == 8
     ray_docs, local_docs = finished(tmp_path / "ray"), finished(tmp_path / "local")
@@ -112,7 +112,7 @@ def test_ray_executor_local_cluster(tmp_path: Path) -> None:
         assert doc["cluster"] == local_docs[rid]["cluster"]
     # resume through Ray: nothing recomputed
     again = run_points(points, dict, tmp_path / "ray", workers=2, executor="ray")
-    assert again == {"total": 8, "skipped": 8, "ok": 0, "error": 0}
+    assert again == {"total": 8, "skipped": 8, "ok": 0, "error": 0, "lost": 0}
 
 
 def test_failed_point_in_process_pool_does_not_break_the_sweep(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_failed_point_in_process_pool_does_not_break_the_sweep(tmp_path: Path) -
             "sweep": {"cluster.trainer_gpus": [8, 12, 16]}}  # 12 GPUs is not whole servers
     points = expand(load_sweep(spec))
     stats = run_points(points, sweep_point, tmp_path, workers=2)
-    assert stats == {"total": 3, "skipped": 0, "ok": 2, "error": 1}
+    assert stats == {"total": 3, "skipped": 0, "ok": 2, "error": 1, "lost": 0}
     docs = finished(tmp_path)
     bad = [d for d in docs.values() if d["status"] != "ok"]
     assert len(bad) == 1 and "cluster.trainer_gpus" in bad[0]["error"] and "ConfigError" in bad[0]["error"]
