@@ -16,20 +16,20 @@ on the dense ones (a2a, a2a_ln) the gap is reported and the time only printed.
 
 Measured (2-core machine shared with ~8 engineers, so +-30 %), P = 128, ``--time-limit 0.8``, after #11:
 
-===  ======  =======  ======  ======  =====  =========  ===========
-ppo  phase   solve s  alpha   bound   gap    stage      termination
-===  ======  =======  ======  ======  =====  =========  ===========
-1    ring    0.28     0.7500  0.7500  0      heuristic  optimal
-1    sync    0.11     1.2500  1.2500  0      heuristic  optimal
-1    skew    0.56     1.2500  1.2500  0      heuristic  optimal
-1    a2a     5.2      0.2860  0.2860  0      milp_ocs   optimal
-1    a2a_ln  6.7      0.3211  0.3373  4.8 %  milp_ocs   feasible
-2    ring    0.44     0.7500  0.7500  0      heuristic  optimal
-2    sync    0.16     1.2500  1.2500  0      heuristic  optimal
-2    skew    0.35     1.2500  1.2500  0      heuristic  optimal
-2    a2a     0.71     0.2860  0.2860  0      heuristic  optimal
-2    a2a_ln  1.6      0.3211  0.3373  4.8 %  heuristic  feasible
-===  ======  =======  ======  ======  =====  =========  ===========
+===  ======  =======  ======  ======  =====  =========  ===========  =====
+ppo  phase   solve s  alpha   bound   gap    stage      termination  ports
+===  ======  =======  ======  ======  =====  =========  ===========  =====
+1    ring    0.25     0.7500  0.7500  0      heuristic  optimal      fast
+1    sync    0.12     1.2500  1.2500  0      heuristic  optimal      fast
+1    skew    0.45     1.2500  1.2500  0      heuristic  optimal      fast
+1    a2a     3.6      0.2860  0.2860  0      milp_ocs   optimal      split
+1    a2a_ln  5.3      0.3211  0.3373  4.8 %  milp_ocs   feasible     split
+2    ring    0.20     0.7500  0.7500  0      heuristic  optimal      fast
+2    sync    0.10     1.2500  1.2500  0      heuristic  optimal      fast
+2    skew    0.20     1.2500  1.2500  0      heuristic  optimal      fast
+2    a2a     0.21     0.2860  0.2860  0      heuristic  optimal      fast
+2    a2a_ln  1.5      0.3211  0.3373  4.8 %  heuristic  feasible     fast
+===  ======  =======  ======  ======  =====  =========  ===========  =====
 
 With one port per pod per OCS the dense phases are edge colourings of 16-regular graphs with 16 colours:
 the greedy's counts leave 2 of 1,024 circuits unplaced, the exact step cannot settle them within its
