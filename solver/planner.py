@@ -401,7 +401,8 @@ def _combine(topology: Topology, parts: list[tuple[DomainResult, tuple[Circuit, 
     alpha = combine_alpha([d.t0_s for d in live], [d.alpha for d in live])
     bound = combine_alpha([d.t0_s for d in live], [d.bound for d in live])
     term = worst_termination([d.termination for d, _ in parts])
-    stage = "milp" if any(d.stage == "milp" for d, _ in parts) else ("heuristic" if live else "none")
+    stages = {d.stage for d, _ in parts}
+    stage = next((st for st in ("milp_ocs", "milp", "transit") if st in stages), "heuristic" if live else "none")
     msgs = [f"{d.domain}: {d.message}" for d, _ in parts if d.message and (d.t0_s > 0 or d.stage == "lookahead")]
     if extra:
         msgs.insert(0, extra)

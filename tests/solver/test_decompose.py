@@ -227,7 +227,7 @@ def per_ocs_fill(rng: np.random.Generator, P: np.ndarray, cap_up: np.ndarray, fi
     return Y, U
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), n=st.integers(2, 9), K=st.integers(1, 4), max_ports=st.integers(1, 3),
        upper=st.booleans(), keep=st.booleans(), fill=st.floats(0.3, 1.0))
 def test_counts_from_per_ocs_circuit_sets_are_realised_in_full(seed, n, K, max_ports, upper, keep, fill) -> None:
