@@ -404,6 +404,7 @@ def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignm
         fab.AddConnection(s, d, p)
     fab.AddFlows(int(plan.conn.size), plan.conn, plan.bytes, plan.delay, plan.group)
     fab.SetGroups(int(plan.group_next.size), plan.group_next, plan.group_initial)
+
     def set_pinned(table: PinnedTable) -> None:
         arrays = (np.ascontiguousarray(table.node), np.ascontiguousarray(gpu_node[table.src]),
                   np.ascontiguousarray(gpu_node[table.dst]), np.ascontiguousarray(table.link),

@@ -42,11 +42,12 @@ from validation.scenarios import SCENARIOS, Case, build_case
 log = logging.getLogger(__name__)
 
 TOLERANCE = 0.05
-COLUMNS = ("scenario", "fabric", "routing", "packet_routing", "flows", "flow_end_s", "packet_end_s", "phase_err", "collective_err_max", "fct_err_max",
-           "fct_err_median", "flow_wall_s", "packet_wall_s", "packet_events", "packet_drops", "within_5pct",
-           "description")
+COLUMNS = ("scenario", "fabric", "routing", "packet_routing", "flows", "flow_end_s", "packet_end_s", "phase_err",
+           "collective_err_max", "fct_err_max", "fct_err_median", "flow_wall_s", "packet_wall_s", "packet_events",
+           "packet_drops", "within_5pct", "description")
 
-__all__ = ["SCENARIOS", "COLUMNS", "TOLERANCE", "compare_traces", "run_case", "run_validation", "write_table"]
+__all__ = ["SCENARIOS", "COLUMNS", "TOLERANCE", "check_names", "compare_traces", "run_case", "run_validation",
+           "write_table"]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,6 +77,13 @@ def compare_traces(flows: FlowSet, flow_start: np.ndarray, flow_finish: np.ndarr
             "fct_flow_s": fct_f, "fct_packet_s": fct_p}
 
 
+def _packet_routing(opts: PacketOptions, routing: str) -> str:
+    """How ns-3 forwarded: its own ECMP, or the flow model's routes (and how packets were sprayed)."""
+    if opts.ecmp != "pinned" or routing == "hash":
+        return opts.ecmp
+    return f"pinned/{opts.spray}"
+
+
 def run_case(case: Case, *, options: PacketOptions | None = None) -> dict[str, Any]:
     """Play one built scenario on both backends; a row of the validation table (plus per-flow arrays).
 
@@ -96,8 +104,7 @@ def run_case(case: Case, *, options: PacketOptions | None = None) -> dict[str, A
     packet = run_packet(case.topology, case.flows, assignment=case.assignment, changes=case.changes, options=opts,
                         seed=seed, routing=case.routing)
     row: dict[str, Any] = {"scenario": sc.name, "description": sc.description, "fabric": case.topology.kind,
-                           "routing": case.routing, "packet_routing": opts.ecmp if opts.ecmp != "pinned" or case.routing == "hash"
-                           else f"pinned/{opts.spray}",
+                           "routing": case.routing, "packet_routing": _packet_routing(opts, case.routing),
                            "flows": len(case.flows), "flow_end_s": float(flow.end_s),
                            "packet_end_s": float(packet.end_s), "flow_wall_s": flow_wall,
                            "packet_wall_s": packet.wall_time_s, "packet_events": packet.events,

@@ -142,6 +142,8 @@ _RING = {"kind": "collective", "collective": "all_reduce", "algorithm": "ring", 
          "size_mb": 64}
 _A2A = {"kind": "collective", "collective": "all_to_all", "size_mb": 64}
 _A2A_POD = {"kind": "collective", "collective": "all_to_all", "group_size": 4, "size_mb": 16}
+_A2A_CROSS = {"kind": "collective", "collective": "all_to_all", "group_size": 4, "group_layout": "strided",
+              "size_mb": 16}
 
 
 def _scenarios() -> dict[str, Scenario]:
@@ -168,6 +170,9 @@ def _scenarios() -> dict[str, Scenario]:
         Scenario("rfabric_all_to_all_reconfig", "all-to-all of 64 MB per GPU over a 16-GPU RFabric; the circuits "
                  "planned for a pod-local all-to-all are re-pointed to ToR-aggregation circuits at the start "
                  "(1 ms dark)", {"fabrics": [RFABRIC], "workload": _A2A, "sim": {"ecmp": spray}}, previous=_A2A_POD),
+        Scenario("rfabric_all_to_all_cross_pod", "all-to-all of 16 MB among one GPU per pod (4 groups) on the "
+                 "RFabric: NICs and every tier at 100 % load; circuits re-pointed at the start (1 ms dark)",
+                 {"fabrics": [RFABRIC], "workload": _A2A_CROSS, "sim": {"ecmp": spray}}, previous=_A2A_POD),
         Scenario("rfabric_ring_all_reduce_reconfig", "ring all-reduce (30 steps) of 64 MB over a 16-GPU RFabric; "
                  "circuits re-pointed from the pod-local all-to-all plan at the start (1 ms dark)",
                  {"fabrics": [RFABRIC], "workload": _RING, "sim": {"ecmp": spray}}, previous=_A2A_POD),
