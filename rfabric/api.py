@@ -318,24 +318,31 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
     epoch's circuits (the periodic wrap-around). Fabrics without OCS, static OCS and ``reconfig: never``
     take one pass.
     """
-    if not workload.schedule.pipelined:
+    if not workload.schedule.pipelined or not topology.has_ocs or not topology.reconfigurable or \
+            topology.graph.graph.get("circuit_template", "solver") != "solver":
         schedule = plan_circuits(config, topology, workload) if topology.has_ocs else None
         return schedule, simulate(config, topology, workload, schedule, progress=progress)
-    if not topology.has_ocs:
-        return None, simulate(config, topology, workload, None, progress=progress)
-    options = solver_pkg.parse_options(config.solver, "solver")
-    static = plan_circuits(config, topology, workload)  # static OCS / templates / reconfig: never: final
-    if not topology.reconfigurable or options.reconfig == "never" or \
-            topology.graph.graph.get("circuit_template", "solver") != "solver":
-        return static, simulate(config, topology, workload, static, progress=progress)
-    once = solver_pkg.plan_schedule(topology, workload, replace(options, reconfig="never"), seed=config.seed)
-    first = simulate(config, topology, workload, once, progress=progress)
+    schedule, res = pipeline_circuits(topology, workload, solver_pkg.parse_options(config.solver, "solver"),
+                                      config.sim, seed=config.seed, progress=progress)
+    return schedule, replace(res, provenance=provenance(config))
+
+
+def pipeline_circuits(topology: Topology, workload: Workload, options: Any, sim_options: Any, *, seed: int,
+                      progress: Callable[[str], None] | None = None) -> tuple[CircuitSchedule, SimulationResult]:
+    """The two passes of :func:`plan_and_simulate` for a pipelined schedule on a reconfigurable fabric.
+
+    ``options``: :class:`solver.SolverOptions`; ``sim_options``: :class:`rfabric.config.SimConfig`. With
+    ``reconfig: never`` only the first pass (one assignment for the union of all phases) is played.
+    """
+    once = solver_pkg.plan_schedule(topology, workload, replace(options, reconfig="never"), seed=seed)
+    first = sim_simulate(topology, workload, once, options=sim_options, seed=seed, progress=progress)
     epochs = epoch_workload(workload, first)
-    if not epochs.phases:
+    if options.reconfig == "never" or not epochs.phases:
         return once, first
-    schedule = solver_pkg.plan_schedule(topology, epochs, options, seed=config.seed)
+    schedule = solver_pkg.plan_schedule(topology, epochs, options, seed=seed)
     table = {tuple(ph.meta["phases"]): a for ph, a in zip(epochs.phases, schedule.assignments, strict=True)}
-    res = simulate(config, topology, workload, schedule, progress=progress, epoch_circuits=table)
+    res = sim_simulate(topology, workload, schedule, options=sim_options, seed=seed, progress=progress,
+                       epoch_circuits=table)
     extra = {**res.extra, "static_iteration_time_s": first.iteration_time_s,
              "epoch_phases": [list(ph.meta["phases"]) for ph in epochs.phases]}
     return schedule, replace(res, extra=extra)
@@ -411,7 +418,8 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
                                         schedule=schedule, sim=sim, wall_time_s=time.perf_counter() - t1)
         log.info("%s: iteration %.4g s, network capex %.4g USD", entry.name, sim.iteration_time_s, breakdown.capex_network_usd)
     prov = provenance(cfg)
-    comp = compare({n: (f.kind, f.sim, f.cost) for n, f in fabrics.items()}, cfg.reference, cfg.cluster.gpus, prov)
+    comp = compare({n: (f.kind, f.sim, f.cost) for n, f in fabrics.items()}, cfg.reference, cfg.cluster.gpus, prov,
+                   split=(cfg.cluster.trainer_gpus, cfg.cluster.rollout_gpus))
     timings["total_s"] = time.perf_counter() - t0
     return RunResult(config=cfg, resolved=resolved.plain(), workload=workload, fabrics=fabrics, comparison=comp,
                      provenance=prov, timings_s=timings)
@@ -438,7 +446,8 @@ def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
 
 SUMMARY_COLUMNS = ["fabric", "kind", "gpus", "iteration_time_s", "steps_per_s", "capex_usd", "perf_per_usd",
                    "perf_per_usd_vs_ref", "time_vs_ref", "capex_cluster_usd", "power_w", "perf_per_w",
-                   "perf_per_w_vs_ref", "perf_per_cluster_usd_vs_ref", "reconfig_time_s"]
+                   "perf_per_w_vs_ref", "perf_per_cluster_usd_vs_ref", "reconfig_time_s", "mode", "trainer_gpus",
+                   "rollout_gpus", "trainer_busy_frac", "rollout_busy_frac", "critical_cluster"]
 
 
 def summary_csv(result: RunResult) -> str:

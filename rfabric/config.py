@@ -325,9 +325,23 @@ def dumps_json(obj: Any, **kw: Any) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ClusterConfig:
-    """The GPUs: a disaggregated RL cluster of trainer GPUs followed by rollout GPUs.
+    """The GPUs: a disaggregated RL cluster of trainer GPUs and rollout GPUs.
 
-    GPU ids ``0 .. trainer_gpus-1`` train, ``trainer_gpus .. gpus-1`` generate.
+    *Logical* GPU ids ``0 .. trainer_gpus-1`` train, ``trainer_gpus .. gpus-1`` generate; servers are
+    ``gpus_per_server`` consecutive logical ids. ``placement`` says which *physical* server slot (the order in
+    which the fabric builders attach servers to ToRs and pods) each logical server takes
+    (:meth:`gpu_placement`):
+
+    * ``contiguous``: the identity -- trainer servers under the first ToRs/pods, rollout servers after them
+      (disjoint switches wherever the sizes allow);
+    * ``interleaved``: trainer and rollout servers alternate evenly over the slots (Bresenham spacing), so
+      every ToR holds both clusters in proportion;
+    * ``fragmented``: contiguous, then ``placement_fraction`` of the servers (chosen with
+      ``placement_seed``) swap slots at random among themselves, as a busy cluster scheduler hands out
+      whatever is free.
+
+    ``split: auto`` lets :func:`rfabric.api.run` choose ``trainer_gpus`` / ``rollout_gpus`` (whole servers,
+    same total) minimising the estimated steady-state period; ``explicit`` (default) takes them as given.
     """
 
     trainer_gpus: int = positive(64)
@@ -336,10 +350,40 @@ class ClusterConfig:
     nic_bps: float = positive(400e9)
     nvlink_bps: float = positive(3200e9)  # per GPU, each direction (H800: 400 GB/s)
     nic_latency_s: float = non_negative(1e-6)
+    placement: str = choice("contiguous", choices=("contiguous", "interleaved", "fragmented"))
+    placement_seed: int = non_negative(0)
+    placement_fraction: float = bounded(0.25, ge=0.0, le=1.0)
+    split: str = choice("explicit", choices=("explicit", "auto"))
 
     @property
     def gpus(self) -> int:
         return self.trainer_gpus + self.rollout_gpus
+
+    def server_slots(self) -> Any:
+        """Physical server slot of every logical server (int64 array of length ``gpus // gpus_per_server``)."""
+        import numpy as np
+
+        n_t = self.trainer_gpus // self.gpus_per_server
+        n = self.gpus // self.gpus_per_server
+        if self.placement == "contiguous" or n == 0:
+            return np.arange(n, dtype=np.int64)
+        if self.placement == "interleaved":
+            # slot s is a trainer slot when floor((s + 1) n_t / n) steps up: n_t trainer slots spread evenly
+            s = np.arange(n, dtype=np.int64)
+            is_t = ((s + 1) * n_t) // n > (s * n_t) // n
+            return np.concatenate([s[is_t], s[~is_t]])
+        rng = np.random.default_rng(self.placement_seed)
+        slots = np.arange(n, dtype=np.int64)
+        moved = rng.choice(n, size=int(round(self.placement_fraction * n)), replace=False)
+        slots[moved] = slots[rng.permutation(moved)]
+        return slots
+
+    def gpu_placement(self) -> Any:
+        """Physical GPU id of every logical GPU (int64 array of length ``gpus``), from :meth:`server_slots`."""
+        import numpy as np
+
+        g = np.arange(self.gpus, dtype=np.int64)
+        return self.server_slots()[g // self.gpus_per_server] * self.gpus_per_server + g % self.gpus_per_server
 
     def __post_init__(self) -> None:
         check_fields(self)

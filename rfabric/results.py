@@ -203,6 +203,12 @@ class ComparisonRow:
     perf_per_cluster_usd_vs_ref: float
     reconfig_time_s: float
     phase_times_s: Mapping[str, float] = field(default_factory=dict)
+    mode: str = "sync"  # the schedule (workload.schedule.mode)
+    trainer_gpus: int = 0
+    rollout_gpus: int = 0
+    trainer_busy_frac: float = 0.0  # share of the step period the trainer pool computes or syncs
+    rollout_busy_frac: float = 0.0
+    critical_cluster: str = ""  # the pool that limits the period: trainer | rollout | both
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +237,11 @@ class Comparison:
 
 
 def compare(results: Mapping[str, tuple[str, SimulationResult, CostBreakdown]], reference: str, gpus: int,
-            provenance: Provenance | None = None) -> Comparison:
+            provenance: Provenance | None = None, split: tuple[int, int] = (0, 0)) -> Comparison:
     """Build a :class:`Comparison` from ``{fabric: (kind, SimulationResult, CostBreakdown)}``.
+
+    ``split``: (trainer GPUs, rollout GPUs) of the run, reported per row with the schedule ``mode`` and each
+    pool's busy fraction and the critical pool (from ``SimulationResult.extra``).
 
     perf = steps per second; perf per $ = perf / network capex; everything ``_vs_ref`` divides by the
     reference fabric's value (so the reference row has 1.0).
@@ -257,5 +266,9 @@ def compare(results: Mapping[str, tuple[str, SimulationResult, CostBreakdown]], 
             perf_per_usd=ppu, perf_per_usd_vs_ref=ppu / ref_ppu, time_vs_ref=sim.iteration_time_s / ref_sim.iteration_time_s,
             perf_per_w=ppw, perf_per_w_vs_ref=ppw / ref_ppw if ref_ppw else float("nan"),
             perf_per_cluster_usd_vs_ref=ppc / ref_ppc if ref_ppc else float("nan"),
-            reconfig_time_s=sim.reconfig_time_s, phase_times_s=sim.phase_times()))
+            reconfig_time_s=sim.reconfig_time_s, phase_times_s=sim.phase_times(), mode=sim.mode,
+            trainer_gpus=split[0], rollout_gpus=split[1],
+            trainer_busy_frac=float(sim.extra.get("trainer_busy_frac", 0.0)),
+            rollout_busy_frac=float(sim.extra.get("rollout_busy_frac", 0.0)),
+            critical_cluster=str(sim.extra.get("critical_cluster", ""))))
     return Comparison(reference=reference, rows=tuple(rows), provenance=provenance or Provenance())

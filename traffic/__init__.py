@@ -16,6 +16,7 @@ trainer's per-layer graph), :mod:`traffic.memory` (trainer memory), :mod:`traffi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,23 @@ def build_workload(spec: Mapping[str, Any] | None, cluster: ClusterConfig, *, se
     """The workload of ``spec`` on ``cluster`` as phase steps of flows (deterministic for ``seed``)."""
     plan = parse_spec(spec, cluster, path)
     kind = "rl_step" if isinstance(plan, RlStepPlan) else "collective"
-    return REGISTRY.get(kind).build(plan, cluster, seed)
+    return place(REGISTRY.get(kind).build(plan, cluster, seed), cluster)
+
+
+def place(workload: Workload, cluster: ClusterConfig) -> Workload:
+    """``workload`` (built over logical GPU ids) moved onto physical GPUs by ``cluster.placement``.
+
+    Every flow's ``src`` / ``dst`` becomes :meth:`~rfabric.config.ClusterConfig.gpu_placement` of it; traffic
+    inside a server stays inside it (whole servers move). ``contiguous`` returns ``workload`` unchanged.
+    """
+    if cluster.placement == "contiguous":
+        return workload
+    gmap = cluster.gpu_placement()
+    phases = tuple(replace(p, flows=replace(p.flows, src=gmap[p.flows.src].astype(np.int32),
+                                             dst=gmap[p.flows.dst].astype(np.int32))) for p in workload.phases)
+    meta = {**workload.meta, "placement": {"mode": cluster.placement, "seed": cluster.placement_seed,
+                                           "fraction": cluster.placement_fraction}}
+    return replace(workload, phases=phases, meta=meta)
 
 
 @REGISTRY.register("rl_step", RlStepSpec, doc="disaggregated RL step: rollout, [score], train, weight sync")

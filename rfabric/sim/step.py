@@ -37,7 +37,7 @@ from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
 from rfabric.results import PhaseTiming, SimulationResult
 from rfabric.sim.engine import FlowTrace, run_flows
-from rfabric.sim.pipeline import simulate_pipeline, step_structure
+from rfabric.sim.pipeline import CLUSTER_OF_PHASE, simulate_pipeline, step_structure
 from rfabric.sim.routing import Fabric
 from rfabric.topology import Topology
 from rfabric.workload import Workload
@@ -142,6 +142,7 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
                          f"{total:.6g} s simulated, {tr.events} events")
         step_times.append(t - step_start)
     iteration = float(np.mean(step_times)) / rl_steps if step_times else 0.0
+    busy = _busy(timings, structure is not None)
     times = np.concatenate(ut_t) if ut_t else np.zeros(0)
     util = np.concatenate(ut_v, axis=0) if ut_v else np.zeros((0, len(names)))
     if names:
@@ -152,8 +153,24 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
         fabric=topology.name, iteration_time_s=iteration, phases=tuple(timings), flow_start_s=flow_start,
         flow_finish_s=flow_finish, link_util_times_s=times, link_util=util, link_names=names,
         reconfig_time_s=reconfig_total, events=events, solves=solves, wall_time_s=time.perf_counter() - wall0,
-        extra={"step_times_s": step_times, "rl_steps_per_period": rl_steps, "mode": "sync", "ecmp": opts.ecmp, "merge_tolerance": opts.merge_tolerance,
+        extra={"step_times_s": step_times, "rl_steps_per_period": rl_steps, "mode": "sync", **busy, "ecmp": opts.ecmp, "merge_tolerance": opts.merge_tolerance,
                "link_latency": opts.link_latency})
+
+
+def _busy(timings: list[PhaseTiming], rl: bool) -> dict[str, object]:
+    """Each pool's busy fraction of the sequential step (the weight sync occupies both) and the critical pool."""
+    total = sum(p.duration_s for p in timings)
+    if not rl or total <= 0:
+        return {}
+    work = {"trainer": 0.0, "rollout": 0.0}
+    for p in timings:
+        c = CLUSTER_OF_PHASE.get(p.phase, "trainer")
+        for pool in (("trainer", "rollout") if c == "sync" else (c,)):
+            work[pool] += p.duration_s
+    t, r = work["trainer"] / total, work["rollout"] / total
+    return {"trainer_busy_frac": t, "rollout_busy_frac": r,
+            "critical_cluster": "trainer" if t > r + 1e-9 else "rollout" if r > t + 1e-9 else "both",
+            "overlap_frac": 0.0}
 
 
 __all__ = ["simulate"]

@@ -52,6 +52,9 @@ def test_sync_period_is_the_sum(r: float, t: float) -> None:
     wl = _compute_only(r, t, 1.0, mode="sync")
     res = simulate(TOPO, wl, None, options=EXACT)
     assert res.iteration_time_s == approx(r + t + 1.0)
+    # each pool works its phase and the (blocking) sync; the larger share is the critical pool
+    assert res.extra["trainer_busy_frac"] == approx((t + 1.0) / (r + t + 1.0))
+    assert res.extra["rollout_busy_frac"] == approx((r + 1.0) / (r + t + 1.0))
 
 
 @pytest.mark.parametrize(("r", "t"), [(10.0, 6.0), (4.0, 9.0), (5.0, 5.0)])
