@@ -110,7 +110,8 @@ def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Worklo
     if spec.weight_sync.enabled:
         out.append(_ph.weight_sync_phase(plan, name="weight_sync", num_gpus=n))
     meta = {"kind": "rl_step", "seed": seed, "rl_steps": k, "plan": plan.describe(),
-            "weight_bytes": plan.model.weight_bytes}
+            "weight_bytes": plan.model.weight_bytes,
+            "sequences_per_step": plan.rollout.num_replicas * spec.rollout.batch_per_replica}
     return Workload(name=f"rl_step:{plan.model.name}", num_gpus=n, phases=tuple(out),
                     trainer_gpus=(0, cluster.trainer_gpus), rollout_gpus=(cluster.trainer_gpus, n), meta=meta,
                     schedule=spec.schedule)

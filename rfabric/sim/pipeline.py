@@ -376,9 +376,57 @@ def _result(topology: Topology, workload: Workload, pipe: Pipeline, flows: FlowS
                             mode=workload.schedule.mode)
 
 
+def phase_estimate_s(phase: PhaseStep, nic_bps: float, gpus_per_server: int) -> float:
+    """A quick lower-bound-style estimate of one phase's duration, without simulating (seconds).
+
+    ``compute_before_s + compute_after_s + max(critical chain, NIC time)``: the critical chain is the largest
+    sum over a chain's stages of the stage's largest ``delay_s`` (the compute between collective steps); the
+    NIC time is the most bytes one GPU sends or receives across servers divided by ``nic_bps``. Used to
+    choose the GPU split (``cluster.split: auto``), not to report times.
+    """
+    fs = phase.flows
+    crit = 0.0
+    net = 0.0
+    if len(fs):
+        key = fs.chain.astype(np.int64) * (int(fs.stage.max()) + 1) + fs.stage
+        uk, inv = np.unique(key, return_inverse=True)
+        stage_max = np.zeros(uk.size)
+        np.maximum.at(stage_max, inv.ravel(), fs.delay_s)
+        chains = uk // (int(fs.stage.max()) + 1)
+        crit = float(np.bincount(np.unique(chains, return_inverse=True)[1].ravel(), stage_max).max())
+        cross = (fs.src // gpus_per_server) != (fs.dst // gpus_per_server)
+        b = fs.size_bytes * fs.multiplicity * cross
+        n = int(max(fs.src.max(), fs.dst.max())) + 1
+        net = float(max(np.bincount(fs.src, b, minlength=n).max(), np.bincount(fs.dst, b, minlength=n).max())) * 8.0 / nic_bps
+    return phase.compute_before_s + phase.compute_after_s + max(crit, net)
+
+
+def estimate_period(workload: Workload, durations_s: Sequence[float]) -> float:
+    """Steady-state period per RL step of ``workload``'s schedule with fixed phase durations (no contention).
+
+    The instance graph of :func:`build_pipeline` is evaluated as a longest-path (max-plus) recursion:
+    an instance starts when its last predecessor ends and lasts its phase's duration. ``durations_s``: one
+    per phase of the workload. For ``sync`` the period is the sum of the durations per RL step.
+    """
+    from graphlib import TopologicalSorter
+
+    structure = step_structure(workload)
+    if structure is None or not workload.schedule.pipelined:
+        k = structure.sync_every if structure is not None else 1
+        return float(sum(durations_s)) / k
+    pipe = build_pipeline(workload, structure, measured=8 * structure.sync_every)
+    end = np.zeros(len(pipe.instances))
+    order = TopologicalSorter({i: p for i, p in enumerate(pipe.preds)}).static_order()
+    for i in order:
+        start = max((end[q] for q in pipe.preds[i]), default=0.0)
+        end[i] = start + float(durations_s[pipe.instances[i].phase])
+    C = [0.0, *(float(end[c]) for c in pipe.completion)]
+    return (C[pipe.steps] - C[pipe.warmup]) / pipe.measured
+
+
 def _epoch_plain(e: Epoch) -> dict[str, object]:
     return {"start_s": e.start_s, "end_s": e.end_s, "phases": list(e.keys), "circuits_changed": e.changed}
 
 
-__all__ = ["simulate_pipeline", "step_structure", "build_pipeline", "instance_flows", "Pipeline", "InstanceInfo",
+__all__ = ["simulate_pipeline", "step_structure", "estimate_period", "phase_estimate_s", "build_pipeline", "instance_flows", "Pipeline", "InstanceInfo",
            "StepStructure", "CLUSTER_OF_PHASE"]

@@ -87,3 +87,34 @@ def test_dynamic_circuits_beat_static_when_the_union_changes() -> None:
     assert eps == [(["rollout", "train"], 0), (["train"], 1), (["weight_sync"], 1)]
     assert dyn.reconfig_time_s == approx(2 * 0.1)  # two reconfigurations per step, both hidden
     assert all(ph.reconfig_exposed_s == 0.0 for ph in dyn.phases)
+
+
+def test_split_auto_picks_the_fastest_estimated_split() -> None:
+    from rfabric.errors import ConfigError
+
+    cfg = api.load_config(overrides={"cluster.split": "auto", "fabrics": ["fat_tree"]})
+    chosen, tried = api.choose_split(cfg)
+    total = cfg.cluster.trainer_gpus + cfg.cluster.rollout_gpus
+    assert chosen.cluster.trainer_gpus + chosen.cluster.rollout_gpus == total
+    assert chosen.cluster.trainer_gpus % 8 == 0 and chosen.cluster.trainer_gpus > 0
+    ok = [r for r in tried if "period_per_sequence_s" in r]
+    best = min(ok, key=lambda r: r["period_per_sequence_s"])
+    assert chosen.cluster.trainer_gpus == best["trainer_gpus"]
+    assert len({r["trainer_gpus"] for r in tried}) == len(tried) >= 8
+    # the explicit split is left alone
+    assert api.choose_split(api.load_config())[1] == []
+    one_server = replace(cfg, cluster=replace(cfg.cluster, trainer_gpus=8, rollout_gpus=0))
+    with pytest.raises(ConfigError, match="cluster.split"):
+        api.choose_split(one_server)
+
+
+def test_estimate_period_matches_the_simulated_compute_only_pipeline() -> None:
+    from rfabric.sim.pipeline import estimate_period
+
+    phases = (_ph("rollout", "rollout", FlowSet.empty(), 10.0), _ph("train", "train", FlowSet.empty(), 6.0),
+              _ph("weight_sync", "weight_sync", FlowSet.empty(), 1.0))
+    for mode, want in (("sync", 17.0), ("one_step_off", 11.0)):
+        wl = Workload(name="w", num_gpus=6, schedule=Schedule(mode=mode), phases=phases)
+        assert estimate_period(wl, [10.0, 6.0, 1.0]) == approx(want)
+    wl = Workload(name="w", num_gpus=6, schedule=Schedule(mode="one_step_off", sync="streamed"), phases=phases)
+    assert estimate_period(wl, [10.0, 6.0, 1.0]) == approx(10.0)
