@@ -600,14 +600,16 @@ def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = 
 def phases_csv(sim: SimulationResult) -> str:
     buf = io.StringIO()
     cols = ["phase", "tag", "start_s", "comm_start_s", "end_s", "repeat", "duration_s", "reconfig_s",
-            "reconfig_exposed_s", "circuits_changed", "flows", "bytes_nvlink", "bytes_electrical", "bytes_optical"]
+            "reconfig_exposed_s", "circuits_changed", "flows", "bytes_nvlink", "bytes_electrical", "bytes_optical",
+            "cluster", "step"]
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
-    for p in sim.phases:
+    for p in sim.instances or sim.phases:  # a pipelined schedule: every phase instance played
         b = p.bytes_by_medium
         w.writerow([p.name, p.phase, f"{p.start_s:.9g}", f"{p.comm_start_s:.9g}", f"{p.end_s:.9g}", p.repeat,
                     f"{p.duration_s:.9g}", f"{p.reconfig_s:.9g}", f"{p.reconfig_exposed_s:.9g}", p.circuits_changed,
-                    p.flows, f"{b.get('nvlink', 0.0):.9g}", f"{b.get('electrical', 0.0):.9g}", f"{b.get('optical', 0.0):.9g}"])
+                    p.flows, f"{b.get('nvlink', 0.0):.9g}", f"{b.get('electrical', 0.0):.9g}", f"{b.get('optical', 0.0):.9g}",
+                    p.cluster, p.step])
     return buf.getvalue()
 
 

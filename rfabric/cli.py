@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -336,10 +337,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     topo = api.build_topology(cfg, fabric)
     workload = api.build_workload(cfg)
     say = (lambda line: print(f"[rfabric.sim] {line}", file=sys.stderr)) if _progress(args) else None
+    cfg = replace(cfg, sim=replace(cfg.sim, steps=max(2, cfg.sim.steps)))  # the timeline shows two steps or more
     schedule, res = api.plan_and_simulate(cfg, topo, workload, progress=say)
-    rows = [{"phase": p.name, "tag": p.phase, "start_s": p.start_s, "end_s": p.end_s, "repeat": p.repeat,
-             "duration_s": p.duration_s, "reconfig_s": p.reconfig_s, "circuits_changed": p.circuits_changed,
-             "flows": p.flows} for p in res.phases]
+    rows = [{"phase": p.name, "tag": p.phase, **({"cluster": p.cluster, "step": p.step} if res.instances else {}),
+             "start_s": p.start_s, "end_s": p.end_s, "repeat": p.repeat, "duration_s": p.duration_s,
+             "reconfig_s": p.reconfig_s, "circuits_changed": p.circuits_changed, "flows": p.flows}
+            for p in (res.instances or res.phases)]
     _print_table(rows)
     print(f"iteration_time_s: {res.iteration_time_s:.6g}")
     api.write_simulation(res, args.out)

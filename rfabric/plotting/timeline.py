@@ -9,9 +9,64 @@ import numpy as np
 
 from rfabric.results import SimulationResult
 
+_LANE_COLOURS = {"trainer": ("#c6dbef", "#2171b5"), "rollout": ("#fdd0a2", "#d94801"),
+                 "sync": ("#dadaeb", "#6a51a3")}
+
+
+def plot_pipeline(sim: SimulationResult, *, ax: Any = None) -> Any:
+    """Draw a pipelined schedule's phase instances in two lanes (trainer, rollout) and return the Figure.
+
+    Each instance is a bar from its start to its end (light: compute before its flows; dark: its flows and
+    compute after), labelled with its RL step; a weight sync spans both lanes (a blocking sync occupies
+    both pools). Grey bands are reconfiguration windows (circuits dark, ``ocs_reconfig_s`` from the start
+    of an epoch that changed circuits); dashed lines bound the measured steady-state window.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10.0, 3.2), constrained_layout=True)
+    fig = ax.figure
+    lanes = {"trainer": 1.0, "rollout": 0.0}
+    for p in sim.instances:
+        light, dark = _LANE_COLOURS.get(p.cluster, _LANE_COLOURS["trainer"])
+        ys = list(lanes.values()) if p.cluster == "sync" else [lanes.get(p.cluster, 1.0)]
+        for y in ys:
+            ax.barh(y, p.comm_start_s - p.start_s, left=p.start_s, height=0.6, color=light, edgecolor="none")
+            ax.barh(y, p.end_s - p.comm_start_s, left=p.comm_start_s, height=0.6, color=dark, edgecolor="white",
+                    linewidth=0.5)
+        if p.cluster != "sync" and p.end_s - p.start_s > 0:
+            ax.text((p.start_s + p.end_s) / 2, ys[0], f"{p.name} #{p.step}", ha="center", va="center",
+                    fontsize="x-small", color="black", clip_on=True)
+    reconf = float(sim.extra.get("ocs_reconfig_s", 0.0))
+    for e in sim.extra.get("epochs", []):
+        if e.get("circuits_changed", 0) > 0 and reconf > 0:
+            ax.axvspan(e["start_s"], e["start_s"] + reconf, color="#525252", alpha=0.35, lw=0)
+    lo, hi = sim.extra.get("window_s", (None, None))
+    for x in (lo, hi):
+        if x is not None:
+            ax.axvline(x, color="black", ls="--", lw=0.8)
+    ax.set_yticks(list(lanes.values()))
+    ax.set_yticklabels([f"{k} pool" for k in lanes])
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_xlabel("time (s)")
+    ex = sim.extra
+    ax.set_title(f"{sim.fabric}: {sim.mode}, {sim.iteration_time_s:.4g} s per RL step; busy trainer "
+                 f"{ex.get('trainer_busy_frac', 0):.0%} / rollout {ex.get('rollout_busy_frac', 0):.0%}, "
+                 f"critical: {ex.get('critical_cluster', '?')}", fontsize="medium")
+    handles = [Patch(color=_LANE_COLOURS["trainer"][1], label="training"),
+               Patch(color=_LANE_COLOURS["rollout"][1], label="rollout"),
+               Patch(color=_LANE_COLOURS["sync"][1], label="weight sync"),
+               Patch(color=_LANE_COLOURS["trainer"][0], label="compute before flows"),
+               Patch(color="#525252", alpha=0.35, label="reconfiguration (circuits dark)")]
+    ax.legend(handles=handles, fontsize="x-small", ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.28),
+              frameon=False)
+    return fig
+
 
 def plot_timeline(sim: SimulationResult, *, ax: Any = None) -> Any:
-    """Draw ``sim``'s phases over time and return the Figure.
+    """Draw ``sim``'s phases over time and return the Figure (two lanes for a pipelined schedule, see
+    :func:`plot_pipeline`).
 
     Each phase is a bar from ``start_s`` to its end (light: compute before its flows; dark: its flows
     and compute after, all repeats), its reconfiguration window is hatched (red where it is exposed).
@@ -20,6 +75,8 @@ def plot_timeline(sim: SimulationResult, *, ax: Any = None) -> Any:
     """
     import matplotlib.pyplot as plt
 
+    if sim.instances:
+        return plot_pipeline(sim, ax=ax)
     util = sim.link_util
     times = sim.link_util_times_s
     has_util = ax is None and util is not None and times is not None and util.size > 0
@@ -58,4 +115,4 @@ def plot_timeline(sim: SimulationResult, *, ax: Any = None) -> Any:
     return fig
 
 
-__all__ = ["plot_timeline"]
+__all__ = ["plot_timeline", "plot_pipeline"]

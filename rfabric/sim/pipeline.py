@@ -363,7 +363,7 @@ def _result(topology: Topology, workload: Workload, pipe: Pipeline, flows: FlowS
         "steps_simulated": pipe.steps, "warmup_steps": pipe.warmup, "measured_steps": pipe.measured,
         "window_s": [lo, hi], "step_completion_s": C[1:], "converged": converged,
         "trainer_busy_frac": busy_t, "rollout_busy_frac": busy_r, "critical_cluster": critical,
-        "overlap_frac": overlap,
+        "overlap_frac": overlap, "ocs_reconfig_s": reconf,
         "epochs": [_epoch_plain(e) for e in tr.epochs],
         "instances": [{"name": workload.phases[x.phase].name, "cluster": x.cluster, "step": x.step}
                       for x in pipe.instances],

@@ -39,3 +39,25 @@ def test_timeline_on_given_axes() -> None:
     out = plot_timeline(_result(), ax=ax)  # type: ignore[arg-type]
     assert out is fig and len(fig.axes) == 1 and ax.get_xlabel() == "time since step start (s)"
     plt.close(fig)
+
+
+def test_pipeline_timeline_has_two_lanes_and_a_legend() -> None:
+    from rfabric.sim.pipeline import simulate_pipeline
+    from rfabric.workload import Schedule
+
+    topo = line_topology([8e9])
+    ph = (PhaseStep(name="rollout", phase="rollout", flows=FlowSet.build([1], [0], [1e9]), num_gpus=2,
+                    compute_before_s=2.0),
+          PhaseStep(name="train", phase="train", flows=FlowSet.build([0], [1], [1e9]), num_gpus=2, compute_before_s=0.5),
+          PhaseStep(name="weight_sync", phase="weight_sync", flows=FlowSet.build([0], [1], [1e9]), num_gpus=2))
+    res = simulate_pipeline(topo, Workload(name="w", num_gpus=2, phases=ph, schedule=Schedule(mode="one_step_off")),
+                            options=SimConfig(link_latency=False, steps=2))
+    fig = plot_timeline(res)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["trainer pool", "rollout pool"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"training", "rollout", "weight sync"} <= set(labels)
+    steps = {t.get_text() for t in ax.texts}
+    assert {"train #1", "train #2", "rollout #2", "rollout #3"} <= steps  # two RL steps drawn
+    assert "(s)" in ax.get_xlabel() and "one_step_off" in ax.get_title()
+    plt.close(fig)
