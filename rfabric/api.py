@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -278,7 +279,7 @@ def choose_split(config: RunConfig) -> tuple[RunConfig, list[dict[str, Any]]]:
             except ConfigError as e:
                 row["error"] = str(e)
             tried[t] = row
-        return float(tried[t].get("period_per_sequence_s", np.inf))
+        return float(tried[t].get("period_per_sequence_s", math.inf))
 
     if servers < 2:
         raise ConfigError("cluster.split", "auto needs at least two servers (one per pool)", cl.split)
@@ -290,7 +291,7 @@ def choose_split(config: RunConfig) -> tuple[RunConfig, list[dict[str, Any]]]:
             if 1 <= t < servers and period(t) < period(best):
                 best = t
         step //= 2
-    if not np.isfinite(period(best)):
+    if not math.isfinite(period(best)):
         raise ConfigError("cluster.split", "no trainer/rollout split of the cluster resolves the workload's "
                           f"parallelism (e.g. {tried[best].get('error', '')})", cl.split)
     chosen = replace(cl, trainer_gpus=best * gps, rollout_gpus=(servers - best) * gps)
