@@ -33,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser, *, out: bool = False, out_required: bool = False) -> None:
-    p.add_argument("--config", "-c", metavar="YAML", help="run config (default: the built-in small demo)")
+    p.add_argument("--config", "-c", metavar="YAML",
+                   help="run config; it REPLACES the built-in demo config wholesale (nothing of the default is "
+                        "merged in: a section you leave out gets the dataclass defaults). Without --config: the "
+                        "built-in small demo, which --set edits")
     p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted key, e.g. --set topology.ocs_reconfig_ms=1 (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
@@ -426,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # files only: the command line never opens a window
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)

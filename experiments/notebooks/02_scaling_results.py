@@ -30,7 +30,10 @@ from rfabric.plotting.sweep import read_sweep
 sweep_dir = os.environ.get("RFABRIC_SWEEP_DIR")
 if not sweep_dir:
     here = Path.cwd()
-    root = next(p for p in (here, *here.parents) if (p / "experiments" / "configs").is_dir())
+    root = next((p for p in (here, *here.parents) if (p / "experiments" / "configs").is_dir()), None)
+    if root is None:
+        raise FileNotFoundError(f"no RFabric checkout above {here}: run this notebook from inside the repository "
+                                "or set RFABRIC_SWEEP_DIR to a finished sweep directory")
     sweep_dir = tempfile.mkdtemp(prefix="rfabric-scaling-")
     api.run_sweep(root / "experiments" / "configs" / "smoke" / "scaling.yaml", sweep_dir, workers=1)
 rows = read_sweep(sweep_dir)

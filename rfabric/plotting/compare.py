@@ -35,10 +35,7 @@ def plot_comparison(comparison: Comparison, axes: Any = None) -> Any:
 
     Returns the matplotlib Figure.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: inline in a notebook, Agg in the CLI
 
     if axes is None:
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), constrained_layout=True)

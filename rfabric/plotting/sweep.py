@@ -43,10 +43,7 @@ def _num(v: str | None) -> Any:
 
 
 def _setup() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: inline in a notebook, Agg in the CLI
 
     plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
                          "axes.spines.right": False})

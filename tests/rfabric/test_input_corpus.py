@@ -375,3 +375,11 @@ def test_run_id_hashes_the_files_a_config_names(tmp_path: Path) -> None:
     model.write_text(MODEL.replace("layers: 48", "layers: 96"))
     after = expand(load_sweep(spec), fingerprint=api.input_fingerprint)[0].run_id
     assert "layers: 48" in MODEL and before != after
+
+
+def test_help_says_config_replaces_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "REPLACES the built-in" in " ".join(capsys.readouterr().out.split())
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "**replaces** the built-in demo config wholesale" in readme
