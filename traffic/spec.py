@@ -63,7 +63,7 @@ class TrainSpec:
     """Trainer parallelism, the RL trainer's passes and gradient synchronisation (see :mod:`traffic.training`).
 
     Layout: ``tp``, ``pp``, ``ep`` (0 = automatic: the fastest layout that fits in memory, see
-    :mod:`traffic.memory`), ``cp``; DP is what is left, ``trainer_gpus / (tp * pp * cp)``. ``etp``: expert
+    :mod:`traffic.memory`; automatic EP x expert-TP stays within one server), ``cp``; DP is what is left, ``trainer_gpus / (tp * pp * cp)``. ``etp``: expert
     tensor parallelism (0 = ``tp``); experts are laid out by Megatron's MoE parallel folding, ``etp * ep``
     consecutive ranks of the ``tp * cp * dp`` ranks of a pipeline stage, so EP may span TP ranks.
     ``order``: rank layout, fastest-varying axis first. ``interleave``: virtual pipeline chunks per stage
@@ -505,8 +505,9 @@ def _resolve_trainer(spec: RlStepSpec, model: ModelSpec, cluster: ClusterConfig,
             for etp in etps:
                 if etp > stage_ranks or stage_ranks % etp:
                     continue
+                # automatic EP stays inside a server (or a TP group wider than one): larger EP is explicit
                 eps = [tr.ep] if tr.ep else [d for d in _divisors_desc(model.experts, model.experts)
-                                              if stage_ranks % (d * etp) == 0]
+                                              if stage_ranks % (d * etp) == 0 and d * etp <= max(gps, tp)]
                 combos += [(e, etp) for e in eps if stage_ranks % (e * etp) == 0]
             if tr.ep and not combos:
                 raise ConfigError(f"{tpath}.ep", f"ep * etp must divide the {stage_ranks} ranks of a pipeline "

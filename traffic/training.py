@@ -59,7 +59,7 @@ from traffic.parallelism import TrainLayout
 from traffic.spec import RlStepPlan
 
 #: flows one training phase step is kept under when ``layers_per_stage`` is automatic
-TRAIN_FLOW_BUDGET = 400_000
+TRAIN_FLOW_BUDGET = 150_000
 #: automatic layer grouping: compute/communication steps per pipeline chunk (Megatron's default gradient
 #: bucket of 40M parameters gives a few dozen buckets per stage; 8 keeps simulations fast)
 GROUPS_PER_STAGE = 8
@@ -504,7 +504,7 @@ def auto_layers_per_stage(plan: RlStepPlan) -> int:
         per_layer += gpus * (lay.ep - 1)
     if lay.cp > 1:
         per_layer += gpus
-    dp_flows = gpus * (2 if m.kind == "moe" else 1)
+    dp_flows = gpus * (2 if m.kind == "moe" else 1) * (1 if plan.zero_stage == 0 else 2)
     mb = plan.micro_batches if lay.pp > 1 else 2
     lps = max(1, -(-m.layers // (lay.pp * tr.interleave * GROUPS_PER_STAGE)))
     while lps < m.layers:
