@@ -246,3 +246,26 @@ def test_counts_from_per_ocs_circuit_sets_are_realised_in_full(seed, n, K, max_p
     assert np.array_equal(r.x, Y.sum(axis=0)) and np.array_equal(r.z, U.sum(axis=0))
     if prev is not None:
         assert r.kept == len(set(prev.circuits) & set(r.circuits))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 8), K=st.integers(1, 3), keep=st.booleans())
+def test_any_counts_are_realised_without_raising_and_losses_are_accounted(seed, n, K, keep) -> None:
+    rng = np.random.default_rng(seed)
+    P = rng.integers(0, 3, size=(K, n))
+    cap_up = rng.integers(0, 2, size=K)
+    d = layout(P.tolist(), cap_up.tolist())
+    x = np.triu(rng.integers(0, 4, size=(n, n)), k=1)  # may exceed the ports: not necessarily realisable
+    x = x + x.T
+    z = rng.integers(0, 3, size=n)
+    prev = None
+    if keep:
+        Y, U = per_ocs_fill(rng, P, cap_up, 0.7)
+        prev = CircuitAssignment.of(realise(d, Y.sum(axis=0), U.sum(axis=0)).circuits)
+    r = realise(d, x, z, previous=prev, time_limit_s=0.5)
+    valid(d, r)
+    assert np.all(r.x <= x) and np.all(r.z <= z)
+    assert r.requested == int(np.triu(x, k=1).sum() + z.sum())
+    assert r.dropped == r.requested - int(np.triu(r.x, k=1).sum() + r.z.sum())
+    assert r.dropped == 0 or r.reason
+    assert np.all(r.x.sum(axis=1) + r.z <= P.sum(axis=0))

@@ -212,12 +212,11 @@ def test_export_lp_and_mps(tmp_path, topo4) -> None:
 
 
 def test_exported_model_solves_to_the_same_optimum(tmp_path, topo4) -> None:
-    import highspy
+    from solver.backends.highs import quiet_highs
 
     opts = solver.parse_options({})
     (path,) = solver.export_model(topo4, pod_traffic(RING), opts, tmp_path / "m.mps")
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.readModel(str(path))
     h.run()
     assert abs(h.getInfo().objective_function_value) == pytest.approx(0.625, rel=1e-6)
