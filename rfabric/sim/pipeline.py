@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -112,6 +112,7 @@ class InstanceInfo:
     phase: int
     cluster: str  # trainer | rollout | sync
     step: int  # global RL step (1-based)
+    rep: int = 0  # which of the phase's ``repeat`` back-to-back runs
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -151,8 +152,10 @@ def build_pipeline(workload: Workload, structure: StepStructure, *, measured: in
     insts: list[InstanceInfo] = []
 
     def alloc(phases: Sequence[int], cluster: str, step: int) -> list[int]:
-        ids = list(range(len(insts), len(insts) + len(phases)))
-        insts.extend(InstanceInfo(phase=p, cluster=cluster, step=step) for p in phases)
+        # a phase with ``repeat`` r runs r times back to back: r instances in the chain
+        runs = [(p, r) for p in phases for r in range(workload.phases[p].repeat)]
+        ids = list(range(len(insts), len(insts) + len(runs)))
+        insts.extend(InstanceInfo(phase=p, cluster=cluster, step=step, rep=r) for p, r in runs)
         return ids
 
     # ids first (rollouts run up to k steps ahead: R_{k+1} .. R_{N+k}, from R_1 on a cold start), edges second
@@ -329,12 +332,28 @@ def _result(topology: Topology, workload: Workload, pipe: Pipeline, flows: FlowS
                            bytes_by_medium={"nvlink": float(nv[i]), "electrical": float(el[i]),
                                             "optical": float(op[i])}, flows=int(n_flows[i]))
 
-    last: dict[int, int] = {}  # per phase: its latest instance started inside the measured window
+    last: dict[int, int] = {}  # per phase: its latest first run started inside the measured window
     for i, info in enumerate(pipe.instances):
-        if starts[i] < hi or (starts[i] == hi == lo):
+        if info.rep == 0 and (starts[i] < hi or (starts[i] == hi == lo)):
             if info.phase not in last or starts[i] >= starts[last[info.phase]]:
                 last[info.phase] = i
-    phases = tuple(timing(last[p]) for p in range(len(workload.phases)) if p in last)
+    runs: dict[tuple[int, int], list[int]] = {}
+    for i, info in enumerate(pipe.instances):
+        runs.setdefault((info.phase, info.step), []).append(i)
+
+    def phase_timing(i: int) -> PhaseTiming:
+        """All ``repeat`` runs of instance ``i``'s phase in its step as one timing (``end_s`` = start + mean run)."""
+        ids = runs[(pipe.instances[i].phase, pipe.instances[i].step)]
+        parts = [timing(j) for j in ids]
+        first = parts[0]
+        total = float(ends[ids[-1]]) - first.start_s
+        b = {k: sum(float(p.bytes_by_medium[k]) for p in parts) / len(parts) for k in first.bytes_by_medium}
+        return replace(first, end_s=first.start_s + total / len(parts), repeat=len(parts),
+                       reconfig_s=sum(p.reconfig_s for p in parts),
+                       reconfig_exposed_s=sum(p.reconfig_exposed_s for p in parts),
+                       circuits_changed=sum(p.circuits_changed for p in parts), bytes_by_medium=b)
+
+    phases = tuple(phase_timing(last[p]) for p in range(len(workload.phases)) if p in last)
     instances = tuple(timing(i) for i in range(len(pipe.instances)))
     flow_start = {workload.phases[p].name: tr.start_s[inst_of == i] for p, i in last.items()}
     flow_finish = {workload.phases[p].name: tr.finish_s[inst_of == i] for p, i in last.items()}

@@ -235,3 +235,20 @@ def test_instance_graph_edges() -> None:
     assert names == [("rollout", 2), ("rollout", 3), ("trainer", 1), ("trainer", 2), ("sync", 1), ("sync", 2)]
     # R_3 after R_2 and S_1; T_2 after R_2, T_1, S_1; S_1 after T_1 and R_2; S_2 after T_2, S_1, R_3
     assert pipe.preds == ((), (0, 4), (), (0, 2, 4), (2, 0), (3, 4, 1))
+
+
+def test_repeated_phase_runs_back_to_back() -> None:
+    # training = 2 runs of 4 s (repeat 2) -> 8 s; rollout 10 s; sync 1 s: period max(10, 8) + 1 = 11
+    sync = FlowSet.build([0], [1], [1 * GB])
+    trn = PhaseStep(name="train", phase="train", flows=FlowSet.empty(), num_gpus=2, compute_before_s=4.0, repeat=2)
+    wl = _wl([_ph("rollout", "rollout", 2, before=10.0), trn, _ph("weight_sync", "weight_sync", 2, sync)], 2,
+             mode="one_step_off")
+    res = simulate_pipeline(TOPO, wl, options=EXACT)
+    assert res.iteration_time_s == approx(11.0)
+    p = {ph.name: ph for ph in res.phases}
+    assert p["train"].repeat == 2 and p["train"].duration_s == approx(8.0)
+    assert [i.start_s for i in res.instances if i.name == "train"] == [0.0, approx(4.0)]
+    # with training longer than the rollout the repeats are what the period waits for
+    wl2 = _wl([_ph("rollout", "rollout", 2, before=5.0), trn, _ph("weight_sync", "weight_sync", 2, sync)], 2,
+              mode="one_step_off")
+    assert simulate_pipeline(TOPO, wl2, options=EXACT).iteration_time_s == approx(9.0)
