@@ -25,6 +25,7 @@ import os
 import re
 import types
 import typing
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,17 +395,66 @@ class ClusterConfig:
                                   f"({self.gpus_per_server}): GPUs come in whole servers", n)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SimConfig:
-    """Flow-level simulator options (see ``rfabric.sim``)."""
+ROUTINGS = ("hash", "split", "spray", "adaptive")
 
-    ecmp: str = choice("hash", choices=("hash", "split"))
+
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
+class SimConfig:
+    """Flow-level simulator options (see ``rfabric.sim``).
+
+    ``routing``: ``spray`` (default; every flow spread over all equal-cost paths), ``split`` (the same,
+    walked arc by arc: small fabrics), ``hash`` (per-flow ECMP) or ``adaptive`` (least-loaded path per
+    GPU pair); see :mod:`rfabric.sim.routing`. ``ecmp`` is the deprecated name of ``routing``: accepted
+    as a YAML key and a keyword with a ``FutureWarning``, and readable (``.ecmp`` returns ``routing``).
+    """
+
+    routing: str = choice("spray", choices=ROUTINGS)
     merge_tolerance: float = bounded(0.0, ge=0.0, lt=1.0)
     steps: int = positive(1)
     link_latency: bool = True
 
-    def __post_init__(self) -> None:
+    def __init__(self, *, routing: str = "spray", merge_tolerance: float = 0.0, steps: int = 1,
+                 link_latency: bool = True, ecmp: str | None = None) -> None:
+        if ecmp is not None:
+            if routing not in ("spray", ecmp):
+                raise ConfigError("sim.ecmp", f"conflicts with sim.routing = {routing} (ecmp is the deprecated "
+                                  "name of routing: keep only routing)", ecmp)
+            _deprecated_ecmp()
+            routing = ecmp
+        if routing not in ROUTINGS:
+            raise ConfigError("sim.routing", f"must be one of {', '.join(ROUTINGS)}; {suggest(routing, ROUTINGS)}",
+                              routing)
+        for name, value in (("routing", routing), ("merge_tolerance", merge_tolerance), ("steps", steps),
+                            ("link_latency", link_latency)):
+            object.__setattr__(self, name, value)
         check_fields(self)
+
+    @property
+    def ecmp(self) -> str:
+        """Deprecated name of :attr:`routing`."""
+        return self.routing
+
+
+def _deprecated_ecmp() -> None:
+    warnings.warn("sim.ecmp is deprecated: use sim.routing (hash | split | spray | adaptive)", FutureWarning,
+                  stacklevel=4)
+
+
+def _sim_section(raw: Any) -> Any:
+    """``sim`` with the deprecated key ``ecmp`` renamed to ``routing`` (a ``FutureWarning``)."""
+    if not isinstance(raw, Mapping) or "ecmp" not in raw:
+        return raw
+    out = dict(raw)
+    ecmp = out.pop("ecmp")
+    if ecmp not in ROUTINGS:
+        raise ConfigError("sim.ecmp", f"must be one of {', '.join(ROUTINGS)}; {suggest(str(ecmp), ROUTINGS)} "
+                          "(ecmp is the deprecated name of sim.routing)", ecmp)
+    if "routing" in out and out["routing"] != ecmp:
+        raise ConfigError("sim.ecmp", f"conflicts with sim.routing = {out['routing']} (ecmp is the deprecated "
+                          "name of routing: keep only routing)", ecmp)
+    _deprecated_ecmp()
+    out["routing"] = ecmp
+    return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -537,7 +587,8 @@ def parse_run_config(data: Any) -> RunConfig:
         parts["name"] = coerce(data.get("name", "run"), str, "name")
     for key, cls in (("cluster", ClusterConfig), ("sim", SimConfig), ("cost", CostConfig)):
         with errs.capture():
-            parts[key] = parse_dataclass(cls, data.get(key), key)
+            raw = _sim_section(data.get(key)) if key == "sim" else data.get(key)
+            parts[key] = parse_dataclass(cls, raw, key)
     fabrics = parts.get("fabrics", ())
     reference = data.get("reference") or (fabrics[0].name if fabrics else "")
     if fabrics and reference not in [f.name for f in fabrics]:

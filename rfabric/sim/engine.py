@@ -449,7 +449,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     is_active = np.zeros(n, dtype=bool)
 
     state: FabricState = fabric.state(circ.assignment())
-    routes: Routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
+    routes: Routes = _route_flows(state, flows.src, flows.dst, options.routing, seed)
     inc_w = _weighted(routes.incidence, mult)
     inc_s, rep_of = _redundant(inc_w)
     label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
@@ -604,7 +604,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             new_state = fabric.state(circ.assignment())
             if new_state is not state:
                 state = new_state
-                routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
+                routes = _route_flows(state, flows.src, flows.dst, options.routing, seed)
                 inc_w = _weighted(routes.incidence, mult)
                 inc_s, rep_of = _redundant(inc_w)
                 label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
@@ -737,7 +737,7 @@ def simulate_flows(topology: Topology, flows: FlowSet, *, assignment: CircuitAss
     NICs of a non-blocking fabric finishes at 20 ms (plus its path latency when ``options.link_latency``).
     """
     opts = options or SimConfig()
-    fabric = Fabric.build(topology, [assignment, *(a for _, a in changes)])
+    fabric = Fabric.build(topology, [assignment, *(a for _, a in changes)], routing=opts.routing)
     return run_flows(fabric, flows, assignment=assignment, changes=changes, options=opts, seed=seed, start_s=start_s)
 
 

@@ -253,7 +253,7 @@ def simulate_pipeline(topology: Topology, workload: Workload, *, options: SimCon
         raise SimulationError(f"workload '{workload.name}' has no rollout-then-train phases to pipeline; use "
                               "workload.schedule.mode: sync")
     assigns = [circuits, *(epoch_circuits or {}).values()]
-    fabric = Fabric.build(topology, assigns)
+    fabric = Fabric.build(topology, assigns, routing=opts.routing)
     policy = None
     if epoch_circuits:
         table = dict(epoch_circuits)
@@ -386,7 +386,7 @@ def _result(topology: Topology, workload: Workload, pipe: Pipeline, flows: FlowS
         "epochs": [_epoch_plain(e) for e in tr.epochs],
         "instances": [{"name": workload.phases[x.phase].name, "cluster": x.cluster, "step": x.step}
                       for x in pipe.instances],
-        "ecmp": opts.ecmp, "merge_tolerance": opts.merge_tolerance, "link_latency": opts.link_latency,
+        "routing": opts.routing, "merge_tolerance": opts.merge_tolerance, "link_latency": opts.link_latency,
     }
     return SimulationResult(fabric=topology.name, iteration_time_s=period, phases=phases, flow_start_s=flow_start,
                             flow_finish_s=flow_finish, link_util_times_s=tr.util_times_s, link_util=util,

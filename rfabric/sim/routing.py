@@ -14,18 +14,42 @@ Routing model (documented choices):
   NVLink (``gpu -> nvs -> gpu``). Otherwise a flow goes ``gpu -> nic -> switch ... switch -> nic -> gpu``;
   the switch part is chosen on the switch-level graph.
 * Equal-cost multipath per hop, weighted by capacity: at every switch the next hops are the neighbours
-  one hop closer to the destination switch, and traffic is spread over them in proportion to arc
-  capacity (an edge of ``k`` parallel links is ``k`` equal-cost ports, so this is ECMP over physical
-  ports). ``ecmp="split"`` spreads every flow fluidly; ``ecmp="hash"`` sends each GPU pair down one path,
-  picking the next hop at every switch by a seeded hash of (seed, src, dst, switch) with probabilities
-  proportional to capacity (flows of one GPU pair share one path, like one connection).
+  one hop closer to the destination switch (an edge of ``k`` parallel links is ``k`` equal-cost ports).
+  The routing model (``ecmp`` argument of :meth:`FabricState.route`, ``sim.routing`` in a run config):
+
+  - ``split``: every flow spread fluidly over the next hops in proportion to arc capacity, walking the
+    shortest-path DAG arc by arc (exact; its rows grow with the number of equal-cost arcs, so it is
+    practical on small fabrics).
+  - ``spray``: the same routing (packet spraying over all equal-cost paths, as in production AI fabrics:
+    e.g. NVIDIA Spectrum-X adaptive routing, Ultra Ethernet packet spraying) computed on *tier
+    aggregates* when the always-on graph is a Clos that allows it: every ToR's uplinks, every ToR's
+    downlinks, every pod's aggregation->core uplinks and every pod's core->aggregation downlinks become
+    one virtual arc each (capacity = the sum of its members). Under spraying every flow crossing a
+    member of such a group crosses all of them in proportion to capacity (checked at build time:
+    complete ToR/aggregation bipartite graphs with proportional capacities, aggregation uplinks
+    proportional to their downlinks, every core reaching every pod in the same proportion), so the group
+    loads exactly like one arc and max-min rates are unchanged (:func:`spray_groups`). A flow then has
+    at most 4 switch arcs instead of thousands. Routes over live circuits, and fabrics that fail the
+    check, fall back to the exact ``split`` walk. The aggregates exist only in a Fabric built with
+    ``routing="spray"`` (their member arcs are then not sampled for utilisation; the aggregate is).
+  - ``hash``: each GPU pair on one path, picking the next hop at every switch by a seeded hash of
+    (seed, src, dst, switch) with probabilities proportional to capacity (per-flow ECMP: flows of one GPU
+    pair share one path, like one connection).
+  - ``adaptive``: each GPU pair on one path, the least-loaded one when it is placed: pairs are placed in
+    the order given (the engine routes each distinct pair once, in the order of its first flow), and a
+    pair takes the shortest path whose most loaded arc (pairs already placed on it, per unit capacity,
+    counting this pair) is least loaded, ties broken by the seeded hash. Load counts routed pairs, not
+    bytes: the route is fixed when the flow set is routed (per fabric state), a flowlet-free reading of
+    "least-loaded path per flow at its start" (CONGA/LetFlow-style load balancers react to load; this
+    model places each connection once).
 * Circuits and the always-on path (WCMP). When circuits give a pair of switches a *shorter* path than
   the always-on (electrical) graph, a flow is split between two route classes: A, the shortest paths of
   the logical graph (through circuits) and B, the shortest paths of the always-on graph. The share of
   class A is ``C_A / (C_A + C_B)`` where ``C`` is the bottleneck throughput of the class's split routing
   (``min`` over its arcs of capacity / share of the flow crossing it). This is the simulator's reading of
   the solver's hybrid-direct model: traffic that does not fit on the direct circuits spills to the
-  electrical path, in proportion to capacity. With ``hash`` the class is drawn by the same seeded hash.
+  electrical path, in proportion to capacity. With ``hash`` and ``adaptive`` the class is drawn by the
+  same seeded hash.
   When the circuit path is not shorter, circuits are just more equal-cost ports (e.g. ``tree``).
 * Per flow the route reports its share carried by circuits (bytes by medium), its mean path latency
   (share-weighted sum of arc latencies) and whether it is blocked (no path in this state; it waits for
@@ -34,8 +58,9 @@ Routing model (documented choices):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +69,17 @@ from scipy.sparse.csgraph import shortest_path
 from rfabric.circuits import CircuitAssignment
 from rfabric.errors import SimulationError
 from rfabric.topology import MEDIUM_CODES, SWITCH_ROLES, Medium, NodeRole, Topology
+
+try:  # numba is a declared dependency; keep routing importable without it
+    from numba import njit as _njit
+except ImportError:  # pragma: no cover
+    def _njit(*args: Any, **kwargs: Any) -> Callable[..., Any]:  # type: ignore[no-redef]
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            return fn
+        return deco
+
+ROUTINGS = ("hash", "split", "spray", "adaptive")
+"""The routing models of :meth:`FabricState.route` (module docstring)."""
 
 _ROLES = list(NodeRole)
 _ROLE_CODE = {r: i for i, r in enumerate(_ROLES)}
@@ -79,6 +115,225 @@ def _uniform(key: np.ndarray, salt: np.ndarray | int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+# ------------------------------------------------------------------------------------------------
+# spray: tier aggregates of a Clos
+
+
+@dataclass(frozen=True, eq=False)
+class SprayGroups:
+    """Tier aggregates of an always-on Clos (see :func:`spray_groups`).
+
+    ``members[i]`` are the arcs of aggregate ``i``; ``up``/``down`` give, per switch index, the aggregate
+    of that ToR's uplinks / downlinks (-1: none); ``pod_up``/``pod_down`` the aggregate of a pod's
+    aggregation->core / core->aggregation arcs (-1: none); ``sw_pod`` the pod of each switch.
+    """
+
+    members: tuple[np.ndarray, ...]
+    up: np.ndarray
+    down: np.ndarray
+    pod_up: np.ndarray
+    pod_down: np.ndarray
+    sw_pod: np.ndarray
+
+
+def _same_rows(m: np.ndarray, rtol: float = 1e-12) -> bool:
+    """True if every row of ``m`` (positive entries) is proportional to the first."""
+    if m.size == 0:
+        return True
+    if np.any(m <= 0):
+        return False
+    r = m / m.sum(axis=1, keepdims=True)
+    return bool(np.all(np.abs(r - r[0]) <= rtol * r[0]))
+
+
+def spray_groups(topology: Topology, node_names: tuple[str, ...], node_role: np.ndarray, arc_src: np.ndarray,
+                 arc_dst: np.ndarray, cap: np.ndarray, allowed: np.ndarray, sw_nodes: np.ndarray,
+                 sw_of_node: np.ndarray, nic_switch: np.ndarray) -> SprayGroups | None:
+    """The tier aggregates that make spraying exact on this always-on graph, or None if it is no such Clos.
+
+    Exactness argument (fluid spraying = capacity-proportional split at every hop): a flow from ToR ``s``
+    enters aggregation switch ``a`` of its pod with share ``C[s,a] / C[s,*]``. If the pod's ToR x agg
+    capacity matrix ``C`` is complete and of rank one, that share is the same fraction ``r_a`` for every
+    ToR, and the arcs ``a -> d`` into a destination ToR carry ``r_a`` = their capacity share of ``d``'s
+    downlinks: every ToR's uplinks (and downlinks) load in proportion to capacity. If moreover each
+    aggregation switch's core uplinks are the same fraction ``r_a`` of its pod's, a core ``c`` receives
+    ``U_p[c] / U_p`` of every flow leaving pod ``p``; if every core reaches every pod and its capacity to
+    each pod is the same share of that pod's core capacity (pod x core matrix of rank one, as with the
+    Clos's core blocks), the flow leaves core ``c`` into pod ``q`` in proportion to ``c``'s links there and
+    reaches aggregation ``b`` with ``r_b`` again. So every member of an aggregate carries the same flows
+    with shares proportional to its capacity, and max-min fair rates on the aggregate equal those on the
+    members. Checked numerically here (relative 1e-12); any other shape (ToR-ToR links, aggregation
+    switches without ToR links, uneven cores) returns None and spraying falls back to the exact walk.
+
+    ``allowed`` marks the always-on switch arcs; ``nic_switch`` is the switch index each GPU's NIC is on.
+    """
+    tor_c, agg_c, core_c = (_ROLE_CODE[r] for r in (NodeRole.TOR, NodeRole.AGG, NodeRole.CORE))
+    n_sw = sw_nodes.size
+    role = node_role[sw_nodes].astype(np.int64)
+    g = topology.graph
+    sw_pod = np.fromiter((int(g.nodes[node_names[v]].get("pod", -1)) for v in sw_nodes), dtype=np.int64, count=n_sw)
+    used_tor = nic_switch[nic_switch >= 0]
+    if used_tor.size and np.any(role[used_tor] != tor_c):
+        return None
+    ss, sd = sw_of_node[arc_src], sw_of_node[arc_dst]
+    arcs = np.flatnonzero((ss >= 0) & (sd >= 0) & allowed & (cap > 0))
+    rs, rd = role[ss[arcs]], role[sd[arcs]]
+    kinds = {"ta": (rs == tor_c) & (rd == agg_c), "at": (rs == agg_c) & (rd == tor_c),
+             "ac": (rs == agg_c) & (rd == core_c), "ca": (rs == core_c) & (rd == agg_c)}
+    if int(sum(int(m.sum()) for m in kinds.values())) != arcs.size:
+        return None
+    ta = arcs[kinds["ta"]]
+    if np.any(sw_pod[ss[ta]] != sw_pod[sd[ta]]):
+        return None
+    tors = np.flatnonzero(role == tor_c)
+    aggs = np.flatnonzero(role == agg_c)
+    cores = np.flatnonzero(role == core_c)
+    t_i = np.full(n_sw, -1, dtype=np.int64)
+    t_i[tors] = np.arange(tors.size)
+    a_i = np.full(n_sw, -1, dtype=np.int64)
+    a_i[aggs] = np.arange(aggs.size)
+    c_i = np.full(n_sw, -1, dtype=np.int64)
+    c_i[cores] = np.arange(cores.size)
+    C = np.zeros((tors.size, aggs.size))
+    np.add.at(C, (t_i[ss[ta]], a_i[sd[ta]]), cap[ta])
+    ac = arcs[kinds["ac"]]
+    U = np.zeros((aggs.size, cores.size))
+    np.add.at(U, (a_i[ss[ac]], c_i[sd[ac]]), cap[ac])
+    pods = np.unique(sw_pod[tors])
+    share: dict[int, np.ndarray] = {}
+    for p in pods.tolist():
+        tp = t_i[tors[sw_pod[tors] == p]]
+        ap = a_i[aggs[sw_pod[aggs] == p]]
+        if ap.size == 0:
+            if tors.size > 1:
+                return None  # ToRs without aggregation switches while other ToRs exist
+            continue
+        block = C[np.ix_(tp, ap)]
+        if not _same_rows(block):
+            return None
+        share[p] = ap
+        if cores.size:
+            up = U[ap].sum(axis=1)
+            r = block[0] / block[0].sum()
+            if np.any(up <= 0) or np.any(np.abs(up / up.sum() - r) > 1e-12 * r):
+                return None
+    if cores.size:
+        pod_core = np.stack([U[ap].sum(axis=0) for ap in share.values()]) if share else np.zeros((0, 0))
+        if not _same_rows(pod_core):
+            return None
+    members: list[np.ndarray] = []
+    up_v = np.full(n_sw, -1, dtype=np.int64)
+    dn_v = np.full(n_sw, -1, dtype=np.int64)
+    n_pods = int(pods.max()) + 1 if pods.size else 0
+    pu_v = np.full(max(n_pods, 0), -1, dtype=np.int64)
+    pd_v = np.full(max(n_pods, 0), -1, dtype=np.int64)
+
+    def add(sel: np.ndarray, key: np.ndarray, out: np.ndarray) -> None:
+        order = np.argsort(key, kind="stable")
+        sel, key = sel[order], key[order]
+        bounds = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, dtype=np.int64)
+        for b0, b1 in zip(bounds.tolist(), [*bounds[1:].tolist(), key.size], strict=True):
+            out[key[b0]] = len(members)
+            members.append(sel[b0:b1])
+
+    at = arcs[kinds["at"]]
+    add(ta, ss[ta], up_v)
+    add(at, sd[at], dn_v)
+    ca = arcs[kinds["ca"]]
+    if cores.size and ac.size:
+        add(ac, sw_pod[ss[ac]], pu_v)
+        add(ca, sw_pod[sd[ca]], pd_v)
+    return SprayGroups(members=tuple(members), up=up_v, down=dn_v, pod_up=pu_v, pod_down=pd_v, sw_pod=sw_pod)
+
+
+# ------------------------------------------------------------------------------------------------
+# adaptive: least-loaded path per pair, compiled
+
+
+@_njit(cache=True)
+def _adaptive_paths(indptr: np.ndarray, out_arc: np.ndarray, out_v: np.ndarray, allowed: np.ndarray,
+                    cap: np.ndarray, circuit: np.ndarray, dist: np.ndarray, s: np.ndarray, d: np.ndarray,
+                    key: np.ndarray, load: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place requests ``s[i] -> d[i]`` in order on the least-loaded shortest path (see module docstring).
+
+    ``load`` (pairs per unit capacity, per arc) is updated in place. Returns (request, arc) rows and a
+    per-request flag: the path crosses a circuit.
+    """
+    n_sw = indptr.size - 1
+    n = s.size
+    rows_r = np.empty(n * (n_sw + 1), dtype=np.int64)
+    rows_a = np.empty(n * (n_sw + 1), dtype=np.int64)
+    opt = np.zeros(n, dtype=np.bool_)
+    stamp = np.full(n_sw, -1, dtype=np.int64)
+    best = np.zeros(n_sw)
+    order = np.empty(n_sw, dtype=np.int64)
+    nr = 0
+    for i in range(n):
+        src, dst = s[i], d[i]
+        # DAG nodes reachable from src, in BFS order (non-increasing distance to dst)
+        order[0] = src
+        stamp[src] = i
+        head, tail = 0, 1
+        while head < tail:
+            u = order[head]
+            head += 1
+            du = dist[u, dst]
+            for k in range(indptr[u], indptr[u + 1]):
+                a = out_arc[k]
+                v = out_v[k]
+                if allowed[a] and dist[v, dst] == du - 1 and stamp[v] != i:
+                    stamp[v] = i
+                    order[tail] = v
+                    tail += 1
+        for j in range(tail - 1, -1, -1):
+            u = order[j]
+            if u == dst:
+                best[u] = 0.0
+                continue
+            du = dist[u, dst]
+            b = np.inf
+            for k in range(indptr[u], indptr[u + 1]):
+                a = out_arc[k]
+                v = out_v[k]
+                if allowed[a] and dist[v, dst] == du - 1:
+                    c = max((load[a] + 1.0) / cap[a], best[v])
+                    if c < b:
+                        b = c
+            best[u] = b
+        u = src
+        h = key[i]
+        while u != dst:
+            du = dist[u, dst]
+            b = best[u]
+            tied = 0
+            for k in range(indptr[u], indptr[u + 1]):
+                a = out_arc[k]
+                v = out_v[k]
+                if allowed[a] and dist[v, dst] == du - 1 and max((load[a] + 1.0) / cap[a], best[v]) <= b * (1 + 1e-12):
+                    tied += 1
+            h = (h ^ (h >> np.uint64(31))) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(u)
+            pick = int((h >> np.uint64(33)) % np.uint64(tied))
+            chosen = -1
+            nxt = -1
+            for k in range(indptr[u], indptr[u + 1]):
+                a = out_arc[k]
+                v = out_v[k]
+                if allowed[a] and dist[v, dst] == du - 1 and max((load[a] + 1.0) / cap[a], best[v]) <= b * (1 + 1e-12):
+                    if pick == 0:
+                        chosen = a
+                        nxt = v
+                        break
+                    pick -= 1
+            load[chosen] += 1.0
+            if circuit[chosen]:
+                opt[i] = True
+            rows_r[nr] = i
+            rows_a[nr] = chosen
+            nr += 1
+            u = nxt
+    return rows_r[:nr], rows_a[:nr], opt
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +377,12 @@ class Fabric:
     group: np.ndarray  # utilisation group of each arc (-1: not sampled)
     group_names: tuple[str, ...]
     dist_b: np.ndarray  # switch x switch hop distance on the always-on graph
+    arc_virtual: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # spray aggregates
+    spray: SprayGroups | None = None  # tier aggregates (built with routing="spray" on a Clos)
+    member_group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # arc -> aggregate or -1
+    member_frac: np.ndarray = field(default_factory=lambda: np.zeros(0))  # member capacity / aggregate capacity
+    group_size: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per arc: members (aggregates)
+    group_base: int = 0  # arc id of the first aggregate
     _states: dict[tuple, FabricState] = field(default_factory=dict)
 
     @property
@@ -129,8 +390,16 @@ class Fabric:
         return int(self.arc_src.size)
 
     @staticmethod
-    def build(topology: Topology, assignments: Iterable[CircuitAssignment | None] = ()) -> Fabric:
-        """Compile ``topology`` with arcs for every circuit pair of ``assignments``."""
+    def build(topology: Topology, assignments: Iterable[CircuitAssignment | None] = (), *,
+              routing: str = "split") -> Fabric:
+        """Compile ``topology`` with arcs for every circuit pair of ``assignments``.
+
+        ``routing="spray"`` also appends the tier aggregates of :func:`spray_groups` (one virtual arc each,
+        after the circuit arcs) when the always-on graph allows them; any routing model can be used on any
+        Fabric (``spray`` without aggregates walks the DAG exactly, like ``split``).
+        """
+        if routing not in ROUTINGS:
+            raise SimulationError(f"unknown routing model '{routing}' (known: {', '.join(ROUTINGS)})")
         base = topology.always_on()
         lt = base.compile()
         names = lt.node_names
@@ -216,18 +485,58 @@ class Fabric:
         group = np.full(arc_src.size, -1, dtype=np.int64)
         group[used] = inv
 
+        virtual = np.zeros(arc_src.size, dtype=bool)
+        spray = None
+        if routing == "spray":
+            spray = spray_groups(topology, names, lt.node_role, arc_src, arc_dst, cap, ~circuit, sw_nodes,
+                                 sw_of_node, tor)
+        if spray is not None and spray.members:
+            nv = len(spray.members)
+            first = np.fromiter((m[0] for m in spray.members), dtype=np.int64, count=nv)
+            v_cap = np.fromiter((cap[m].sum() for m in spray.members), dtype=np.float64, count=nv)
+            v_lat = np.fromiter((np.dot(cap[m], lat[m]) / cap[m].sum() for m in spray.members), dtype=np.float64,
+                                count=nv)
+            v_group = group[first].copy()
+            for m in spray.members:  # the aggregate is sampled for utilisation, its members are not
+                group[m] = -1
+            arc_src = np.concatenate([arc_src, arc_src[first]])
+            arc_dst = np.concatenate([arc_dst, arc_dst[first]])
+            cap = np.concatenate([cap, v_cap])
+            lat = np.concatenate([lat, v_lat])
+            circuit = np.concatenate([circuit, np.zeros(nv, dtype=bool)])
+            nvlink = np.concatenate([nvlink, np.zeros(nv, dtype=bool)])
+            group = np.concatenate([group, v_group])
+            virtual = np.concatenate([virtual, np.ones(nv, dtype=bool)])
+            base_arcs = virtual.size - nv
+            spray = SprayGroups(members=spray.members, up=np.where(spray.up >= 0, spray.up + base_arcs, -1),
+                                down=np.where(spray.down >= 0, spray.down + base_arcs, -1),
+                                pod_up=np.where(spray.pod_up >= 0, spray.pod_up + base_arcs, -1),
+                                pod_down=np.where(spray.pod_down >= 0, spray.pod_down + base_arcs, -1),
+                                sw_pod=spray.sw_pod)
         fab = Fabric(topology=topology, node_names=names, arc_src=arc_src, arc_dst=arc_dst, base_capacity_bps=cap,
                      base_latency_s=lat, arc_circuit=circuit, arc_nvlink=nvlink, circuit_pair=circuit_pair,
                      sw_of_node=sw_of_node, sw_nodes=sw_nodes, up_nic=up_nic, up_sw=up_sw, dn_sw=dn_sw, dn_nic=dn_nic,
                      tor=tor, nvs=nvs, to_nvs=to_nvs, from_nvs=from_nvs, group=group,
-                     group_names=tuple(str(x) for x in group_names), dist_b=np.zeros((0, 0), dtype=np.int32))
+                     group_names=tuple(str(x) for x in group_names), dist_b=np.zeros((0, 0), dtype=np.int32),
+                     arc_virtual=virtual, spray=spray)
+        mg = np.full(arc_src.size, -1, dtype=np.int64)
+        frac = np.zeros(arc_src.size)
+        size = np.zeros(arc_src.size, dtype=np.int64)
+        if spray is not None and spray.members:
+            fab.group_base = int(arc_src.size - len(spray.members))
+            for i, m in enumerate(spray.members):
+                v = fab.group_base + i
+                mg[m] = v
+                frac[m] = cap[m] / cap[v]
+                size[v] = m.size
+        fab.member_group, fab.member_frac, fab.group_size = mg, frac, size
         fab.dist_b = fab._distances(cap, ~circuit)
         return fab
 
     def _distances(self, cap: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         s = self.sw_nodes.size
         sw_s, sw_d = self.sw_of_node[self.arc_src], self.sw_of_node[self.arc_dst]
-        m = (sw_s >= 0) & (sw_d >= 0) & (cap > 0) & allowed
+        m = (sw_s >= 0) & (sw_d >= 0) & (cap > 0) & allowed & ~self.arc_virtual
         g = sp.csr_matrix((np.ones(int(m.sum())), (sw_s[m], sw_d[m])), shape=(s, s))
         d = shortest_path(g, method="D", unweighted=True, directed=True)
         out = np.full(d.shape, _FAR, dtype=np.int32)
@@ -249,7 +558,8 @@ class Fabric:
                     lat[arc:arc + 2] = lt
             has_circuits = bool(np.any(cap[self.arc_circuit] > 0))
             dist_a = self._distances(cap, np.ones(cap.size, dtype=bool)) if has_circuits else self.dist_b
-            st = FabricState(fabric=self, capacity_bps=cap, latency_s=lat, dist_a=dist_a, live=live)
+            st = FabricState(fabric=self, capacity_bps=cap, latency_s=lat, dist_a=dist_a, live=live,
+                             circuits_live=has_circuits)
             self._states[key] = st
         return st
 
@@ -263,6 +573,7 @@ class FabricState:
     latency_s: np.ndarray
     dist_a: np.ndarray
     live: CircuitAssignment | None
+    circuits_live: bool = False
     _csr: tuple[np.ndarray, ...] | None = None
 
     def _switch_csr(self) -> tuple[np.ndarray, ...]:
@@ -270,7 +581,7 @@ class FabricState:
         if self._csr is None:
             f = self.fabric
             sw_s, sw_d = f.sw_of_node[f.arc_src], f.sw_of_node[f.arc_dst]
-            arcs = np.flatnonzero((sw_s >= 0) & (sw_d >= 0) & (self.capacity_bps > 0))
+            arcs = np.flatnonzero((sw_s >= 0) & (sw_d >= 0) & (self.capacity_bps > 0) & ~f.arc_virtual)
             order = np.lexsort((arcs, sw_s[arcs]))
             arcs = arcs[order]
             indptr = np.zeros(f.sw_nodes.size + 1, dtype=np.int64)
@@ -363,15 +674,133 @@ class FabricState:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0), optical
 
-    def _class_capacity(self, cls: str, s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    def _spray_ok(self, ps: np.ndarray, pd: np.ndarray) -> np.ndarray:
+        """Switch pairs whose always-on spraying the tier aggregates express exactly."""
+        sg = self.fabric.spray
+        if sg is None:
+            return np.zeros(ps.size, dtype=bool)
+        pp, pq = sg.sw_pod[ps], sg.sw_pod[pd]
+        ok = (sg.up[ps] >= 0) & (sg.down[pd] >= 0) & (pp >= 0) & (pq >= 0)
+        inter = pp != pq
+        n = sg.pod_up.size
+        if n == 0:
+            return ok & ~inter
+        pu = np.where((pp >= 0) & (pp < n), sg.pod_up[np.clip(pp, 0, n - 1)], -1)
+        pdn = np.where((pq >= 0) & (pq < n), sg.pod_down[np.clip(pq, 0, n - 1)], -1)
+        return ok & (~inter | ((pu >= 0) & (pdn >= 0)))
+
+    def _spray_rows(self, ps: np.ndarray, pd: np.ndarray, w: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(request, aggregate arc, share) rows of sprayed always-on routes (``_spray_ok`` pairs only)."""
+        sg = self.fabric.spray
+        assert sg is not None
+        req = np.arange(ps.size, dtype=np.int64)
+        pp, pq = sg.sw_pod[ps], sg.sw_pod[pd]
+        ii = np.flatnonzero(pp != pq)
+        r = np.concatenate([req, req, ii, ii])
+        a = np.concatenate([sg.up[ps], sg.down[pd], sg.pod_up[pp[ii]], sg.pod_down[pq[ii]]])
+        return r, a.astype(np.int64), np.concatenate([w, w, w[ii], w[ii]])
+
+    def _class_capacity(self, cls: str, s: np.ndarray, d: np.ndarray, spray: bool = False) -> np.ndarray:
         """Bottleneck throughput of the split routing of each pair in class ``cls``."""
-        r, a, w, _ = self._walk(cls, s, d, np.ones(s.size), None)
         out = np.full(s.size, np.inf)
-        np.minimum.at(out, r, self.capacity_bps[a] / w)
+        agg = self._spray_ok(s, d) if (spray and cls == "B") else np.zeros(s.size, dtype=bool)
+        if agg.any():
+            i = np.flatnonzero(agg)
+            r, a, w = self._spray_rows(s[i], d[i], np.ones(i.size))
+            np.minimum.at(out, i[r], self.capacity_bps[a] / w)
+        rest = np.flatnonzero(~agg)
+        if rest.size:
+            r, a, w, _ = self._walk(cls, s[rest], d[rest], np.ones(rest.size), None)
+            np.minimum.at(out, rest[r], self.capacity_bps[a] / w)
         return out
 
+    def _fluid(self, cls: str, idx: np.ndarray, ps: np.ndarray, pd: np.ndarray, w: np.ndarray, spray: bool,
+               pr: list[np.ndarray], pa: list[np.ndarray], pw: list[np.ndarray], p_opt: np.ndarray) -> None:
+        """Fluid routes of switch pairs ``idx`` in class ``cls`` (aggregated where exact), appended to pr/pa/pw."""
+        agg = np.zeros(idx.size, dtype=bool)
+        if spray and (cls == "B" or not self.circuits_live):
+            agg = self._spray_ok(ps[idx], pd[idx])
+        if agg.any():
+            sel = idx[agg]
+            r, a, ww = self._spray_rows(ps[sel], pd[sel], w[sel])
+            pr.append(sel[r])
+            pa.append(a)
+            pw.append(ww)
+        sel = idx[~agg]
+        if sel.size:
+            r, a, ww, o = self._walk(cls, ps[sel], pd[sel], w[sel], None)
+            pr.append(sel[r])
+            pa.append(a)
+            pw.append(ww)
+            p_opt[sel] += o
+
+    def _reconcile(self, rf: np.ndarray, ra: np.ndarray, rw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Make rows on tier aggregates and rows on their member arcs consistent (one arc space per group).
+
+        Exact walks (routes over live circuits, hashed or adaptive paths) may cross member arcs of an
+        aggregate that sprayed routes use as a whole; max-min needs each group modelled once. A flow's
+        rows on a group's members are *lifted* to the aggregate when they cover every member in proportion
+        to capacity (the same load, exactly); if any flow's rows on a group are not proportional, that
+        group is *expanded* instead: its aggregate rows become member rows in proportion to capacity
+        (exactly what spraying puts there).
+        """
+        f = self.fabric
+        sg = f.spray
+        assert sg is not None
+        mg, frac, size = f.member_group, f.member_frac, f.group_size
+        mem = mg[ra] >= 0
+        bad = np.zeros(0, dtype=np.int64)
+        if mem.any():
+            r_m, a_m, w_m = rf[mem], ra[mem], rw[mem]
+            g_m = mg[a_m]
+            key = r_m * f.num_arcs + g_m
+            uk, inv = np.unique(key, return_inverse=True)
+            tot = np.bincount(inv, w_m)
+            cnt = np.bincount(inv)
+            off = np.abs(w_m - tot[inv] * frac[a_m]) > 1e-12 * tot[inv]
+            k_g = uk % f.num_arcs
+            valid = (np.bincount(inv, off) == 0) & (cnt == size[k_g])
+            bad = np.unique(k_g[~valid])
+            lift = ~np.isin(k_g, bad)
+            keep = np.ones(rf.size, dtype=bool)
+            keep[np.flatnonzero(mem)[lift[inv]]] = False
+            rf = np.concatenate([rf[keep], uk[lift] // f.num_arcs])
+            ra = np.concatenate([ra[keep], k_g[lift]])
+            rw = np.concatenate([rw[keep], tot[lift]])
+        if bad.size:
+            ex = np.isin(ra, bad)
+            if ex.any():
+                gi = ra[ex] - f.group_base
+                lens = np.fromiter((sg.members[i].size for i in gi), dtype=np.int64, count=gi.size)
+                arcs = np.concatenate([sg.members[i] for i in gi])
+                rf = np.concatenate([rf[~ex], np.repeat(rf[ex], lens)])
+                rw = np.concatenate([rw[~ex], np.repeat(rw[ex], lens) * frac[arcs]])
+                ra = np.concatenate([ra[~ex], arcs])
+        return rf, ra, rw
+
+    def _adaptive(self, cls: str, s: np.ndarray, d: np.ndarray, key: np.ndarray, load: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Least-loaded shortest path of each request in class ``cls``, in order (``load`` updated)."""
+        f = self.fabric
+        dist = self.dist_a if cls == "A" else f.dist_b
+        allowed = np.ones(f.num_arcs, dtype=bool) if cls == "A" else ~f.arc_circuit
+        indptr, out_arc, out_v = self._switch_csr()
+        cap = self.capacity_bps
+        norm = np.where(cap > 0, cap / max(float(cap.max()), 1.0), 1.0)
+        r, a, o = _adaptive_paths(indptr, out_arc, out_v, allowed, norm, f.arc_circuit, dist,
+                                  s.astype(np.int64), d.astype(np.int64), key.astype(np.uint64), load)
+        return r, a, o.astype(np.float64)
+
     def route(self, src: np.ndarray, dst: np.ndarray, *, ecmp: str, seed: int) -> Routes:
-        """Routes of flows ``src -> dst`` (GPU indices) in this state."""
+        """Routes of flows ``src -> dst`` (GPU indices) in this state.
+
+        ``ecmp`` is the routing model, one of :data:`ROUTINGS` (module docstring); ``seed`` fixes the hash
+        choices of ``hash`` and ``adaptive``. Raises :class:`SimulationError` for an unknown model or a flow
+        that needs the network from a GPU without a NIC.
+        """
+        if ecmp not in ROUTINGS:
+            raise SimulationError(f"unknown routing model '{ecmp}' (known: {', '.join(ROUTINGS)})")
         f = self.fabric
         n = src.size
         src = src.astype(np.int64)
@@ -408,30 +837,22 @@ class FabricState:
             p_blocked = da >= _FAR
             div = (da < db) & (db < _FAR)
             w_a = np.ones(up.size)
+            fluid = ecmp in ("split", "spray")
+            spray = ecmp == "spray" and f.spray is not None
             if div.any():
                 ca = self._class_capacity("A", ps[div], pd[div])
-                cb = self._class_capacity("B", ps[div], pd[div])
+                cb = self._class_capacity("B", ps[div], pd[div], spray=spray)
                 w_a[div] = ca / (ca + cb)
             blocked[fi] = p_blocked[inv]
             ok = ~p_blocked
-            if ecmp == "split":
+            if fluid:
                 # route each distinct switch pair once, then give every flow its pair's rows
-                pr: list[np.ndarray] = []
-                pa: list[np.ndarray] = []
-                pw: list[np.ndarray] = []
+                pr: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+                pa: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+                pw: list[np.ndarray] = [np.zeros(0)]
                 p_opt = np.zeros(up.size)
-                use_a = np.flatnonzero(ok)
-                r, a, w, o = self._walk("A", ps[use_a], pd[use_a], w_a[use_a], None)
-                pr.append(use_a[r])
-                pa.append(a)
-                pw.append(w)
-                p_opt[use_a] += o
-                use_b = np.flatnonzero(ok & div)
-                r, a, w, o = self._walk("B", ps[use_b], pd[use_b], 1.0 - w_a[use_b], None)
-                pr.append(use_b[r])
-                pa.append(a)
-                pw.append(w)
-                p_opt[use_b] += o
+                self._fluid("A", np.flatnonzero(ok), ps, pd, w_a, spray, pr, pa, pw, p_opt)
+                self._fluid("B", np.flatnonzero(ok & div), ps, pd, 1.0 - w_a, spray, pr, pa, pw, p_opt)
                 pr_, pa_, pw_ = np.concatenate(pr), np.concatenate(pa), np.concatenate(pw)
                 order = np.argsort(pr_, kind="stable")
                 pr_, pa_, pw_ = pr_[order], pa_[order], pw_[order]
@@ -449,11 +870,16 @@ class FabricState:
                 key = pair_keys(seed, src[fi], dst[fi])
                 fok = ok[inv]
                 choose_a = _uniform(key, -1) < w_a[inv]
+                load = np.zeros(f.num_arcs) if ecmp == "adaptive" else None
                 for cls, m in (("A", fok & choose_a), ("B", fok & ~choose_a)):
                     sel = np.flatnonzero(m)
                     if sel.size == 0:
                         continue
-                    r, a, w, o = self._walk(cls, ts[fi[sel]], td[fi[sel]], np.ones(sel.size), key[sel])
+                    if load is not None:
+                        r, a, o = self._adaptive(cls, ts[fi[sel]], td[fi[sel]], key[sel], load)
+                        w = np.ones(r.size)
+                    else:
+                        r, a, w, o = self._walk(cls, ts[fi[sel]], td[fi[sel]], np.ones(sel.size), key[sel])
                     rows_f.append(fi[sel][r])
                     rows_a.append(a)
                     rows_w.append(w)
@@ -461,6 +887,8 @@ class FabricState:
         rf = np.concatenate(rows_f).astype(np.int64)
         ra = np.concatenate(rows_a).astype(np.int64)
         rw = np.concatenate(rows_w)
+        if f.spray is not None and f.spray.members:
+            rf, ra, rw = self._reconcile(rf, ra, rw)
         inc = sp.csr_matrix((rw, (rf, ra)), shape=(n, f.num_arcs))
         inc.sum_duplicates()
         lat = inc @ self.latency_s
@@ -468,4 +896,4 @@ class FabricState:
                       blocked=blocked)
 
 
-__all__ = ["Fabric", "FabricState", "Routes", "pair_keys"]
+__all__ = ["Fabric", "FabricState", "ROUTINGS", "Routes", "SprayGroups", "pair_keys", "spray_groups"]

@@ -79,7 +79,7 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
     structure = step_structure(workload)
     rl_steps = structure.sync_every if structure is not None else 1
     assigns = _assignments(topology, workload, schedule)
-    fabric = Fabric.build(topology, assigns)
+    fabric = Fabric.build(topology, assigns, routing=opts.routing)
     reconf = float(topology.ocs_reconfig_s)
     cache: dict[tuple[int, tuple, tuple, bool], tuple[FlowTrace, float]] = {}
     events = solves = 0

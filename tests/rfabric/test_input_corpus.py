@@ -54,7 +54,7 @@ FILE_CASES = [
      "'trainer_gpus' is given twice (lines 7 and 8)"),
     ("deep-nesting", b"seed: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested more than"),
     ("alias-bomb-over-limit", ("a: &a [x, x, x, x, x, x, x, x, x]\n" + _BOMB).encode(), "expands to more than"),
-    ("yes-is-not-a-bool", DEFAULT.replace("  ecmp: hash\n", "  ecmp: hash\n  link_latency: yes\n").encode(),
+    ("yes-is-not-a-bool", DEFAULT.replace("  routing: spray\n", "  routing: spray\n  link_latency: yes\n").encode(),
      "sim.link_latency = 'yes': must be true or false"),
     ("not-a-mapping", b"- 1\n- 2\n", "must hold a mapping"),
 ]

@@ -13,7 +13,7 @@ from rfabric.workload import FlowSet
 from tests.sim.conftest import built, line_topology
 from topologies.templates import circuit_template
 
-EXACT = SimConfig(link_latency=False, ecmp="split")
+EXACT = SimConfig(link_latency=False, routing="split")
 GB = 1e9
 B = 8e9  # 8 Gb/s = 1 GB/s
 
@@ -81,7 +81,7 @@ def test_multiplicity_counts_copies() -> None:
 
 def test_latency_added_once_per_flow() -> None:
     topo = line_topology([B], latency_s=1e-3)  # nic-tor, tor-tor, tor-nic: 3 ms
-    opts = SimConfig(link_latency=True, ecmp="split")
+    opts = SimConfig(link_latency=True, routing="split")
     fs = FlowSet.build([0, 0], [1, 1], [GB, GB], chain=0, stage=[0, 1])
     tr = simulate_flows(topo, fs, options=opts)
     assert tr.path_latency_s[0] == approx(3e-3)
@@ -101,7 +101,7 @@ def test_merge_tolerance_bounds_the_error() -> None:
     sizes = [1.0 * GB, 1.004 * GB, 2 * GB, 3 * GB]
     fs = FlowSet.build([0, 1, 2, 3], [4, 5, 6, 7], sizes)
     exact = simulate_flows(topo, fs, options=EXACT)
-    merged = simulate_flows(topo, fs, options=SimConfig(link_latency=False, ecmp="split", merge_tolerance=0.01))
+    merged = simulate_flows(topo, fs, options=SimConfig(link_latency=False, routing="split", merge_tolerance=0.01))
     assert merged.events < exact.events
     np.testing.assert_allclose(merged.finish_s, exact.finish_s, rtol=0.011)
     assert merged.bytes_by_medium["electrical"] == approx(sum(sizes))
@@ -129,7 +129,7 @@ def test_ring_all_reduce_non_blocking_fat_tree() -> None:
                           stage=np.repeat(np.arange(steps), n))
     tr = simulate_flows(topo, exact, options=EXACT)
     assert tr.end_s == approx(2 * (n - 1) / n * s_bytes / b)
-    tr = simulate_flows(topo, exact, options=SimConfig(ecmp="split", link_latency=True))
+    tr = simulate_flows(topo, exact, options=SimConfig(routing="split", link_latency=True))
     lat = tr.path_latency_s.max()
     assert lat > 0
     assert tr.end_s == approx(2 * (n - 1) * (s_bytes / n / b + lat))

@@ -42,7 +42,7 @@ def scenarios(draw: st.DrawFn) -> tuple[int, FlowSet, SimConfig, int, bool]:
     delay = rng.choice([0.0, 1e-4, 2e-3], n)
     mult = rng.integers(1, 3, n)
     fs = FlowSet.build(src, dst, size, chain=chain, stage=stage, delay_s=delay, multiplicity=mult)
-    opts = SimConfig(ecmp=draw(st.sampled_from(["hash", "split"])), link_latency=draw(st.booleans()))
+    opts = SimConfig(routing=draw(st.sampled_from(["hash", "split", "spray", "adaptive"])), link_latency=draw(st.booleans()))
     return fab, fs, opts, draw(st.integers(0, 5)), draw(st.booleans())
 
 
@@ -82,11 +82,11 @@ def test_hash_ecmp_depends_on_the_seed_only() -> None:
     rng = np.random.default_rng(0)
     src = rng.integers(0, 128, 200)
     fs = FlowSet.build(src, (src + 8 + rng.integers(0, 112, 200)) % 128, 1e8)
-    opts = SimConfig(ecmp="hash", link_latency=False)
+    opts = SimConfig(routing="hash", link_latency=False)
     a = simulate_flows(topo, fs, options=opts, seed=1)
     b = simulate_flows(topo, fs, options=opts, seed=1)
     c = simulate_flows(topo, fs, options=opts, seed=2)
     assert np.array_equal(a.finish_s, b.finish_s)
     assert not np.array_equal(a.finish_s, c.finish_s)
-    split = simulate_flows(topo, fs, options=SimConfig(ecmp="split", link_latency=False))
+    split = simulate_flows(topo, fs, options=SimConfig(routing="split", link_latency=False))
     assert split.end_s <= a.end_s * (1 + 1e-9)  # even spreading never loses to hash collisions here

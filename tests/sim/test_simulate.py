@@ -14,7 +14,7 @@ from rfabric.workload import FlowSet, PhaseStep, Workload
 from tests.sim.conftest import built, line_topology
 from topologies.templates import circuit_template
 
-EXACT = SimConfig(link_latency=False, ecmp="split")
+EXACT = SimConfig(link_latency=False, routing="split")
 B = 8e9
 
 

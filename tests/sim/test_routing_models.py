@@ -1,0 +1,163 @@
+"""Routing models: spray (tier aggregates) equals split exactly, adaptive places pairs on free paths,
+and the deprecated ``sim.ecmp`` key still works."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rfabric.config import SimConfig, parse_run_config, to_plain
+from rfabric.errors import ConfigError, SimulationError
+from rfabric.sim import simulate_flows
+from rfabric.sim.routing import Fabric
+from rfabric.workload import FlowSet
+from tests.sim.conftest import built, line_topology
+from topologies.templates import circuit_template
+
+NIC = 400e9
+# (kind, gpus, gpus per server, params): every one of them passes the spray-aggregate check
+CLOS = [
+    ("fat_tree", 64, 4, {"switch_radix": 8}),  # 4 pods, 3 tiers
+    ("fat_tree", 64, 2, {"switch_radix": 8, "oversubscription": 3}),
+    ("fat_tree", 64, 2, {"switch_radix": 8, "core_oversubscription": 2}),
+    ("fat_tree", 48, 8, {"switch_radix": 64}),  # one pod: two tiers
+    ("rail_optimized", 32, 4, {"switch_radix": 8}),
+    ("rfabric", 64, 2, {"switch_radix": 8}),
+]
+
+
+def _finish(topo, fs, routing, **kw):  # type: ignore[no-untyped-def]
+    return simulate_flows(topo, fs, options=SimConfig(routing=routing, link_latency=True), **kw)
+
+
+def _ring(n: int, size: float) -> FlowSet:
+    src = np.arange(n)
+    return FlowSet.build(src, (src + 1) % n, np.full(n, size))
+
+
+def _all_to_all(gpus: np.ndarray, size: float) -> FlowSet:
+    s, d = np.meshgrid(gpus, gpus, indexing="ij")
+    m = s != d
+    return FlowSet.build(s[m], d[m], np.full(int(m.sum()), size))
+
+
+def _weight_sync(n: int, size: float) -> FlowSet:
+    half = n // 2
+    src = np.arange(half)
+    return FlowSet.build(src, src + half, np.full(half, size))
+
+
+@pytest.mark.parametrize("case", range(len(CLOS)))
+@pytest.mark.parametrize("pattern", ["ring", "all_to_all", "weight_sync"])
+def test_spray_equals_split_on_collective_phases(case: int, pattern: str) -> None:
+    kind, gpus, gps, params = CLOS[case]
+    topo = built(kind, gpus, gps, **params)
+    assert Fabric.build(topo, routing="spray").spray is not None  # the aggregated path is exercised
+    fs = {"ring": _ring(gpus, 3e7), "all_to_all": _all_to_all(np.arange(0, gpus, 3), 1e6),
+          "weight_sync": _weight_sync(gpus, 5e7)}[pattern]
+    split, spray = _finish(topo, fs, "split"), _finish(topo, fs, "spray")
+    np.testing.assert_allclose(spray.finish_s, split.finish_s, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(spray.util, split.util, rtol=1e-9, atol=1e-12)  # aggregates sampled, members not
+    assert spray.bytes_by_medium == pytest.approx(split.bytes_by_medium, rel=1e-12)
+
+
+def test_spray_weight_sync_reaches_the_nic_bound_where_hash_collides() -> None:
+    topo = built("fat_tree", 64, 4, switch_radix=8)
+    fs = _weight_sync(64, 1e8)
+    bound = 1e8 * 8 / NIC
+    spray = simulate_flows(topo, fs, options=SimConfig(routing="spray", link_latency=False))
+    hashed = simulate_flows(topo, fs, options=SimConfig(routing="hash", link_latency=False))
+    assert spray.end_s == pytest.approx(bound, rel=1e-12)
+    assert hashed.end_s > 1.5 * bound  # 32 pairs on 16 core links: per-flow ECMP collides
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=st.integers(0, len(CLOS) - 1), seed=st.integers(0, 2**31), circuits=st.booleans())
+def test_spray_equals_split_on_random_flows(case: int, seed: int, circuits: bool) -> None:
+    kind, gpus, gps, params = CLOS[case]
+    topo = built(kind, gpus, gps, **params)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    src = rng.integers(0, gpus, n)
+    dst = (src + rng.integers(1, gpus, n)) % gpus
+    fs = FlowSet.build(src, dst, rng.choice([1e6, 5e7, 3e8], n), delay_s=rng.choice([0.0, 1e-4, 2e-3], n),
+                       multiplicity=rng.integers(1, 3, n))
+    kw = {}
+    if circuits and topo.has_ocs:  # exact walks over circuits meet aggregated always-on routes
+        kw = {"assignment": circuit_template(topo, "mesh"), "changes": [(1e-3, circuit_template(topo, "tree"))]}
+    split, spray = _finish(topo, fs, "split", **kw), _finish(topo, fs, "spray", **kw)
+    np.testing.assert_allclose(spray.finish_s, split.finish_s, rtol=1e-9, atol=0)
+
+
+def test_spray_with_ocs_to_tor_circuits_equals_split() -> None:
+    # ToR<->ToR circuits on agg-layer OCS planes: exact walks use ToR uplinks that the always-on
+    # aggregates also cover, so rows are lifted to (or expanded from) the aggregates consistently.
+    topo = built("rfabric", 64, 2, switch_radix=8, agg_ocs_share=0.75, agg_ocs_upper_share=0.0)
+    rng = np.random.default_rng(7)
+    src = rng.integers(0, 64, 200)
+    dst = (src + rng.integers(1, 64, 200)) % 64
+    fs = FlowSet.build(src, dst, rng.choice([1e6, 5e7, 3e8], 200))
+    kw = {"assignment": circuit_template(topo, "mesh")}
+    split, spray = _finish(topo, fs, "split", **kw), _finish(topo, fs, "spray", **kw)
+    np.testing.assert_allclose(spray.finish_s, split.finish_s, rtol=1e-9, atol=0)
+
+
+def test_no_aggregates_off_a_clos_and_spray_still_exact() -> None:
+    topo = line_topology([100e9, 50e9], hosts_per_switch=2, nic_bps=400e9)
+    assert Fabric.build(topo, routing="spray").spray is None
+    fs = FlowSet.build([0, 1, 2], [4, 5, 5], [1e8, 1e8, 1e8])
+    np.testing.assert_allclose(_finish(topo, fs, "spray").finish_s, _finish(topo, fs, "split").finish_s, rtol=1e-12)
+
+
+def test_adaptive_puts_pairs_on_disjoint_paths() -> None:
+    # One pod, 4 ToRs of 4 GPUs (radix 8: 4 down, 4 up to 4 aggs): 4 pairs tor0 -> tor1 fit 4 disjoint paths.
+    topo = built("fat_tree", 16, 1, switch_radix=8)
+    fs = FlowSet.build([0, 1, 2, 3], [4, 5, 6, 7], np.full(4, 1e8))
+    bound = 1e8 * 8 / NIC
+    tr = simulate_flows(topo, fs, options=SimConfig(routing="adaptive", link_latency=False))
+    np.testing.assert_allclose(tr.finish_s, bound, rtol=1e-12)
+    f = Fabric.build(topo)
+    r = f.state(None).route(fs.src, fs.dst, ecmp="adaptive", seed=3)
+    tor0_up = np.flatnonzero((f.group == f.group_names.index("tor→agg")) & (f.arc_src == f.node_names.index("tor0")))
+    assert tor0_up.size == 4
+    assert np.all(r.incidence[:, tor0_up].sum(axis=0) == 1)  # every uplink of tor0 carries exactly one pair
+
+
+def test_adaptive_depends_on_the_seed_only_for_ties() -> None:
+    topo = built("fat_tree", 64, 4, switch_radix=8)
+    fs = _weight_sync(64, 1e8)
+    a = [simulate_flows(topo, fs, options=SimConfig(routing="adaptive", link_latency=False), seed=s).end_s
+         for s in (0, 0, 1)]
+    assert a[0] == a[1]
+    assert max(a) == pytest.approx(1e8 * 8 / NIC, rel=1e-12)  # every seed finds a collision-free placement
+
+
+def test_unknown_routing_is_an_error() -> None:
+    topo = built("fat_tree", 64, 4, switch_radix=8)
+    with pytest.raises(SimulationError, match="unknown routing"):
+        Fabric.build(topo).state(None).route(np.array([0]), np.array([9]), ecmp="random", seed=0)
+    with pytest.raises(ConfigError, match="sim.routing"):
+        parse_run_config({"sim": {"routing": "ecmp"}})
+
+
+def test_deprecated_ecmp_key_sets_routing_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match="sim.ecmp is deprecated"):
+        cfg = parse_run_config({"sim": {"ecmp": "split"}})
+    assert cfg.sim.routing == "split" and cfg.sim.ecmp == "split"
+    assert "ecmp" not in to_plain(cfg.sim)
+    with pytest.warns(FutureWarning):
+        assert SimConfig(ecmp="hash").routing == "hash"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert SimConfig().routing == "spray"
+        assert parse_run_config({"sim": {"routing": "adaptive"}}).sim.ecmp == "adaptive"
+        with pytest.raises(ConfigError, match="sim.ecmp"):
+            SimConfig(routing="adaptive", ecmp="hash")
+        with pytest.raises(ConfigError, match="sim.ecmp"):
+            parse_run_config({"sim": {"routing": "adaptive", "ecmp": "hash"}})
+        with pytest.raises(ConfigError, match="sim.routing"):
+            SimConfig(routing="random")
