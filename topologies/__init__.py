@@ -1,4 +1,5 @@
-"""Topology builders, registered by ``kind``: ``fat_tree``, ``rail_optimized``, ``rfabric``, ``static_ocs``.
+"""Topology builders, registered by ``kind``: ``fat_tree``, ``rail_optimized``, ``rfabric``, ``static_ocs``,
+``jupiter``.
 
 >>> from rfabric.config import ClusterConfig
 >>> topo = build("fat_tree", {"switch_radix": 16}, ClusterConfig())
@@ -51,6 +52,7 @@ Circuit templates: :mod:`topologies.templates`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,10 +60,12 @@ from rfabric.config import ClusterConfig, to_plain
 from rfabric.topology import Topology
 from rfabric.units import human_key
 from topologies import fat_tree as _fat_tree  # noqa: F401  (registers)
+from topologies import jupiter as _jupiter  # noqa: F401
 from topologies import rail_optimized as _rail  # noqa: F401
 from topologies import rfabric_hybrid as _rfabric  # noqa: F401
 from topologies import static_ocs as _static  # noqa: F401
 from topologies._params import (
+    WIRINGS,
     EpsParams,
     FatTreeParams,
     RailOptimizedParams,
@@ -69,6 +73,7 @@ from topologies._params import (
     StaticOcsParams,
 )
 from topologies._registry import REGISTRY
+from topologies.jupiter import JupiterParams
 
 
 def build(kind: str, params: Mapping[str, Any] | Any | None, cluster: ClusterConfig, *, name: str | None = None,
@@ -82,7 +87,15 @@ def build(kind: str, params: Mapping[str, Any] | Any | None, cluster: ClusterCon
     if dataclasses.is_dataclass(params) and not isinstance(params, type) and not isinstance(params, entry.params_cls):
         params = to_plain(params)
     parsed = REGISTRY.parse(kind, params, path)
-    return entry.build(parsed, cluster, name or kind, path=path)
+    # Graph assembly allocates ~10^5 small dicts and no reference cycles: pausing the cyclic GC while
+    # building saves about a quarter of the build time at 16,384 GPUs.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return entry.build(parsed, cluster, name or kind, path=path)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def param_names(kind: str) -> set[str]:
@@ -95,5 +108,5 @@ def param_names(kind: str) -> set[str]:
     return out
 
 
-__all__ = ["REGISTRY", "build", "param_names", "EpsParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams",
+__all__ = ["REGISTRY", "WIRINGS", "build", "param_names", "EpsParams", "JupiterParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams",
            "StaticOcsParams"]

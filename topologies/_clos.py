@@ -162,9 +162,10 @@ def plan(cluster: ClusterConfig, params: Any, *, attach: str, path: str, agg_ocs
     u_a = _ceil(d / o2) if pods > 1 else 0
 
     # One pod: as few aggregation switches as fit, each taking m parallel links from every ToR.
+    # (Right-sized: with no core tier an aggregation switch is a leaf-spine spine, all k ports down.)
     m = 1
     if pods == 1 and tors > 1:
-        m = max(x for x in range(1, u_t + 1) if u_t % x == 0 and tors * x <= d)
+        m = max(x for x in range(1, u_t + 1) if u_t % x == 0 and tors * x <= k)
     u_to = _share(agg_ocs_share, u_t) if tors > 1 else 0
     keep_a = _share(agg_ocs_upper_share, u_to)
     aggs = _ceil((u_t - u_to + keep_a) / m) if tors > 1 else 0
@@ -252,6 +253,7 @@ class OcsSpec:
     core_count: int
     wiring: str
     path: str
+    agg_span: int = 1  # pods per aggregation-layer plane group (0: as many as one OCS holds)
 
 
 def _edge(links: int, bps: float, lat: float, medium: Medium, length_m: float = 0.0) -> dict[str, Any]:
@@ -346,6 +348,39 @@ def assemble(p: Plan, cluster: ClusterConfig, params: Any, *, kind: str, ocs: Oc
     return G
 
 
+def _add_span_planes(p: Plan, spec: OcsSpec, span: int, ports: int, agg_names: list[str], tor_names: list[str],
+                     tor_pod: np.ndarray, fill: Any, key: Any) -> None:
+    """Aggregation-layer planes spanning ``span`` pods (OCS attribute ``pod`` = -1).
+
+    With ``G = ceil(pods / span)`` groups, ToR uplink plane ``q`` of the fibred share is cut into ``G``
+    plane instances, each on one OCS: even planes group consecutive pods (pod ``i`` in group
+    ``i * G // pods``), odd planes stride (group ``i mod G``), so a ToR meets both its neighbouring pods and
+    pods half the fabric away on some of its planes. ``G = 1`` (all pods fit one OCS): every plane joins
+    every ToR of the fabric.
+    """
+    A = p.aggs_per_pod
+    P = p.pods
+    G = _ceil(P / span)
+    pod_tors: list[list[int]] = [[] for _ in range(P)]
+    for t, q in enumerate(tor_pod.tolist()):
+        pod_tors[q].append(t)
+    items: list[tuple[list[str], list[str]]] = []
+    for pi in range(p.tor_uplinks_ocs):
+        a = (p.tor_uplinks_eps + pi) // p.tor_links_per_agg
+        for gi in range(G):
+            pods = [q for q in range(P) if (q % G if pi % 2 else q * G // P) == gi]
+            tors = [t for q in pods for t in pod_tors[q]]
+            if not tors:
+                continue
+            lower = [tor_names[t] for t in tors]
+            upper = [agg_names[int(tor_pod[t]) * A + a] for t in tors] if pi < p.agg_keep else []
+            items.append((lower, upper))
+    sizes = [len(lo) + len(up) for lo, up in items]
+    where, nocs = place_planes(sizes, ports, spec.agg_count, spec.wiring, count_key=key("agg_ocs_count"),
+                               radix_key=key("ocs_radix"), radix=spec.radix)
+    fill("agg", -1, items, where, nocs)
+
+
 def _add_ocs(G: nx.Graph, p: Plan, spec: OcsSpec, agg_names: list[str], tor_names: list[str], tor_pod: np.ndarray,
              fibre_lat: float, length: float) -> list[str]:
     """Add the OCS devices and switch--OCS fibres of both layers; return the layers present."""
@@ -377,7 +412,14 @@ def _add_ocs(G: nx.Graph, p: Plan, spec: OcsSpec, agg_names: list[str], tor_name
             devices.append((layer, pod, owner, plane, peer))
 
     # ---- aggregation layer: per pod ----------------------------------------------------------------
-    if A and p.tor_uplinks_ocs:
+    span = spec.agg_span
+    keep_mult = 2 if p.agg_keep else 1
+    if span == 0:
+        span = max(ports // max(p.tors_per_pod * keep_mult, 1), 1)
+    if A and p.tor_uplinks_ocs and p.pods > 1 and span > 1:
+        layers.append("agg")
+        _add_span_planes(p, spec, min(span, p.pods), ports, agg_names, tor_names, tor_pod, fill, key)
+    elif A and p.tor_uplinks_ocs:
         layers.append("agg")
         full = p.tors_per_pod
         sizes0 = [full * (2 if q < p.agg_keep else 1) for q in range(p.tor_uplinks_ocs)]

@@ -59,12 +59,34 @@ class RailOptimizedParams(EpsParams):
     """
 
 
+WIRINGS: dict[str, dict[str, float | int]] = {
+    # ToR-level OCS planes spanning pods (as many as one OCS holds): 3/4 of every ToR's uplinks make
+    # ToR<->ToR circuits inside and across pods; the last quarter is an always-on electrical Clos (4:1).
+    "span": {"agg_ocs_share": 0.75, "agg_ocs_upper_share": 0.0, "agg_ocs_span": 0, "core_ocs_share": 0.0,
+             "core_ocs_upper_share": 0.0},
+    # The same shares with ToR-level planes inside each pod (the experiments' wiring until the span default).
+    "pod": {"agg_ocs_share": 0.75, "agg_ocs_upper_share": 0.0, "agg_ocs_span": 1, "core_ocs_share": 0.75,
+            "core_ocs_upper_share": 0.0},
+    # Electrical ToR->agg Clos, spine-free core OCS only (the kind's default until the span default).
+    "core": {"agg_ocs_share": 0.0, "agg_ocs_upper_share": 1.0, "agg_ocs_span": 1, "core_ocs_share": 0.75,
+             "core_ocs_upper_share": 0.0},
+    # OCS at both layers with every EPS of the Clos kept behind it (``tree`` rebuilds the Clos exactly).
+    "full": {"agg_ocs_share": 0.75, "agg_ocs_upper_share": 1.0, "agg_ocs_span": 1, "core_ocs_share": 0.75,
+             "core_ocs_upper_share": 1.0},
+}
+"""Named RFabric plants: values of the wiring keys (a key given explicitly overrides its wiring's value)."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RFabricParams(EpsParams):
     """EPS + OCS hybrid (see :mod:`topologies.rfabric_hybrid` for the wiring rules).
 
     Attributes
     ----------
+    wiring : str
+        The named plant (:data:`WIRINGS`) that gives the defaults of ``agg_ocs_share``,
+        ``agg_ocs_upper_share``, ``agg_ocs_span``, ``core_ocs_share`` and ``core_ocs_upper_share``; any of
+        them given explicitly wins. Default ``span``.
     ocs_radix : int
         Physical ports per OCS device (Calient S320: 320). A duplex link takes two physical ports
         (Tx and Rx fibres) unless ``bidirectional_ocs``; the logical ports per OCS (``ports``) are
@@ -72,19 +94,23 @@ class RFabricParams(EpsParams):
     ocs_reconfig_s : float
         Time to re-point a circuit (YAML ``ocs_reconfig_ms``; default 10 ms, 3D MEMS).
     agg_ocs_share : float
-        Share of each ToR's uplinks fibred to the (per-pod) aggregation-layer OCSes, in [0, 1].
+        Share of each ToR's uplinks fibred to the aggregation-layer (ToR-level) OCSes, in [0, 1].
     agg_ocs_upper_share : float
         Share of those fibred ToR uplinks whose aggregation-switch counterpart port is kept and fibred
         to the same OCS (1: every aggregation switch of the Clos stays, ``tree`` rebuilds it; 0: the
         aggregation switches behind the OCS share are removed and circuits join ToRs directly).
+    agg_ocs_span : int
+        Pods whose ToRs share one aggregation-layer plane: 1 = per pod (circuits stay inside a pod);
+        0 = as many pods as one OCS holds (all of them when they fit, so ToR<->ToR circuits cross pods).
     core_ocs_share : float
         Share of each aggregation switch's uplinks fibred to the core-layer OCSes, in [0, 1].
     core_ocs_upper_share : float
         Share of those whose core-EPS counterpart port is kept and fibred to the OCS (1: the full core
-        of the Clos stays; 0 (default): spine-free, circuits join pods directly; the core EPS tier only
-        serves the always-on electrical share).
+        of the Clos stays; 0: spine-free, circuits join pods directly; the core EPS tier only serves the
+        always-on electrical share).
     agg_ocs_count, core_ocs_count : int
-        OCS devices per pod (aggregation layer) and in total (core layer); 0 = the fewest that fit.
+        OCS devices per pod (aggregation layer; per plant when planes span pods) and in total (core
+        layer); 0 = the fewest that fit.
     ocs_wiring : str
         ``striped`` (plane ``i`` on OCS ``i mod n``) or ``blocked`` (consecutive planes share an OCS).
     bidirectional_ocs : bool
@@ -95,15 +121,22 @@ class RFabricParams(EpsParams):
 
     ocs_radix: int = bounded(320, ge=2)
     ocs_reconfig_s: float = non_negative(10e-3)
-    agg_ocs_share: float = bounded(0.0, ge=0.0, le=1.0)
-    agg_ocs_upper_share: float = bounded(1.0, ge=0.0, le=1.0)
-    core_ocs_share: float = bounded(0.75, ge=0.0, le=1.0)
-    core_ocs_upper_share: float = bounded(0.0, ge=0.0, le=1.0)
+    wiring: str = choice("span", choices=tuple(WIRINGS))
+    agg_ocs_share: float | None = bounded(None, ge=0.0, le=1.0)
+    agg_ocs_upper_share: float | None = bounded(None, ge=0.0, le=1.0)
+    agg_ocs_span: int | None = bounded(None, ge=0)
+    core_ocs_share: float | None = bounded(None, ge=0.0, le=1.0)
+    core_ocs_upper_share: float | None = bounded(None, ge=0.0, le=1.0)
     agg_ocs_count: int = non_negative(0)
     core_ocs_count: int = non_negative(0)
     ocs_wiring: str = choice("striped", choices=("striped", "blocked"))
     bidirectional_ocs: bool = False
     allow_circuit_only: bool = False
+
+    def __post_init__(self) -> None:
+        for key, value in WIRINGS[self.wiring].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,4 +150,4 @@ class StaticOcsParams(RFabricParams):
     circuit_template: str = choice("solver", choices=("solver", *TEMPLATES))
 
 
-__all__ = ["EpsParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams", "StaticOcsParams", "TEMPLATES"]
+__all__ = ["WIRINGS", "EpsParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams", "StaticOcsParams", "TEMPLATES"]

@@ -35,11 +35,14 @@ from topologies._registry import REGISTRY
 def build_plant(params: RFabricParams, cluster: ClusterConfig, name: str, *, kind: str, reconfigurable: bool,
                 path: str = "") -> Topology:
     """The OCS plant shared by ``rfabric`` and ``static_ocs``."""
-    p = plan(cluster, params, attach="tor", path=path, agg_ocs_share=params.agg_ocs_share,
-             agg_ocs_upper_share=params.agg_ocs_upper_share, core_ocs_share=params.core_ocs_share,
-             core_ocs_upper_share=params.core_ocs_upper_share, allow_circuit_only=params.allow_circuit_only)
+    p = plan(cluster, params, attach="tor", path=path, agg_ocs_share=float(params.agg_ocs_share or 0.0),
+             agg_ocs_upper_share=float(params.agg_ocs_upper_share or 0.0),
+             core_ocs_share=float(params.core_ocs_share or 0.0),
+             core_ocs_upper_share=float(params.core_ocs_upper_share or 0.0),
+             allow_circuit_only=params.allow_circuit_only)
     spec = OcsSpec(radix=params.ocs_radix, bidirectional=params.bidirectional_ocs, agg_count=params.agg_ocs_count,
-                   core_count=params.core_ocs_count, wiring=params.ocs_wiring, path=path)
+                   core_count=params.core_ocs_count, wiring=params.ocs_wiring, path=path,
+                   agg_span=int(params.agg_ocs_span or 0))
     graph = assemble(p, cluster, params, kind=kind, ocs=spec)
     graph.graph.update({"ocs_radix": params.ocs_radix, "bidirectional_ocs": params.bidirectional_ocs,
                         "ocs_ports": params.ocs_radix if params.bidirectional_ocs else params.ocs_radix // 2})

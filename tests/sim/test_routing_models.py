@@ -114,8 +114,9 @@ def test_no_aggregates_off_a_clos_and_spray_still_exact() -> None:
 
 
 def test_adaptive_puts_pairs_on_disjoint_paths() -> None:
-    # One pod, 4 ToRs of 4 GPUs (radix 8: 4 down, 4 up to 4 aggs): 4 pairs tor0 -> tor1 fit 4 disjoint paths.
-    topo = built("fat_tree", 16, 1, switch_radix=8)
+    # 6 ToRs of 4 GPUs (radix 8: 4 down, 4 single links up to the 4 aggs of their pod): 4 pairs
+    # tor0 -> tor1 fit 4 disjoint paths.
+    topo = built("fat_tree", 24, 1, switch_radix=8)
     fs = FlowSet.build([0, 1, 2, 3], [4, 5, 6, 7], np.full(4, 1e8))
     bound = 1e8 * 8 / NIC
     tr = simulate_flows(topo, fs, options=SimConfig(routing="adaptive", link_latency=False))

@@ -60,8 +60,10 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
         for port, peer in enumerate(d["port_peer"]):
             if peer >= 0:
                 assert d["port_peer"][peer] == port and owner[port] and owner[peer]
-        if d["layer"] == "agg":
+        if d["layer"] == "agg" and d["pod"] >= 0:  # a per-pod plane (pod -1: planes spanning pods)
             assert all(g.nodes[x]["pod"] == d["pod"] for x in counts)
+        elif d["layer"] == "agg":
+            assert all(g.nodes[x]["role"] in (NodeRole.TOR, NodeRole.AGG) for x in counts)
         else:
             assert d["pod"] == -1
     # always-on reachability: every GPU reaches every other without any circuit

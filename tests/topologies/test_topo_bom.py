@@ -58,7 +58,7 @@ def test_spare_ports_of_partial_fabric() -> None:
 def test_rfabric_full_plant_counts() -> None:
     """Both upper shares at 1: the same EPS as the fat-tree, plus OCS ports for every fibred link."""
     cluster = ClusterConfig()
-    params = {"switch_radix": 16, "agg_ocs_share": 0.5, "core_ocs_share": 0.75, "core_ocs_upper_share": 1.0}
+    params = {"wiring": "core", "switch_radix": 16, "agg_ocs_share": 0.5, "core_ocs_share": 0.75, "core_ocs_upper_share": 1.0}
     ft = bill_of_materials(topologies.build("fat_tree", {"switch_radix": 16}, cluster))
     rf = bill_of_materials(topologies.build("rfabric", params, cluster))
     for tier in ("tor", "agg", "core"):
@@ -75,7 +75,7 @@ def test_rfabric_full_plant_counts() -> None:
 def test_rfabric_spine_free_saves_core_ports_and_optics() -> None:
     cluster = ClusterConfig()
     ft = bill_of_materials(topologies.build("fat_tree", {"switch_radix": 16}, cluster))
-    rf = bill_of_materials(topologies.build("rfabric", {"switch_radix": 16}, cluster))
+    rf = bill_of_materials(topologies.build("rfabric", {"wiring": "core", "switch_radix": 16}, cluster))
     # 16 aggs x 8 uplinks: 2 electrical to 2 core EPS, 6 to OCS ports with no core-side port or transceiver
     assert rf.count("switch", "core") == 2 and ft.count("switch", "core") == 8
     assert rf.count("switch_port", "core") == 16 * 2
@@ -105,7 +105,7 @@ def test_tree_template_reproduces_the_clos() -> None:
 
 
 def test_fabric_report_keys() -> None:
-    rep = fabric_report(topologies.build("rfabric", {"switch_radix": 16}, ClusterConfig()))
+    rep = fabric_report(topologies.build("rfabric", {"wiring": "core", "switch_radix": 16}, ClusterConfig()))
     assert rep["gpus"] == 128 and rep["pods"] == 2 and rep["ocs"] == {"ocs.core": 1}
     assert rep["bisection_ratio"] == pytest.approx(0.25)
     assert rep["oversubscription"]["agg.always_on"] == pytest.approx(4.0)

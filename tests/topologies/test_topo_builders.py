@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import topologies
-from rfabric.bom import bisection_bandwidth_bps, oversubscription
+from rfabric.bom import bill_of_materials, bisection_bandwidth_bps, oversubscription
 from rfabric.config import ClusterConfig
+from rfabric.cost import evaluate, load_catalogue
 from rfabric.errors import ConfigError
 from rfabric.topology import Medium, NodeRole, Topology
 
@@ -119,9 +120,28 @@ def test_fat_tree_radix16_demo_by_hand() -> None:
 def test_single_partial_pod_uses_few_aggs() -> None:
     topo = topologies.build("fat_tree", {"switch_radix": 64}, ClusterConfig())
     g = topo.graph
-    # 128 GPUs = 4 ToRs of 32; 32 uplinks each over 4 aggs with 8 parallel links
-    assert g.graph["tors"] == 4 and g.graph["aggs_per_pod"] == 4 and g.graph["tiers"] == ("tor", "agg")
-    assert g.edges["tor0", "agg3"]["links"] == 8
+    # 128 GPUs = 4 ToRs of 32; 32 uplinks each over 2 spines (all 64 ports down) with 16 parallel links
+    assert g.graph["tors"] == 4 and g.graph["aggs_per_pod"] == 2 and g.graph["tiers"] == ("tor", "agg")
+    assert g.edges["tor0", "agg1"]["links"] == 16
+
+
+def test_one_pod_fat_tree_is_a_right_sized_leaf_spine() -> None:
+    """1,024 GPUs at radix 64: 32 leaves (32 down, 32 up) and 16 spines of 64 ports, 2 links per pair;
+    no core tier and no spare port -- the hand count of a two-tier leaf-spine."""
+    cluster = ClusterConfig(trainer_gpus=512, rollout_gpus=512)
+    topo = topologies.build("fat_tree", {"switch_radix": 64}, cluster)
+    bom = bill_of_materials(topo)
+    assert topo.graph.graph["tiers"] == ("tor", "agg")
+    assert bom.count("switch", "tor") == 32 and bom.count("switch", "agg") == 16 and bom.count("switch", "core") == 0
+    assert bom.count("switch_port_spare") == 0
+    assert bom.count("switch_port", "tor") == 32 * 64 and bom.count("switch_port", "agg") == 16 * 64
+    assert bom.count("transceiver") == 2 * 32 * 32  # both ends of the 1,024 leaf-spine links (hosts on DAC)
+    assert bom.count("dac") == 1024
+    assert topo.graph.edges["tor0", "agg15"]["links"] == 2
+    assert bisection_bandwidth_bps(topo) == pytest.approx(512 * 400e9)
+    capex = evaluate(bom, load_catalogue("mixnet-2025")).capex_network_usd
+    hand = 48 * 64 * 1090 + 2048 * 659 + 1024 * 1499 + 1024 * 500 * 0.3  # ports, optics, NICs, fibre
+    assert capex == pytest.approx(hand, rel=1e-9)
 
 
 def test_single_tor_has_no_upper_tiers(invariants: Check) -> None:
@@ -167,7 +187,7 @@ def test_oversubscribed_ratios_are_exact() -> None:
 
 
 def test_rfabric_default_demo_by_hand() -> None:
-    topo = topologies.build("rfabric", {"switch_radix": 16}, ClusterConfig())
+    topo = topologies.build("rfabric", {"wiring": "core", "switch_radix": 16}, ClusterConfig())
     g = topo.graph
     # 8 agg uplinks: 2 electrical (thin 4:1 core of 2 switches), 6 fibred to one core-layer OCS
     assert g.graph["agg_uplinks_eps"] == 2 and g.graph["agg_uplinks_ocs"] == 6 and g.graph["cores"] == 2

@@ -43,12 +43,12 @@ def test_no_always_on_path_needs_the_flag() -> None:
 
 def test_ocs_ports_fewer_than_fibred_uplinks() -> None:
     # 48 core planes x 2 pods = 96 ports; one OCS of 64 physical (32 duplex) ports cannot hold them
-    assert _key("rfabric", {"switch_radix": 16, "ocs_radix": 64, "core_ocs_count": 1}) == "topology.core_ocs_count"
+    assert _key("rfabric", {"wiring": "core", "switch_radix": 16, "ocs_radix": 64, "core_ocs_count": 1}) == "topology.core_ocs_count"
     assert _key("rfabric", {"switch_radix": 16, "agg_ocs_share": 0.5, "agg_ocs_count": 1, "ocs_radix": 32}) == \
         "topology.agg_ocs_count"
     # a plane (one port per pod, plus the core side) must fit in one OCS
     assert _key("rfabric", {"switch_radix": 16, "ocs_radix": 2}) == "topology.ocs_radix"
-    assert _key("rfabric", {"switch_radix": 16, "ocs_radix": 6, "core_ocs_upper_share": 1}) == "topology.ocs_radix"
+    assert _key("rfabric", {"wiring": "core", "switch_radix": 16, "ocs_radix": 6, "core_ocs_upper_share": 1}) == "topology.ocs_radix"
 
 
 @pytest.mark.parametrize(("params", "key"), [

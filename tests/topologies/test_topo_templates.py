@@ -42,7 +42,7 @@ def test_templates_pass_the_checker(gps: int, servers: int, radix: int, agg: flo
                                     core_up: float, wiring: str, template: str) -> None:
     cluster = ClusterConfig(trainer_gpus=servers * gps, rollout_gpus=0, gpus_per_server=gps)
     params = {"switch_radix": radix, "agg_ocs_share": agg, "agg_ocs_upper_share": agg_up, "core_ocs_share": core,
-              "core_ocs_upper_share": core_up, "ocs_wiring": wiring, "allow_circuit_only": True}
+              "core_ocs_upper_share": core_up, "ocs_wiring": wiring, "allow_circuit_only": True, "agg_ocs_span": 1}
     try:
         topo = topologies.build("rfabric", params, cluster)
     except ConfigError as e:
@@ -66,7 +66,7 @@ def test_templates_pass_the_checker(gps: int, servers: int, radix: int, agg: flo
 
 def test_mesh_joins_every_pod_pair() -> None:
     cluster = ClusterConfig(trainer_gpus=256, rollout_gpus=256)  # radix 16: 64 ToRs, 8 pods
-    topo = topologies.build("rfabric", {"switch_radix": 16}, cluster)
+    topo = topologies.build("rfabric", {"wiring": "core", "switch_radix": 16}, cluster)
     a = circuit_template(topo, "mesh")
     g = topo.graph
     pods = {tuple(sorted((g.nodes[u]["pod"], g.nodes[v]["pod"]))) for u, v in a.endpoints(topo)}
@@ -81,6 +81,6 @@ def test_templates_over_a_fabric_without_ocs_are_empty() -> None:
 
 
 def test_unknown_template_is_a_config_error() -> None:
-    topo = topologies.build("rfabric", {"switch_radix": 16}, ClusterConfig())
+    topo = topologies.build("rfabric", {"wiring": "core", "switch_radix": 16}, ClusterConfig())
     with pytest.raises(ConfigError, match="did you mean 'mesh'"):
         circuit_template(topo, "mash")
