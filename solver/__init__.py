@@ -11,7 +11,7 @@ export), ``greedy`` (heuristic alone). Planning across phases is reconfiguration
 >>> import topologies
 >>> from rfabric.config import ClusterConfig
 >>> from rfabric.traffic_matrix import TrafficMatrix
->>> topo = topologies.build("rfabric", {"switch_radix": 16}, ClusterConfig())
+>>> topo = topologies.build("rfabric", {"switch_radix": 16, "wiring": "core"}, ClusterConfig())
 >>> tm = TrafficMatrix.from_pairs(128, [0], [64], 1e9)           # one GPU of pod 0 to one of pod 1
 >>> res = solve_phase(topo, tm, parse_options({"backend": "greedy"}))
 >>> res.termination, res.summary()["circuits_per_pair"]

@@ -21,7 +21,7 @@ SMALL = ClusterConfig(trainer_gpus=32, rollout_gpus=32, gpus_per_server=2)
 
 def rfabric4(**params: object) -> Topology:
     """4 pods; each pod has 12 core-OCS ports (3 of 4 agg uplinks x 4 aggs) and 4 electrical uplinks."""
-    return topologies.build("rfabric", {"switch_radix": 8, **params}, SMALL)
+    return topologies.build("rfabric", {"switch_radix": 8, "wiring": "core", **params}, SMALL)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def test_no_ocs_gives_empty_assignments() -> None:
 
 
 def test_static_ocs_one_assignment_on_the_repeat_weighted_step() -> None:
-    topo = topologies.build("static_ocs", {"switch_radix": 8}, SMALL)
+    topo = topologies.build("static_ocs", {"switch_radix": 8, "wiring": "core"}, SMALL)
     wl = workload_of([("ring", pod_traffic(RING), 0.0, 9), ("swap", pod_traffic(SWAP), 0.0, 1)])
     s = solver.plan_schedule(topo, wl, solver.parse_options({}), seed=0)
     assert s.assignments[0] is s.assignments[1] and len(s.assignments[0]) > 0
@@ -43,7 +43,7 @@ def test_static_ocs_one_assignment_on_the_repeat_weighted_step() -> None:
 
 
 def test_static_named_template_must_be_passed_in() -> None:
-    topo = topologies.build("static_ocs", {"switch_radix": 8, "circuit_template": "mesh"}, SMALL)
+    topo = topologies.build("static_ocs", {"switch_radix": 8, "wiring": "core", "circuit_template": "mesh"}, SMALL)
     wl = workload_of([("ring", pod_traffic(RING), 0.0, 1)])
     with pytest.raises(SolverError, match="fixed="):
         solver.plan_schedule(topo, wl, solver.parse_options({}), seed=0)
