@@ -39,7 +39,7 @@ CLUSTER = {"trainer_gpus": 8, "rollout_gpus": 8, "gpus_per_server": 1, "nic_gbps
 TOPOLOGY = {"switch_radix": 4}
 #: a one-pod-per-two-ToRs RFabric: one of each ToR's two uplinks on the pod's OCS, the aggregation
 #: switch's matching port on the same OCS (circuits join ToR--ToR or ToR--aggregation), electrical core
-RFABRIC = {"name": "rfabric", "kind": "rfabric", "agg_ocs_share": 0.5, "agg_ocs_upper_share": 1.0,
+RFABRIC = {"name": "rfabric", "kind": "rfabric", "wiring": "core", "agg_ocs_share": 0.5, "agg_ocs_upper_share": 1.0,
            "core_ocs_share": 0.0, "ocs_radix": 16, "ocs_reconfig_ms": 1.0}
 
 

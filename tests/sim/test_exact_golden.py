@@ -22,12 +22,16 @@ from rfabric import api
 
 GOLDEN = Path(__file__).parent / "golden" / "exact_moe_step.json"
 CASES = (("fat_tree", 256), ("rfabric", 256))
+#: The model these digests were taken with (pinned when the defaults moved to spray routing and the
+#: ``span`` RFabric plant, so the digests keep guarding the engine): per-flow hash ECMP, the ``core`` plant.
+PINNED = {"sim.routing": "hash"}
+PLANT = {"rfabric": {"name": "rfabric", "kind": "rfabric", "wiring": "core"}}
 
 
 def _run(fabric: str, gpus: int) -> dict[str, object]:
     cfg = api.load_config(None, {"cluster.trainer_gpus": gpus // 2, "cluster.rollout_gpus": gpus // 2,
-                                 "workload.model": "qwen3-30b-a3b", "sim.merge_tolerance": 0.0,
-                                 "fabrics": [fabric], "reference": fabric})
+                                 "workload.model": "qwen3-30b-a3b", "sim.merge_tolerance": 0.0, **PINNED,
+                                 "fabrics": [PLANT.get(fabric, fabric)], "reference": fabric})
     wl = api.build_workload(cfg)
     topo = api.build_topology(cfg, fabric)
     sched = api.plan_circuits(cfg, topo, wl) if topo.has_ocs else None
