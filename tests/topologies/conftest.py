@@ -71,6 +71,11 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
     n = lt.num_nodes
     adj = coo_matrix((np.ones(lt.num_arcs), (lt.arc_src, lt.arc_dst)), shape=(n, n))
     _, label = connected_components(adj, directed=False)
+    if topo.kind == "jupiter":  # pods meet only over circuits
+        pods = np.array([g.nodes[x]["pod"] for x in topo.gpus])
+        for p in np.unique(pods):  # ... but every pod is reachable inside
+            assert np.unique(label[lt.gpu_node[pods == p]]).size == 1, "a pod is split on the always-on fabric"
+        return
     assert np.unique(label[lt.gpu_node]).size == 1, "GPUs not all reachable over the always-on fabric"
 
 

@@ -114,3 +114,35 @@ def test_default_rfabric_carries_the_weight_sync_on_circuits() -> None:
             alpha[wiring] = solve_phase(topo, ws.traffic, parse_options({"backend": "greedy"})).alpha
     assert alpha["span"] >= 0.9
     assert alpha["pod"] == pytest.approx(0.25)
+
+
+def test_jupiter_by_hand() -> None:
+    """128 GPUs at radix 16: 2 blocks of 8 ToRs and 8 aggs (8 down, 8 up); all 128 agg uplinks on one core
+    OCS (256 physical ports), no core EPS; transceivers at both ends of ToR-agg links and at the agg end
+    of each OCS fibre."""
+    topo = topologies.build("jupiter", {"switch_radix": 16}, ClusterConfig())
+    bom = bill_of_materials(topo)
+    assert not topo.reconfigurable and topo.graph.graph["circuit_template"] == "solver"
+    assert topo.graph.graph["tiers"] == ("tor", "agg") and topo.graph.graph["ocs_layers"] == ("core",)
+    assert bom.count("switch", "tor") == 16 and bom.count("switch", "agg") == 16 and bom.count("switch", "core") == 0
+    assert bom.count("switch_port") == 16 * 16 + 16 * 16 and bom.count("switch_port_spare") == 0
+    assert bom.count("ocs", "ocs.core") == 1 and bom.count("ocs_port") == 256
+    assert bom.count("transceiver", "tor") == 128 and bom.count("transceiver", "agg") == 128 + 128
+    assert bom.count("fibre") == 128 + 128
+    assert bisection_bandwidth_bps(topo) == 0.0  # no always-on path between blocks
+    mesh = circuit_template(topo, "mesh")
+    assert check_assignment(topo, mesh) == []
+    assert bisection_bandwidth_bps(topo, mesh) == pytest.approx(64 * 400e9)  # 64 agg-agg circuits cross
+
+
+def test_jupiter_runs_a_step_on_engineered_circuits() -> None:
+    from rfabric import api
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = api.run(None, {"fabrics": [{"name": "fat_tree", "kind": "fat_tree"},
+                                         {"name": "jupiter", "kind": "jupiter"}], "reference": "fat_tree",
+                             "workload.model": "qwen2.5-14b"})
+    row = res.comparison.row("jupiter")
+    assert row.time_vs_ref == pytest.approx(1.0, abs=0.01)
+    assert row.capex_usd < res.comparison.row("fat_tree").capex_usd
