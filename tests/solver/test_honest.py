@@ -177,7 +177,7 @@ def core1024():
     import topologies
     from rfabric.config import ClusterConfig
 
-    return topologies.build("rfabric", {"switch_radix": 32}, ClusterConfig(trainer_gpus=512, rollout_gpus=512))
+    return topologies.build("rfabric", {"switch_radix": 32, "wiring": "core"}, ClusterConfig(trainer_gpus=512, rollout_gpus=512))
 
 
 def skewed_phases(n_pods: int, gpus: int, seed: int, phases: int):
