@@ -231,9 +231,11 @@ def spray_groups(topology: Topology, node_names: tuple[str, ...], node_role: np.
     pd_v = np.full(max(n_pods, 0), -1, dtype=np.int64)
 
     def add(sel: np.ndarray, key: np.ndarray, out: np.ndarray) -> None:
+        if key.size == 0:
+            return
         order = np.argsort(key, kind="stable")
         sel, key = sel[order], key[order]
-        bounds = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, dtype=np.int64)
+        bounds = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         for b0, b1 in zip(bounds.tolist(), [*bounds[1:].tolist(), key.size], strict=True):
             out[key[b0]] = len(members)
             members.append(sel[b0:b1])

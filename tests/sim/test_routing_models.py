@@ -113,6 +113,13 @@ def test_no_aggregates_off_a_clos_and_spray_still_exact() -> None:
     np.testing.assert_allclose(_finish(topo, fs, "spray").finish_s, _finish(topo, fs, "split").finish_s, rtol=1e-12)
 
 
+def test_spray_on_a_single_tor_fabric() -> None:
+    topo = built("fat_tree", 16, 8, switch_radix=64)  # two servers on one ToR: no uplink to aggregate
+    fs = FlowSet.build([0, 1], [8, 9], [1e8, 1e8])
+    tr = simulate_flows(topo, fs, options=SimConfig(routing="spray", link_latency=False))
+    np.testing.assert_allclose(tr.finish_s, 1e8 * 8 / NIC, rtol=1e-12)
+
+
 def test_adaptive_puts_pairs_on_disjoint_paths() -> None:
     # 6 ToRs of 4 GPUs (radix 8: 4 down, 4 single links up to the 4 aggs of their pod): 4 pairs
     # tor0 -> tor1 fit 4 disjoint paths.
