@@ -263,14 +263,14 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from rfabric.plotting.heatmaps import plot_heatmap
+        from rfabric.plotting.heatmaps import network_bytes, plot_heatmap
 
         out = Path(args.heatmaps)
         out.mkdir(parents=True, exist_ok=True)
         for p in workload.phases:
-            m = p.traffic.aggregate(topo, args.level, keep_diagonal=True)
+            m = network_bytes(p.traffic, topo, args.level)
             fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
-            plot_heatmap(m, ax=ax, title=f"{p.name}: bytes {args.level} x {args.level}")
+            plot_heatmap(m, ax=ax, title=f"{p.name}: network bytes {args.level} x {args.level} (NVLink excluded)")
             fig.savefig(out / f"{p.name}.png", dpi=130)
             plt.close(fig)
         print(f"heat maps in {out}", file=sys.stderr)
@@ -318,10 +318,12 @@ def cmd_solve(args: argparse.Namespace) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from rfabric.plotting.heatmaps import plot_heatmap
+        from rfabric.plotting.heatmaps import plot_domains
 
-        fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
-        plot_heatmap(res.x, ax=ax, title=f"circuits per switch pair: {args.phase}", labels=list(res.nodes))
+        domains = [(d.domain, d.nodes, d.x) for d in res.domains if len(d.nodes)]
+        if not domains:
+            raise ConfigError("--heatmap", "this phase has no OCS domain to draw", args.phase)
+        fig = plot_domains(domains, title=f"circuits per switch pair, per OCS domain: {args.phase}")
         Path(args.heatmap).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.heatmap, dpi=130)
         plt.close(fig)

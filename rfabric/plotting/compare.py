@@ -25,9 +25,10 @@ def fabric_colour(name: str, kind: str, i: int = 0) -> str:
         return FALLBACK[i % len(FALLBACK)]
     from matplotlib.colors import to_hex, to_rgb
 
-    shade = (0.3, 0.55, 0.75, 0.15)[i % 4]  # share of white mixed in
+    # variants alternate lighter and darker shades, none lighter than 45% white (a 4:1 variant stays visible)
+    towards, share = ((1.0, 0.45), (0.0, 0.4), (1.0, 0.25), (0.0, 0.2))[i % 4]
     r, g, b = to_rgb(KIND_COLOURS[kind])
-    return to_hex((r + (1 - r) * shade, g + (1 - g) * shade, b + (1 - b) * shade))
+    return to_hex(tuple(c + (towards - c) * share for c in (r, g, b)))
 
 
 def plot_comparison(comparison: Comparison, axes: Any = None) -> Any:

@@ -62,11 +62,23 @@ def fig_ocs_price(d: Path) -> Any:
                      [("capex_usd", "Network capex (USD)"), ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
                      xlabel="OCS port price (USD)", title=f"OCS price sweep {_gpus(rows)}")
     ax = fig.axes[1]
-    for name in sorted({str(r["fabric"]) for r in rows if str(r.get("kind")) in ("rfabric", "static_ocs")}):
+    import matplotlib.transforms as mtransforms
+
+    where = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)  # x: price, y: axes fraction
+    k = 0
+    for i, name in enumerate(sorted({str(r["fabric"]) for r in rows})):
+        kinds = {str(r.get("kind")) for r in rows if str(r["fabric"]) == name}
+        if not kinds & {"rfabric", "static_ocs"}:
+            continue
         x = break_even(rows, "cost.prices.ocs_port_usd", name)
         if x == x:
-            ax.axvline(x, color="0.5", lw=0.8, ls=":")
-            ax.annotate(f"{name} break-even ${x:,.0f}", (x, 1.0), fontsize=7, rotation=90, va="bottom", ha="right")
+            colour = fabric_colour(name, next(iter(kinds)), i)
+            ax.axvline(x, color=colour, lw=0.8, ls=":")
+            # one label per row from the top, so two close break-even prices never print on top of each other
+            ax.text(x, 0.96 - 0.09 * k, f" {name} break-even ${x:,.0f}", transform=where, fontsize=7, va="top",
+                    ha="left", color=colour, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                   "alpha": 0.8})
+            k += 1
     return fig
 
 
@@ -75,13 +87,11 @@ def fig_eps_share(d: Path) -> Any:
     _require_axis(rows, "eps_share", lambda k: k.endswith("ocs_share"), lambda k: False,
                   "the share of uplinks on OCS (*.agg_ocs_share / *.core_ocs_share)")
     xkey = next((k for k in (rows[0] if rows else {}) if k.endswith("ocs_share")), "topology.core_ocs_share")
-    for r in rows:  # electrical share = 1 - share of uplinks on OCS
-        if r.get(xkey) not in (None, ""):
-            r["_eps_share"] = 1.0 - float(r[xkey])
-    return plot_lines(rows, "_eps_share",
+    return plot_lines(rows, xkey,  # the swept key itself: the share of uplinks on OCS, as the README speaks of it
                       [("time_vs_ref", "RL step time (x Fat-Tree)"), ("capex_usd", "Network capex (USD)"),
                        ("perf_per_usd_vs_ref", "Perf per $ (x Fat-Tree)")],
-                      xlabel="always-on electrical share of uplinks", title=f"Electrical-share sweep {_gpus(rows)}")
+                      xlabel=f"OCS share of uplinks ({xkey.rsplit('.', 1)[-1]}; the rest electrical)",
+                      title=f"OCS-share sweep {_gpus(rows)}")
 
 
 def fig_phases(d: Path) -> Any:

@@ -41,10 +41,11 @@ def _ticks(n: int, labels: Sequence[str] | None, max_ticks: int = 16) -> tuple[n
 
 def plot_heatmap(matrix: Any, *, ax: Any = None, title: str = "", labels: Sequence[str] | None = None,
                  unit: str = "bytes") -> Any:
-    """Draw ``matrix`` (rows = sources, columns = destinations; scipy.sparse or array) on a log colour scale.
+    """Draw ``matrix`` (rows = sources, columns = destinations; scipy.sparse or array).
 
-    Zero entries stay blank; the colour bar is labelled with the unit (bytes are shown in kB/MB/GB/TB as
-    fits). Tick labels (``labels`` or indices) are thinned to at most 16 per axis, so 2 to 512 groups stay
+    Bytes are drawn on a log colour scale shown in kB/MB/GB/TB as fits; any other ``unit`` (e.g.
+    ``"circuits"``) is a count, drawn on a linear scale with integer ticks and labelled with that unit.
+    Zero entries stay blank. Tick labels (``labels`` or indices) are thinned to at most 16 per axis, so 2 to 512 groups stay
     readable. Returns the Axes.
     """
     import matplotlib.pyplot as plt
@@ -63,13 +64,23 @@ def plot_heatmap(matrix: Any, *, ax: Any = None, title: str = "", labels: Sequen
     cmap = cmap.with_extremes(bad="white")
     if positive.size:
         lo, hi = float(positive.min()) / factor, float(positive.max()) / factor
-        norm = LogNorm(vmin=lo if hi > lo else lo / 10, vmax=hi)
+        if unit == "bytes":
+            norm: Any = LogNorm(vmin=lo if hi > lo else lo / 10, vmax=hi)
+        else:  # counts (circuits): a linear scale from 1, integer ticks
+            from matplotlib.colors import Normalize
+
+            norm = Normalize(vmin=0.5, vmax=max(hi, 1.0) + 0.5)
         im = ax.imshow(masked, cmap=cmap, norm=norm, interpolation="nearest", aspect="equal")
         cbar = ax.figure.colorbar(im, ax=ax, shrink=0.85)
         cbar.set_label(shown_unit)
+        if unit != "bytes":
+            from matplotlib.ticker import MaxNLocator
+
+            cbar.locator = MaxNLocator(integer=True)
+            cbar.update_ticks()
     else:
         ax.imshow(np.zeros_like(m), cmap="Greys", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
-        ax.text(0.5, 0.5, "no traffic", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.text(0.5, 0.5, "no traffic" if unit == "bytes" else f"no {unit}", transform=ax.transAxes, ha="center", va="center", color="0.4")
     fs = 8 if max(rows, cols) <= 32 else 6
     xpos, xnames = _ticks(cols, labels if labels is not None and len(labels) == cols else None)
     ypos, ynames = _ticks(rows, labels if labels is not None and len(labels) == rows else None)
@@ -80,3 +91,40 @@ def plot_heatmap(matrix: Any, *, ax: Any = None, title: str = "", labels: Sequen
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+def plot_domains(domains: Sequence[tuple[str, Sequence[str], Any]], *, title: str = "", unit: str = "circuits",
+                 max_panels: int = 6) -> Any:
+    """One heat map per domain ``(name, node labels, square matrix)``, e.g. the circuits of the core OCS layer
+    (pod x pod) and of each pod's OCS layer (ToR x ToR), so nodes of different tiers never share a matrix.
+
+    At most ``max_panels`` domains are drawn (the first ones; the title says how many were left out).
+    Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    shown = list(domains)[:max_panels]
+    if not shown:
+        raise ValueError("no domains to draw")
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.2), constrained_layout=True, squeeze=False)
+    for ax, (name, labels, matrix) in zip(axes[0], shown, strict=True):
+        plot_heatmap(matrix, ax=ax, title=name, labels=list(labels), unit=unit)
+    left = len(domains) - len(shown)
+    if title or left:
+        fig.suptitle(title + (f" ({left} more domains not shown)" if left else ""), fontsize=10)
+    return fig
+
+
+def network_bytes(traffic: Any, topology: Any, level: str) -> Any:
+    """Bytes of ``traffic`` (a :class:`~rfabric.traffic_matrix.TrafficMatrix`) that cross the network,
+    grouped ``level`` x ``level`` (server, tor, pod): traffic inside a server (NVLink) is left out, traffic
+    between servers of one group stays on the diagonal. Returns a scipy.sparse matrix."""
+    servers = topology.gpu_groups("server")
+    groups = topology.gpu_groups(level)
+    n_srv = int(servers.max()) + 1 if servers.size else 0
+    n_grp = int(groups.max()) + 1 if groups.size else 0
+    by_server = traffic.group(servers, n_srv, keep_diagonal=False)  # drops intra-server (NVLink) bytes
+    srv_to_grp = np.zeros(n_srv, dtype=np.int64)
+    srv_to_grp[servers] = groups
+    p = sp.csr_matrix((np.ones(n_srv), (np.arange(n_srv), srv_to_grp)), shape=(n_srv, n_grp))
+    return (p.T @ by_server @ p).tocsr()

@@ -16,6 +16,7 @@ from typing import Any
 from rfabric.plotting.compare import fabric_colour
 
 MARKERS = "osD^v<>ph*"
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1)))
 
 
 def read_sweep(path: str | Path) -> list[dict[str, Any]]:
@@ -76,7 +77,12 @@ def plot_lines(rows: Sequence[dict[str, Any]], x: str, panels: Sequence[tuple[st
         fig = axes[0].figure
     for ax, (col, label) in zip(axes, panels, strict=True):
         for i, (name, (xs, ys, kind)) in enumerate(sorted(_series(rows, x, col).items())):
-            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], color=fabric_colour(name, kind, i), label=name, lw=1.5, ms=4)
+            # fabrics often coincide (RFabric on static OCS, variants on the reference): distinct dashes and
+            # markers, RFabric drawn on top and hollow markers so what lies underneath shows through
+            top = kind == "rfabric"
+            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], color=fabric_colour(name, kind, i), label=name,
+                    lw=2.2 if top else 1.4, ms=6 if top else 4, ls=LINESTYLES[i % len(LINESTYLES)],
+                    zorder=4 if top else 2, mfc="none" if not top else None)
         if logx:
             ax.set_xscale("log", base=2 if x in ("gpus",) else 10)
         if ref_line and col.endswith("_vs_ref"):
