@@ -28,7 +28,7 @@ def fabric_colour(name: str, kind: str, i: int = 0) -> str:
     # variants alternate lighter and darker shades, none lighter than 45% white (a 4:1 variant stays visible)
     towards, share = ((1.0, 0.45), (0.0, 0.4), (1.0, 0.25), (0.0, 0.2))[i % 4]
     r, g, b = to_rgb(KIND_COLOURS[kind])
-    return to_hex(tuple(c + (towards - c) * share for c in (r, g, b)))
+    return to_hex((r + (towards - r) * share, g + (towards - g) * share, b + (towards - b) * share))
 
 
 def plot_comparison(comparison: Comparison, axes: Any = None) -> Any:
