@@ -92,9 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("plot", help="draw an experiment figure from a saved sweep/run directory (PNG + PDF)")
-    p.add_argument("figure", help="scaling | reconfig | ocs_price | eps_share | phases")
+    p.add_argument("figure", help="scaling | reconfig | ocs_price | eps_share | phases, or 'sweep' for any "
+                                  "sweep with --x/--y [--hue]")
     p.add_argument("directory", metavar="DIR", help="sweep directory (sweep.csv) or run directory (result.json)")
     p.add_argument("--out", "-o", metavar="BASE", help="output path without extension (default: DIR/FIGURE)")
+    p.add_argument("--x", metavar="KEY", help="'sweep': the x column (a swept key such as cluster.nic_gbps, or gpus)")
+    p.add_argument("--y", metavar="METRIC", help="'sweep': the y column (e.g. perf_per_usd_vs_ref, iteration_time_s)")
+    p.add_argument("--hue", metavar="KEY", default="fabric", help="'sweep': one line per value of this column "
+                                                                  "(default: fabric)")
+    p.add_argument("--logx", action="store_true", help="'sweep': logarithmic x axis")
 
     p = sub.add_parser("validate", help="cross-check the flow-level simulator against ns-3 (needs the 'packet' extra)")
     p.add_argument("--out", "-o", metavar="DIR", required=True, help="directory for validation.csv and the figure")
@@ -376,10 +382,22 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from rfabric.plotting.figures import FIGURES
     from rfabric.plotting.sweep import save
 
-    if args.figure not in FIGURES:
-        raise ConfigError("figure", f"unknown figure; {suggest(args.figure, list(FIGURES))}", args.figure)
+    if args.figure not in FIGURES and args.figure != "sweep":
+        raise ConfigError("figure", f"unknown figure; {suggest(args.figure, [*FIGURES, 'sweep'])}", args.figure)
     _check_file_out(None if args.out is None else (args.out and args.out + ".png"), "--out")
     d = Path(args.directory)
+    if args.figure == "sweep":
+        from rfabric.plotting.sweep import plot_sweep, read_sweep
+
+        for flag, v in (("--x", args.x), ("--y", args.y)):
+            if not v:
+                raise ConfigError(flag, "required with 'rfabric plot sweep'", has_value=False)
+        if not (d / "sweep.csv").is_file():
+            raise ConfigError("DIR", "no sweep.csv in this directory (run the sweep first)", str(d))
+        fig = plot_sweep(read_sweep(d), args.x, args.y, args.hue, logx=args.logx)
+        paths = save(fig, args.out or d / f"{args.y}_vs_{args.x}")
+        print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+        return 0
     need = d / ("result.json" if args.figure == "phases" else "sweep.csv")
     if not need.is_file():
         raise ConfigError("DIR", f"no {need.name} in this directory (run the experiment first)", str(d))

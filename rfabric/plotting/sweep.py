@@ -58,7 +58,7 @@ def _series(rows: Sequence[dict[str, Any]], x: str, y: str, by: str = "fabric") 
         if r.get(x) in (None, "") or r.get(y) in (None, ""):
             continue
         acc[str(r[by])][float(r[x])].append(float(r[y]))
-        kinds[str(r[by])] = str(r.get("kind", ""))
+        kinds[str(r[by])] = str(r.get("kind", "")) if by == "fabric" else ""
     out = {}
     for name, pts in acc.items():
         xs = sorted(pts)
@@ -67,8 +67,8 @@ def _series(rows: Sequence[dict[str, Any]], x: str, y: str, by: str = "fabric") 
 
 
 def plot_lines(rows: Sequence[dict[str, Any]], x: str, panels: Sequence[tuple[str, str]], *, xlabel: str,
-               logx: bool = False, title: str = "", axes: Any = None, ref_line: bool = True) -> Any:
-    """One panel per (column, label); one line per fabric (mean over seeds)."""
+               logx: bool = False, title: str = "", axes: Any = None, ref_line: bool = True, by: str = "fabric") -> Any:
+    """One panel per (column, label); one line per value of ``by`` (a fabric by default; mean over seeds)."""
     plt = _setup()
     if axes is None:
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), constrained_layout=True, squeeze=False)
@@ -76,7 +76,7 @@ def plot_lines(rows: Sequence[dict[str, Any]], x: str, panels: Sequence[tuple[st
     else:
         fig = axes[0].figure
     for ax, (col, label) in zip(axes, panels, strict=True):
-        for i, (name, (xs, ys, kind)) in enumerate(sorted(_series(rows, x, col).items())):
+        for i, (name, (xs, ys, kind)) in enumerate(sorted(_series(rows, x, col, by).items())):
             # fabrics often coincide (RFabric on static OCS, variants on the reference): distinct dashes and
             # markers, RFabric drawn on top and hollow markers so what lies underneath shows through
             top = kind == "rfabric"
@@ -89,7 +89,7 @@ def plot_lines(rows: Sequence[dict[str, Any]], x: str, panels: Sequence[tuple[st
             ax.axhline(1.0, color="0.4", lw=0.8, ls="--")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
-    axes[0].legend(fontsize=7, frameon=False)
+    axes[0].legend(fontsize=7, frameon=False, title=None if by == "fabric" else by, title_fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -133,3 +133,30 @@ def break_even(rows: Sequence[dict[str, Any]], x: str, fabric: str, col: str = "
         if (y0 - 1.0) * (y1 - 1.0) <= 0 and y0 != y1:
             return x0 + (1.0 - y0) * (x1 - x0) / (y1 - y0)
     return math.nan
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], x: str, y: str, hue: str = "fabric", *, logx: bool = False) -> Any:
+    """Any sweep: ``y`` against ``x``, one line per value of ``hue`` (mean over seeds).
+
+    Columns are those of ``sweep.csv`` (swept dotted keys, ``fabric``, ``gpus``, the metrics). Raises
+    ``ConfigError`` on ``--x``/``--y``/``--hue`` for a column the sweep lacks (with a suggestion), on ``--y``
+    for a non-numeric column, and when another swept key varies too (its lines would average unrelated points;
+    pass it as ``--hue``)."""
+    from rfabric.config import suggest
+    from rfabric.errors import ConfigError
+
+    if not rows:
+        raise ConfigError("DIR", "the sweep has no finished runs to draw", has_value=False)
+    cols = list(rows[0])
+    for flag, col in (("--x", x), ("--y", y), ("--hue", hue)):
+        if col not in cols:
+            raise ConfigError(flag, f"no such column in sweep.csv; {suggest(col, cols)}", col)
+    for flag, col in (("--x", x), ("--y", y)):
+        if not all(isinstance(r.get(col), int | float) for r in rows if r.get(col) not in (None, "")):
+            raise ConfigError(flag, "must name a numeric column", col)
+    others = [k for k in cols if ("." in k or k == "fabric") and k not in (x, hue)
+              and len({str(r.get(k)) for r in rows}) > 1]
+    if others:
+        raise ConfigError("--hue", f"the sweep also varies {', '.join(others)}; lines would average over it "
+                          f"(pass it as --hue, or draw from a sweep that fixes it)", hue)
+    return plot_lines(rows, x, [(y, y)], xlabel=x, logx=logx, by=hue, title=f"{y} vs {x}")

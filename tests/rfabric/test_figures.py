@@ -109,3 +109,27 @@ def test_network_heat_map_leaves_nvlink_bytes_out() -> None:
     m = network_bytes(tm, topo, "server")
     assert m.sum() == pytest.approx(3e9)
     assert m[0, 1] == pytest.approx(3e9)
+
+
+def test_plot_any_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rfabric.cli import main
+
+    d = _sweep(tmp_path, "cluster.nic_gbps", [200.0, 400.0, 800.0],
+               {"fat_tree": [1, 1, 1], "rfabric": [1.1, 1.3, 1.2]}, {"fat_tree": "fat_tree", "rfabric": "rfabric"})
+    assert main(["plot", "sweep", str(d), "--x", "cluster.nic_gbps", "--y", "perf_per_usd_vs_ref",
+                 "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+    from rfabric.plotting.sweep import plot_sweep, read_sweep
+
+    fig = plot_sweep(read_sweep(d), "cluster.nic_gbps", "perf_per_usd_vs_ref")
+    rf = [ln for ln in fig.axes[0].lines if ln.get_label() == "rfabric"][0]
+    assert list(rf.get_xdata()) == [200.0, 400.0, 800.0] and list(rf.get_ydata()) == [1.1, 1.3, 1.2]
+    assert fig.axes[0].get_xlabel() == "cluster.nic_gbps" and fig.axes[0].get_ylabel() == "perf_per_usd_vs_ref"
+    plt.close(fig)
+    for args, flag in ((["--x", "cluster.nic_gpbs", "--y", "capex_usd"], "did you mean 'cluster.nic_gbps'"),
+                       (["--x", "cluster.nic_gbps", "--y", "fabric"], "--y"),
+                       (["--y", "capex_usd"], "--x")):
+        capsys.readouterr()
+        assert main(["plot", "sweep", str(d), *args]) == 2
+        err = capsys.readouterr().err
+        assert flag in err and "Traceback" not in err
