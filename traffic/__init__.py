@@ -36,6 +36,7 @@ from traffic.spec import (
     CollectiveSpec,
     RlStepPlan,
     RlStepSpec,
+    global_batch,
     resolve_collective,
     resolve_rl_step,
 )
@@ -111,7 +112,7 @@ def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Worklo
         out.append(_ph.weight_sync_phase(plan, name="weight_sync", num_gpus=n))
     meta = {"kind": "rl_step", "seed": seed, "rl_steps": k, "plan": plan.describe(),
             "weight_bytes": plan.model.weight_bytes,
-            "sequences_per_step": plan.rollout.num_replicas * spec.rollout.batch_per_replica}
+            "sequences_per_step": global_batch(spec, plan.rollout.num_replicas)}
     return Workload(name=f"rl_step:{plan.model.name}", num_gpus=n, phases=tuple(out),
                     trainer_gpus=(0, cluster.trainer_gpus), rollout_gpus=(cluster.trainer_gpus, n), meta=meta,
                     schedule=spec.schedule)
