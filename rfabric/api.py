@@ -363,13 +363,12 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
                       progress: Callable[[str], None] | None = None) -> tuple[CircuitSchedule | None, SimulationResult]:
     """Plan circuits and simulate one fabric: per phase (``sync``) or per epoch (pipelined schedules).
 
-    Pipelined schedules on a reconfigurable fabric take two passes: (1) the pipeline is played on one
-    assignment solved for the union of all phases (what a static OCS of the same plant does; its period is
-    kept as ``extra['static_iteration_time_s']``); its epochs (constant sets of active phases) over one sync
-    period become the planner's phases (:func:`epoch_workload`: union traffic, idle windows); (2) the
-    planner's per-epoch assignments (reconfiguring only when it pays, :func:`solver.plan_schedule`) are
-    played, switching whenever an epoch with those active phases begins; the fabric starts from the last
-    epoch's circuits (the periodic wrap-around). Fabrics without OCS, static OCS and ``reconfig: never``
+    Pipelined schedules on a reconfigurable fabric (:func:`pipeline_circuits`): the epochs (constant sets
+    of active phases) of one sync period are predicted from estimated phase durations and become the
+    planner's phases (:func:`epoch_workload`: union traffic, idle windows); the planner's per-epoch
+    assignments (reconfiguring only when it pays, :func:`solver.plan_schedule`) are played, switching
+    whenever an epoch with those active phases begins; the fabric starts from the last epoch's circuits
+    (the periodic wrap-around). Fabrics without OCS, static OCS and ``reconfig: never``
     take one pass.
     """
     if not workload.schedule.pipelined or not topology.has_ocs or not topology.reconfigurable or \
@@ -377,28 +376,37 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
         schedule = plan_circuits(config, topology, workload) if topology.has_ocs else None
         return schedule, simulate(config, topology, workload, schedule, progress=progress)
     schedule, res = pipeline_circuits(topology, workload, solver_pkg.parse_options(config.solver, "solver"),
-                                      config.sim, seed=config.seed, progress=progress)
+                                      config.sim, seed=config.seed, progress=progress,
+                                      nic_bps=config.cluster.nic_bps, gpus_per_server=config.cluster.gpus_per_server)
     return schedule, replace(res, provenance=provenance(config))
 
 
 def pipeline_circuits(topology: Topology, workload: Workload, options: Any, sim_options: Any, *, seed: int,
-                      progress: Callable[[str], None] | None = None) -> tuple[CircuitSchedule, SimulationResult]:
-    """The two passes of :func:`plan_and_simulate` for a pipelined schedule on a reconfigurable fabric.
+                      nic_bps: float, gpus_per_server: int, progress: Callable[[str], None] | None = None
+                      ) -> tuple[CircuitSchedule, SimulationResult]:
+    """Per-epoch circuits for a pipelined schedule on a reconfigurable fabric, and the simulation on them.
 
-    ``options``: :class:`solver.SolverOptions`; ``sim_options``: :class:`rfabric.config.SimConfig`. With
-    ``reconfig: never`` only the first pass (one assignment for the union of all phases) is played.
+    The epochs are predicted without simulating (:func:`rfabric.sim.pipeline.estimate_timeline` over
+    :func:`~rfabric.sim.pipeline.phase_estimate_s`: compute plus NIC-bound traffic at ``nic_bps``); the
+    planner (:func:`solver.plan_schedule`) assigns circuits to each epoch's union traffic, reconfiguring only
+    when it pays; the simulation switches to an epoch's circuits whenever an epoch with those active phases
+    begins (the epoch *times* are the simulated ones). ``options``: :class:`solver.SolverOptions`
+    (``reconfig: never``: one assignment for the union of all phases); ``sim_options``:
+    :class:`rfabric.config.SimConfig`.
     """
-    once = solver_pkg.plan_schedule(topology, workload, replace(options, reconfig="never"), seed=seed)
-    first = sim_simulate(topology, workload, once, options=sim_options, seed=seed, progress=progress)
-    epochs = epoch_workload(workload, first)
-    if options.reconfig == "never" or not epochs.phases:
-        return once, first
+    from rfabric.sim.pipeline import estimate_timeline, phase_estimate_s
+
+    if options.reconfig == "never":
+        once = solver_pkg.plan_schedule(topology, workload, options, seed=seed)
+        return once, sim_simulate(topology, workload, once, options=sim_options, seed=seed, progress=progress)
+    predicted = estimate_timeline(workload, [phase_estimate_s(p, nic_bps, gpus_per_server) for p in workload.phases])
+    epochs = epoch_workload(workload, predicted)
     schedule = solver_pkg.plan_schedule(topology, epochs, options, seed=seed)
     table = {tuple(ph.meta["phases"]): a for ph, a in zip(epochs.phases, schedule.assignments, strict=True)}
     res = sim_simulate(topology, workload, schedule, options=sim_options, seed=seed, progress=progress,
                        epoch_circuits=table)
-    extra = {**res.extra, "static_iteration_time_s": first.iteration_time_s,
-             "epoch_phases": [list(ph.meta["phases"]) for ph in epochs.phases]}
+    extra = {**res.extra, "epoch_phases": [list(ph.meta["phases"]) for ph in epochs.phases],
+             "predicted_iteration_time_s": predicted.iteration_time_s}
     return schedule, replace(res, extra=extra)
 
 

@@ -17,8 +17,8 @@ def plot_pipeline(sim: SimulationResult, *, ax: Any = None) -> Any:
     """Draw a pipelined schedule's phase instances in two lanes (trainer, rollout) and return the Figure.
 
     Each instance is a bar from its start to its end (light: compute before its flows; dark: its flows and
-    compute after), labelled with its RL step; a weight sync spans both lanes (a blocking sync occupies
-    both pools). Grey bands are reconfiguration windows (circuits dark, ``ocs_reconfig_s`` from the start
+    compute after); the runs of a phase in one RL step are labelled once (``train #3``) where there is room.
+    Weight syncs are the thin bars between the lanes. Grey bands are reconfiguration windows (circuits dark, ``ocs_reconfig_s`` from the start
     of an epoch that changed circuits); dashed lines bound the measured steady-state window.
     """
     import matplotlib.pyplot as plt
@@ -28,16 +28,21 @@ def plot_pipeline(sim: SimulationResult, *, ax: Any = None) -> Any:
         fig, ax = plt.subplots(figsize=(10.0, 3.2), constrained_layout=True)
     fig = ax.figure
     lanes = {"trainer": 1.0, "rollout": 0.0}
+    spans: dict[tuple[str, str, int], list[float]] = {}
     for p in sim.instances:
         light, dark = _LANE_COLOURS.get(p.cluster, _LANE_COLOURS["trainer"])
-        ys = list(lanes.values()) if p.cluster == "sync" else [lanes.get(p.cluster, 1.0)]
-        for y in ys:
-            ax.barh(y, p.comm_start_s - p.start_s, left=p.start_s, height=0.6, color=light, edgecolor="none")
-            ax.barh(y, p.end_s - p.comm_start_s, left=p.comm_start_s, height=0.6, color=dark, edgecolor="white",
-                    linewidth=0.5)
-        if p.cluster != "sync" and p.end_s - p.start_s > 0:
-            ax.text((p.start_s + p.end_s) / 2, ys[0], f"{p.name} #{p.step}", ha="center", va="center",
-                    fontsize="x-small", color="black", clip_on=True)
+        y, h = (0.5, 0.2) if p.cluster == "sync" else (lanes.get(p.cluster, 1.0), 0.6)
+        ax.barh(y, p.comm_start_s - p.start_s, left=p.start_s, height=h, color=light, edgecolor="none")
+        ax.barh(y, p.end_s - p.comm_start_s, left=p.comm_start_s, height=h, color=dark, edgecolor="white",
+                linewidth=0.5)
+        if p.cluster != "sync":
+            sp = spans.setdefault((p.cluster, p.name, p.step), [p.start_s, p.end_s])
+            sp[0], sp[1] = min(sp[0], p.start_s), max(sp[1], p.end_s)
+    x_end = max((p.end_s for p in sim.instances), default=1.0) or 1.0
+    for (cluster, name, step), (a, b) in spans.items():
+        if b - a >= 0.06 * x_end:  # room for the label
+            ax.text((a + b) / 2, lanes.get(cluster, 1.0), f"{name} #{step}", ha="center", va="center",
+                    fontsize="x-small", color="white", clip_on=True)
     reconf = float(sim.extra.get("ocs_reconfig_s", 0.0))
     for e in sim.extra.get("epochs", []):
         if e.get("circuits_changed", 0) > 0 and reconf > 0:
@@ -51,7 +56,8 @@ def plot_pipeline(sim: SimulationResult, *, ax: Any = None) -> Any:
     ax.set_ylim(-0.6, 1.6)
     ax.set_xlabel("time (s)")
     ex = sim.extra
-    ax.set_title(f"{sim.fabric}: {sim.mode}, {sim.iteration_time_s:.4g} s per RL step; busy trainer "
+    ax.set_title(f"{sim.fabric}: {sim.mode} ({ex.get('sync_style', 'blocking')} sync), {sim.iteration_time_s:.4g} s "
+                 f"per RL step; busy trainer "
                  f"{ex.get('trainer_busy_frac', 0):.0%} / rollout {ex.get('rollout_busy_frac', 0):.0%}, "
                  f"critical: {ex.get('critical_cluster', '?')}", fontsize="medium")
     handles = [Patch(color=_LANE_COLOURS["trainer"][1], label="training"),

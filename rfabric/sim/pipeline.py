@@ -423,29 +423,65 @@ def phase_estimate_s(phase: PhaseStep, nic_bps: float, gpus_per_server: int) -> 
 def estimate_period(workload: Workload, durations_s: Sequence[float]) -> float:
     """Steady-state period per RL step of ``workload``'s schedule with fixed phase durations (no contention).
 
-    The instance graph of :func:`build_pipeline` is evaluated as a longest-path (max-plus) recursion:
-    an instance starts when its last predecessor ends and lasts its phase's duration. ``durations_s``: one
-    per phase of the workload. For ``sync`` the period is the sum of the durations per RL step.
+    The instance graph of :func:`build_pipeline` is evaluated as a longest-path (max-plus) recursion
+    (:func:`estimate_timeline`). ``durations_s``: one per phase of the workload (per run of a repeated
+    phase). For ``sync`` the period is the sum of the durations (times repeats) per RL step.
+    """
+    structure = step_structure(workload)
+    if structure is None or not workload.schedule.pipelined:
+        k = structure.sync_every if structure is not None else 1
+        return float(sum(d * p.repeat for d, p in zip(durations_s, workload.phases, strict=True))) / k
+    return estimate_timeline(workload, durations_s, measured=8 * structure.sync_every).iteration_time_s
+
+
+def estimate_timeline(workload: Workload, durations_s: Sequence[float], *, measured: int | None = None
+                      ) -> SimulationResult:
+    """The pipelined schedule's timeline with fixed phase durations, without simulating any flow.
+
+    Every instance of :func:`build_pipeline` starts when its last predecessor ends and lasts its phase's
+    duration (``durations_s``, one per phase); its communication starts ``compute_before_s`` after its start.
+    Returns a :class:`SimulationResult` (fabric ``"estimate"``) with ``iteration_time_s``, ``instances`` and
+    the ``extra`` keys ``epochs``, ``step_completion_s`` and ``rl_steps_per_period``, like
+    :func:`simulate_pipeline` -- what :func:`rfabric.api.epoch_workload` reads to plan circuits per epoch.
+    Raises :class:`SimulationError` for a workload without a rollout-then-train shape.
     """
     from graphlib import TopologicalSorter
 
     structure = step_structure(workload)
-    if structure is None or not workload.schedule.pipelined:
-        k = structure.sync_every if structure is not None else 1
-        return float(sum(durations_s)) / k
-    pipe = build_pipeline(workload, structure, measured=8 * structure.sync_every)
-    end = np.zeros(len(pipe.instances))
-    order = TopologicalSorter({i: p for i, p in enumerate(pipe.preds)}).static_order()
-    for i in order:
-        start = max((end[q] for q in pipe.preds[i]), default=0.0)
-        end[i] = start + float(durations_s[pipe.instances[i].phase])
+    if structure is None:
+        raise SimulationError(f"workload '{workload.name}' has no rollout-then-train phases to pipeline")
+    pipe = build_pipeline(workload, structure, measured=measured or structure.sync_every)
+    n = len(pipe.instances)
+    start = np.zeros(n)
+    end = np.zeros(n)
+    for i in TopologicalSorter({i: p for i, p in enumerate(pipe.preds)}).static_order():
+        start[i] = max((end[q] for q in pipe.preds[i]), default=0.0)
+        end[i] = start[i] + float(durations_s[pipe.instances[i].phase])
     C = [0.0, *(float(end[c]) for c in pipe.completion)]
-    return (C[pipe.steps] - C[pipe.warmup]) / pipe.measured
+    period = (C[pipe.steps] - C[pipe.warmup]) / pipe.measured
+    instances = []
+    for i, info in enumerate(pipe.instances):
+        ph = workload.phases[info.phase]
+        instances.append(PhaseTiming(name=ph.name, phase=ph.phase, start_s=float(start[i]),
+                                     comm_start_s=float(min(end[i], start[i] + ph.compute_before_s)),
+                                     end_s=float(end[i]), cluster=info.cluster, step=info.step))
+    cuts = sorted(set(start.tolist()) | set(end.tolist()))
+    epochs: list[dict[str, object]] = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        keys = sorted({p.name for p in instances if p.start_s <= a < p.end_s})
+        if epochs and epochs[-1]["phases"] == keys:
+            epochs[-1]["end_s"] = b
+        else:
+            epochs.append({"start_s": a, "end_s": b, "phases": keys, "circuits_changed": 0})
+    extra = {"mode": workload.schedule.mode, "epochs": epochs, "step_completion_s": C[1:],
+             "rl_steps_per_period": structure.sync_every, "window_s": [C[pipe.warmup], C[pipe.steps]]}
+    return SimulationResult(fabric="estimate", iteration_time_s=period, phases=(), instances=tuple(instances),
+                            extra=extra, mode=workload.schedule.mode)
 
 
 def _epoch_plain(e: Epoch) -> dict[str, object]:
     return {"start_s": e.start_s, "end_s": e.end_s, "phases": list(e.keys), "circuits_changed": e.changed}
 
 
-__all__ = ["simulate_pipeline", "step_structure", "estimate_period", "phase_estimate_s", "build_pipeline", "instance_flows", "Pipeline", "InstanceInfo",
+__all__ = ["simulate_pipeline", "step_structure", "estimate_period", "estimate_timeline", "phase_estimate_s", "build_pipeline", "instance_flows", "Pipeline", "InstanceInfo",
            "StepStructure", "CLUSTER_OF_PHASE"]

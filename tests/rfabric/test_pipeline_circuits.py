@@ -67,20 +67,22 @@ def test_dynamic_circuits_beat_static_when_the_union_changes() -> None:
     # static: one assignment for the union (10 GB on 0-1 beats 5 GB on 1-2: concurrent throughput 0.2 vs 0.1):
     # rollout 10 GB at 4 + 1 GB/s = [0, 2]; training's 5 GB from 4 s on the electrical 1 GB/s = [0, 9];
     # sync [9, 9.5]: period 9.5 s
-    static_sched, static = api.pipeline_circuits(topo, wl, replace(opts, reconfig="never"), sim, seed=0)
+    static_sched, static = api.pipeline_circuits(topo, wl, replace(opts, reconfig="never"), sim, seed=0,
+                                                 nic_bps=BIG, gpus_per_server=1)
     assert static_sched.assignments[0] == a01
     assert static.iteration_time_s == approx(9.5)
 
-    # dynamic: epochs {rollout, train} [0, 2] -> 0-1; {train} [2, 5] -> 1-2 (dark 2.0-2.1, hidden by the 4 s of
+    # dynamic: the epochs predicted from the phases' compute and NIC time alone (rollout ~0 s, training 4 s,
+    # sync 0.5 s) give the planner the same sequence with a 4 s idle window before training's traffic.
+    # Simulated: epochs {rollout, train} [0, 2] -> 0-1; {train} [2, 5] -> 1-2 (dark 2.0-2.1, hidden by the 4 s of
     # compute: the flow starts at 4 on the circuit, 5 GB at 5 GB/s = 1 s); {weight_sync} [5, 5.5] -> 0-1 again,
     # pre-positioned for the next rollout (up at 5.1, before it starts at 5.5): period 5 + 0.5 = 5.5 s
-    sched, dyn = api.pipeline_circuits(topo, wl, opts, sim, seed=0)
+    sched, dyn = api.pipeline_circuits(topo, wl, opts, sim, seed=0, nic_bps=BIG, gpus_per_server=1)
     assert [d.phase for d in sched.decisions] == ["rollout+train", "train", "weight_sync"]
     assert list(sched.assignments) == [a01, a12, a01]
     for a in sched.assignments:
         assert check_assignment(topo, a) == []
     assert dyn.iteration_time_s == approx(5.5)
-    assert dyn.extra["static_iteration_time_s"] == approx(9.5)
     p = {ph.name: ph for ph in dyn.phases}
     assert (p["train"].end_s - p["train"].start_s) == approx(5.0)
     eps = [(e["phases"], e["circuits_changed"]) for e in dyn.extra["epochs"][:3]]

@@ -59,5 +59,8 @@ def test_pipeline_timeline_has_two_lanes_and_a_legend() -> None:
     assert {"training", "rollout", "weight sync"} <= set(labels)
     steps = {t.get_text() for t in ax.texts}
     assert {"train #1", "train #2", "rollout #2", "rollout #3"} <= steps  # two RL steps drawn
+    # labels never overlap: one per phase and step, only where the bars leave room
+    boxes = [t.get_window_extent(renderer=fig.canvas.get_renderer()) for t in ax.texts]
+    assert not any(b1.overlaps(b2) for i, b1 in enumerate(boxes) for b2 in boxes[i + 1:])
     assert "(s)" in ax.get_xlabel() and "one_step_off" in ax.get_title()
     plt.close(fig)
