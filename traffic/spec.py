@@ -82,6 +82,12 @@ class TrainSpec:
     ``overlap_dp`` (gradient buckets reduced while backward continues, default on).
     ``layers_per_stage``: layers lumped into one compute/communication step (0 = automatic, grows with
     the flow count at scale).
+
+    Defaults follow verl's ``ppo_trainer.yaml`` (github.com/volcengine/verl, ``verl/trainer/config``):
+    ``train_batch_size: 1024`` with ``ppo_mini_batch_size: 256`` = 4 mini-batch updates, ``ppo_epochs: 1``,
+    ``ppo_max_token_len_per_gpu: 16384`` (``micro_batch_tokens``), ``enable_gradient_checkpointing: True``
+    (``recompute: full``); ``grad_reduce_dtype: fp32`` is Megatron-LM's ``grad_reduce_in_fp32`` default
+    (also AReaL's ``DistributedDataParallelConfig``).
     """
 
     tp: int = non_negative(0)
@@ -115,7 +121,9 @@ class TrainSpec:
 class RlSpec:
     """The RL batch: ``prompts_per_step`` prompts, ``samples_per_prompt`` responses each, fixed whatever the
     GPU count (verl ``data.train_batch_size`` x ``rollout.n``); the rollout replicas share it. With
-    ``weak_scaling: true`` every rollout replica instead generates ``rollout.batch_per_replica`` sequences."""
+    ``weak_scaling: true`` every rollout replica instead generates ``rollout.batch_per_replica`` sequences.
+    The default 256 x 8 = 2,048 samples is the batch the default 64-GPU rollout (8 replicas x 256) drew
+    before the batch was fixed (GRPO recipes use e.g. 512 x 16, DAPO arXiv 2503.14476)."""
 
     prompts_per_step: int = positive(256)
     samples_per_prompt: int = positive(8)

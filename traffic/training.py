@@ -36,6 +36,10 @@ Inside a pass (one :class:`~rfabric.workload.PhaseStep`):
   reduce-scatter the gradients and all-gather the updated bf16 parameters after ``optimizer_s``; ZeRO-3
   also all-gathers each layer group's bf16 parameters when its forward and its backward start.
   Without ``overlap_dp`` the buckets start when the whole backward is done.
+* **Latency.** Each message's alpha (``workload.latency``, NCCL's per-algorithm constants and DeepEP's
+  per-kernel cost, :mod:`traffic.latency`) is added before its bytes: a layer group's blocking messages
+  are paid one after another (TP all-reduce per layer, two EP kernels per MoE layer, ``cp - 1`` ring hops
+  per layer, one PP send), gradient buckets pay one collective's alpha.
 
 Without pipeline parallelism micro-batches ``0 .. m-2`` run as one block (same ops, ``m - 1`` times the
 bytes and compute) followed by the last micro-batch, whose backward the gradient reduction overlaps.
@@ -214,6 +218,13 @@ class _Builder:
         self.etp_g = self.lay.etp_groups() if self.model.kind == "moe" else None
         self.side: list[FlowSet] = []
         self.next_side_chain = self.n_chains
+        from traffic.generation import latency_of
+
+        self.lat = latency_of(plan.spec)
+
+    def nodes(self, groups: np.ndarray) -> int:
+        """Servers spanned by one group (the first row; groups of one kind are alike)."""
+        return int(np.unique(groups[0] // self.gps).size) if groups.size else 1
 
     def rows(self, groups: np.ndarray, r: int) -> np.ndarray:
         k = groups.shape[0] // self.lay.pp
@@ -323,10 +334,11 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
                 t += beta * grp[gi].size * sc
                 events.append((t, r, kind, c, j, gi))
     events.sort()
-    cache: dict[tuple[Any, ...], tuple[FlowSet, FlowSet]] = {}
+    cache: dict[tuple[Any, ...], tuple[FlowSet, FlowSet, float]] = {}
 
-    def step_flows(r: int, kind: str, c: int, j: int, gi: int) -> tuple[FlowSet, FlowSet]:
-        """(blocking, overlapped) flows issued at the end of one group's compute."""
+    def step_flows(r: int, kind: str, c: int, j: int, gi: int) -> tuple[FlowSet, FlowSet, float]:
+        """(blocking, overlapped) flows issued at the end of one group's compute, and the per-message latency
+        (alpha, :mod:`traffic.latency`) of the blocking messages, paid one after another."""
         layers = chunks[c * pp + r][gi]
         sc = scale[j]
         vs = c * pp + r
@@ -337,24 +349,32 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
             return cache[key]
         blocking: list[FlowSet] = []
         overlapped: list[FlowSet] = []
+        alpha = 0.0
+        lat = B.lat
         n_moe = int(moe_layer[layers].sum())
         n_dense = layers.size - n_moe
         tok_cp = tok_mb * sc / lay.cp  # tokens of one CP rank (all TP ranks see them)
         if lay.tp > 1:
             size = (layers.size + n_dense) * tok_cp * H * b  # attention (+ dense MLP) per layer
-            fs = all_reduce(B.rows(B.tp_g, r), size, algorithm=tr.tp_algorithm, gpus_per_server=B.gps,
-                            tag="tp/all_reduce", **B.kw)
+            grp = B.rows(B.tp_g, r)
+            fs = all_reduce(grp, size, algorithm=tr.tp_algorithm, gpus_per_server=B.gps, tag="tp/all_reduce", **B.kw)
             (overlapped if tr.overlap_tp else blocking).append(fs)
+            if not tr.overlap_tp:
+                alpha += (layers.size + n_dense) * lat.all_reduce_s(lay.tp, B.nodes(grp), tr.tp_algorithm)
         if n_moe and lay.ep > 1 and B.ep_g is not None:
             size = 2 * n_moe * (tok_cp / lay.tp) * m_.top_k * H * b  # dispatch + combine
             fs = all_to_all(B.rows(B.ep_g, r), size, algorithm=tr.ep_algorithm, gpus_per_server=B.gps,
                             tag="ep/all_to_all", **B.kw)
             (overlapped if tr.overlap_ep else blocking).append(fs)
+            if not tr.overlap_ep:
+                alpha += 2 * n_moe * lat.all_to_all_s
         if n_moe and lay.etp > 1 and B.etp_g is not None:
             size = n_moe * (tok_cp / lay.tp) * m_.top_k * H * b
-            fs = all_reduce(B.rows(B.etp_g, r), size, algorithm=tr.tp_algorithm, gpus_per_server=B.gps,
-                            tag="etp/all_reduce", **B.kw)
+            grp = B.rows(B.etp_g, r)
+            fs = all_reduce(grp, size, algorithm=tr.tp_algorithm, gpus_per_server=B.gps, tag="etp/all_reduce", **B.kw)
             (overlapped if tr.overlap_tp else blocking).append(fs)
+            if not tr.overlap_tp:
+                alpha += n_moe * lat.all_reduce_s(lay.etp, B.nodes(grp), tr.tp_algorithm)
         if lay.cp > 1:
             kv_layer = m_.kv_cache_bytes_per_token / L
             per = (1 if kind == "F" else 2) * layers.size * (lay.cp - 1) * tok_cp * kv_layer / lay.tp
@@ -362,6 +382,8 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
             nxt = np.roll(grp, -1, axis=1)
             ch = np.broadcast_to(np.arange(grp.shape[0])[:, None], grp.shape)
             blocking.append(point_to_point(grp, nxt, per, chain=ch, tag="cp/ring"))
+            hops = (1 if kind == "F" else 2) * layers.size * (lay.cp - 1)
+            alpha += hops * lat.p2p_s(B.nodes(grp) > 1)
         if send:
             act = tok_cp * H * b / lay.tp
             here = lay.grid[r].reshape(-1)
@@ -370,7 +392,8 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
             else:
                 there = lay.grid[(r - 1) % pp].reshape(-1)
             blocking.append(point_to_point(here, there, act, chain=np.arange(here.size), tag="pp/p2p"))
-        out = (FlowSet.concat(blocking), FlowSet.concat(overlapped))
+            alpha += lat.p2p_s(bool(np.any(here // B.gps != there // B.gps)))
+        out = (FlowSet.concat(blocking), FlowSet.concat(overlapped), alpha)
         cache[key] = out
         return out
 
@@ -386,11 +409,13 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
     for a, z in zip(bounds[:-1], bounds[1:], strict=True):
         t = events[a][0]
         now_s = t * unit_s + est_extra
-        keys = []
+        keys: list[tuple[int, str, int, int, int]] = []
+        alpha = 0.0
         for _, r, kind, c, j, gi in events[a:z]:
-            bl, ov = step_flows(r, kind, c, j, gi)
+            bl, ov, al = step_flows(r, kind, c, j, gi)
             if len(bl):
                 keys.append((r, kind, c, scale[j], gi))
+                alpha = max(alpha, al)
             if len(ov):
                 B.add_side(ov, now_s)
             if kind == "B" and j == last_mb:
@@ -402,12 +427,12 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
             fs = B.to_main(FlowSet.concat([step_flows(r, kind, c, j_of[sc], gi)[0] for r, kind, c, sc, gi in keys]))
             combined[sig] = (fs, B.est_s(fs))
         fs, est = combined[sig]
-        delay = (t - last_t) * unit_s
+        delay = (t - last_t) * unit_s + alpha
         n = len(fs)
         main.append(FlowSet(src=fs.src, dst=fs.dst, size_bytes=fs.size_bytes, chain=fs.chain,
                             stage=np.full(n, stage, np.int32), delay_s=np.full(n, delay),
                             multiplicity=fs.multiplicity, tag=fs.tag, tags=fs.tags))
-        est_extra += est
+        est_extra += est + alpha
         stage += 1
         last_t = t
     end_s = makespan * unit_s + est_extra
@@ -427,17 +452,20 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
                 if params <= 0 or groups.shape[1] < 2:
                     continue
                 rows = B.rows(groups, r)
+                n, nodes = rows.shape[1], B.nodes(rows)
                 if zero == 0:
                     fs = all_reduce(rows, params * gb, algorithm=tr.dp_algorithm, gpus_per_server=B.gps,
                                     tag=f"{tag}/all_reduce", **B.kw)
+                    alpha = B.lat.all_reduce_s(n, nodes, tr.dp_algorithm)
                 else:
                     rs = reduce_scatter(rows, params * gb, algorithm=tr.dp_algorithm, tag=f"{tag}/reduce_scatter",
                                         **B.kw)
+                    alpha = B.lat.gather_s(n, nodes)
                     if zero <= 2:
                         ag = all_gather(rows, params * b, algorithm=tr.dp_algorithm, tag=f"{tag}/all_gather", **B.kw)
-                        rs = _then(rs, ag, tr.optimizer_s)
+                        rs = _then(rs, ag, tr.optimizer_s + B.lat.gather_s(n, nodes))
                     fs = rs
-                B.add_side(fs, at)
+                B.add_side(fs, at + alpha)
     # ---- ZeRO-3: each group's bf16 parameters all-gathered when its forward / backward compute starts
     if zero == 3:
         for (kind, r, c, j), (s, _) in times.items():
@@ -447,8 +475,9 @@ def build_pass(plan: RlStepPlan, cluster: ClusterConfig, p: Pass, *, num_gpus: i
             for gi in order:
                 layers = grp[gi]
                 params = (float(m_.params) * layers.size / L) / lay.tp
-                B.add_side(all_gather(B.rows(lay.dp_groups(), r), params * b, algorithm=tr.dp_algorithm,
-                                      tag="dp/all_gather", **B.kw), t * unit_s)
+                rows = B.rows(lay.dp_groups(), r)
+                B.add_side(all_gather(rows, params * b, algorithm=tr.dp_algorithm, tag="dp/all_gather", **B.kw),
+                           t * unit_s + B.lat.gather_s(rows.shape[1], B.nodes(rows)))
                 t += layers.size * scale[j] * (1 if kind == "F" else beta)
     from traffic.phases import make_phase, merge
 

@@ -69,7 +69,7 @@ def test_hand_computed_timeline_tp2_pp2_ep2_dp2(tiny: str) -> None:
         "rollout": {"length_distribution": "fixed", "response_tokens_mean": S - 100, "prompt_tokens": 100},
         "train": {"tp": 2, "pp": 2, "ep": 2, "etp": 1, "micro_batches": 2, "recompute": "none", "zero_stage": 0,
                   "mini_batches": 1, "logprob_passes": 0, "layers_per_stage": 1},
-        "weight_sync": {"enabled": False}}
+        "weight_sync": {"enabled": False}, "latency": {"enabled": False}}
     wl = build_workload(spec, cl, seed=0)
     assert [p.name for p in wl.phases if p.phase == "train"] == ["train"]
     ph = wl.phase("train")
@@ -258,3 +258,23 @@ def test_plan_reports_layout_and_memory() -> None:
     d = plan.describe()["train"]
     assert (d["tp"], d["ep"], d["etp"], d["dp"]) == (4, 8, 1, 2)
     assert 0 < d["memory"]["total_gb"] <= 80
+
+
+def test_latency_adds_each_blocking_message_alpha(tiny: str) -> None:
+    from traffic.latency import Latency
+
+    cl = ClusterConfig(trainer_gpus=8, rollout_gpus=8, gpus_per_server=2)
+    spec: dict[str, Any] = {"model": tiny, "train": {"tp": 2, "pp": 2, "ep": 2, "etp": 1, "zero_stage": 0,
+                                                     "micro_batches": 2, "layers_per_stage": 1, "logprob_passes": 0}}
+    on = build_workload(spec, cl, seed=0).phase("train")
+    off = build_workload({**spec, "latency": {"enabled": False}}, cl, seed=0).phase("train")
+    lat = Latency.from_table("ll")
+    main_on, main_off = on.flows.chain < 2, off.flows.chain < 2
+    d_on = [on.flows.delay_s[main_on & (on.flows.stage == k)].max() for k in range(7)]
+    d_off = [off.flows.delay_s[main_off & (off.flows.stage == k)].max() for k in range(7)]
+    # a forward of stage 0: one TP all-reduce (2 ranks, 1 server), dispatch + combine, one cross-server PP send
+    first = lat.all_reduce_s(2, 1) + 2 * lat.all_to_all_s + lat.p2p_s(True)
+    assert on.compute_before_s - off.compute_before_s == pytest.approx(first)
+    assert d_on[1] - d_off[1] == pytest.approx(first)
+    # the last backward of stage 0 (no PP send): TP all-reduce + dispatch + combine
+    assert d_on[6] - d_off[6] == pytest.approx(lat.all_reduce_s(2, 1) + 2 * lat.all_to_all_s)
