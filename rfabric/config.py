@@ -324,6 +324,11 @@ def dumps_json(obj: Any, **kw: Any) -> str:
 # The run configuration
 
 
+#: Largest cluster accepted (trainer + rollout GPUs): 8x the largest experiment (16,384 GPUs); a guard
+#: against inputs like 10**12 GPUs that would otherwise end in a MemoryError, not a measured capacity.
+MAX_GPUS = 131_072
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ClusterConfig:
     """The GPUs: a disaggregated RL cluster of trainer GPUs and rollout GPUs.
@@ -388,6 +393,10 @@ class ClusterConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.gpus > MAX_GPUS:  # refused up front: building such a fabric exhausts memory long before a result
+            key = "cluster.trainer_gpus" if self.trainer_gpus >= self.rollout_gpus else "cluster.rollout_gpus"
+            raise ConfigError(key, f"the cluster would have {self.gpus:,} GPUs; at most {MAX_GPUS:,} are accepted",
+                              getattr(self, key.split(".")[1]))
         for key in ("trainer_gpus", "rollout_gpus"):
             n = getattr(self, key)
             if n % self.gpus_per_server:

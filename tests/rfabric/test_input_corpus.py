@@ -125,6 +125,8 @@ VALUE_CASES = [
     ("seed=99999999999", "seed"),
     ("seed=.inf", "seed"),
     ("sim.link_latency=on", "sim.link_latency"),
+    ("cluster.trainer_gpus=1000000000000", "cluster.trainer_gpus"),
+    ("cluster.rollout_gpus=1e9", "cluster.rollout_gpus"),
 ]
 
 
