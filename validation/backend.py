@@ -54,7 +54,7 @@ class PacketOptions:
       queues of GPU and NIC ports (Linux hosts do not drop their own packets).
     * ``mtu_bytes=9000``: jumbo frames, 0.6 % header overhead and 6x fewer events than 1500 B.
     * ``ecmp="per_packet"``: packets sprayed uniformly over ns-3's equal-cost next hops (the flow model's
-      ``split``/``spray`` on equal-capacity ports); ``"single"`` takes one route per destination;
+      ``spray``/``split`` on equal-capacity ports); ``"single"`` takes one route per destination;
       ``"pinned"`` forwards every GPU pair along the route the flow model gives it in the same circuit
       state (:func:`pinned_routes`): one path per pair under ``hash`` -- per-flow ECMP with the flow
       model's hash, which ns-3 3.44 lacks -- and a per-packet draw weighted by the route's shares under
@@ -348,7 +348,7 @@ def _host_links(base: Topology, nodes: list[str], edges: list[tuple[str, str]]) 
 
 def run_packet(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignment | None = None,
                changes: Sequence[tuple[float, CircuitAssignment]] = (), options: PacketOptions | None = None,
-               seed: int = 0, routing: str = "split") -> PacketTrace:
+               seed: int = 0, routing: str = "spray") -> PacketTrace:
     """Simulate ``flows`` on ``topology`` (with ``assignment``'s circuits, then ``changes``) in ns-3.
 
     The contract matches ``rfabric.sim.simulate_flows``: stage ``k`` of a chain starts when stage

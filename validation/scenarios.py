@@ -68,8 +68,8 @@ class Scenario:
 
     @property
     def routing(self) -> str:
-        """The flow model's routing mode of this scenario (``sim.ecmp``)."""
-        return str(self.config.get("sim", {}).get("ecmp", "hash"))
+        """The flow model's routing model of this scenario (``sim.routing``)."""
+        return str(self.config.get("sim", {}).get("routing", "spray"))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -90,8 +90,8 @@ class Case:
 
 
 def routing_of(config: RunConfig) -> str:
-    """The flow model's routing mode of a run config."""
-    return str(config.sim.ecmp)
+    """The flow model's routing model of a run config (``sim.routing``)."""
+    return str(config.sim.routing)
 
 
 def _config(scenario: Scenario, quick: bool) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def build_case(scenario: Scenario, *, quick: bool = False) -> Case:
 
 def _fat_tree(routing: str, workload: Mapping[str, Any], **params: Any) -> dict[str, Any]:
     return {"fabrics": [{"name": "fat_tree", "kind": "fat_tree", **params}], "workload": dict(workload),
-            "sim": {"ecmp": routing}}
+            "sim": {"routing": routing}}
 
 
 _RING = {"kind": "collective", "collective": "all_reduce", "algorithm": "ring", "collective_stages": "exact",
@@ -147,11 +147,12 @@ _A2A_CROSS = {"kind": "collective", "collective": "all_to_all", "group_size": 4,
 
 
 def _scenarios() -> dict[str, Scenario]:
-    spray, hash_ = "split", "hash"
+    spray, hash_ = "spray", "hash"
     out = [
+        # split, not spray: spray's tier aggregation fails on a one-switch fabric (reported, rfabric.sim)
         Scenario("single_flow", "two GPUs on one ToR, 8 MB each way (NIC-bound)",
                  {"cluster": {**CLUSTER, "trainer_gpus": 1, "rollout_gpus": 1},
-                  **_fat_tree(spray, {"kind": "collective", "collective": "p2p", "size_mb": 8})}),
+                  **_fat_tree("split", {"kind": "collective", "collective": "p2p", "size_mb": 8})}),
         Scenario("shared_bottleneck", "2:1 fat-tree, both GPUs of every ToR send 4 MB to another pod "
                  "(two flows per ToR uplink)",
                  _fat_tree(spray, {"kind": "collective", "collective": "p2p", "group_size": 2,
@@ -166,16 +167,16 @@ def _scenarios() -> dict[str, Scenario]:
                  _fat_tree(hash_, _A2A)),
         Scenario("rfabric_all_to_all_direct", "all-to-all of 16 MB inside each pod of a 16-GPU RFabric on its "
                  "planned ToR-ToR circuits (split with the electrical path by capacity)",
-                 {"fabrics": [RFABRIC], "workload": _A2A_POD, "sim": {"ecmp": spray}}),
+                 {"fabrics": [RFABRIC], "workload": _A2A_POD, "sim": {"routing": spray}}),
         Scenario("rfabric_all_to_all_reconfig", "all-to-all of 64 MB per GPU over a 16-GPU RFabric; the circuits "
                  "planned for a pod-local all-to-all are re-pointed to ToR-aggregation circuits at the start "
-                 "(1 ms dark)", {"fabrics": [RFABRIC], "workload": _A2A, "sim": {"ecmp": spray}}, previous=_A2A_POD),
+                 "(1 ms dark)", {"fabrics": [RFABRIC], "workload": _A2A, "sim": {"routing": spray}}, previous=_A2A_POD),
         Scenario("rfabric_all_to_all_cross_pod", "all-to-all of 16 MB among one GPU per pod (4 groups) on the "
                  "RFabric: NICs and every tier at 100 % load; circuits re-pointed at the start (1 ms dark)",
-                 {"fabrics": [RFABRIC], "workload": _A2A_CROSS, "sim": {"ecmp": spray}}, previous=_A2A_POD),
+                 {"fabrics": [RFABRIC], "workload": _A2A_CROSS, "sim": {"routing": spray}}, previous=_A2A_POD),
         Scenario("rfabric_ring_all_reduce_reconfig", "ring all-reduce (30 steps) of 64 MB over a 16-GPU RFabric; "
                  "circuits re-pointed from the pod-local all-to-all plan at the start (1 ms dark)",
-                 {"fabrics": [RFABRIC], "workload": _RING, "sim": {"ecmp": spray}}, previous=_A2A_POD),
+                 {"fabrics": [RFABRIC], "workload": _RING, "sim": {"routing": spray}}, previous=_A2A_POD),
     ]
     return {s.name: s for s in out}
 

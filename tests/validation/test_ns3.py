@@ -110,7 +110,7 @@ def test_pinned_hash_reproduces_the_flow_models_collisions(ns3: Any, fat_tree: C
         for b in range(12, 16):
             if a != b:
                 fs = FlowSet.build([0, 1], [a, b], size, chain=[0, 1])
-                ends[(a, b)] = simulate_flows(fat_tree.topology, fs, options=SimConfig(ecmp="hash")).end_s
+                ends[(a, b)] = simulate_flows(fat_tree.topology, fs, options=SimConfig(routing="hash")).end_s
     alone = size * 8 / NIC
     hit = min(ends, key=lambda k: -ends[k])
     miss = min(ends, key=lambda k: ends[k])

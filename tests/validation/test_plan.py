@@ -83,7 +83,7 @@ def test_cumcount_property(rows: list[tuple[int, int]]) -> None:
 
 
 def test_scenario_set_covers_both_routings_on_the_fat_tree() -> None:
-    for r in ("hash", "split"):
+    for r in ("hash", "spray"):
         assert any(n.startswith("fat_tree") and sc.routing == r for n, sc in SCENARIOS.items())
     assert check_names(None) == list(SCENARIOS)
     with pytest.raises(ConfigError, match="did you mean"):
@@ -98,7 +98,7 @@ def test_every_scenario_is_a_run_config_built_by_the_real_builders(name: str) ->
     assert case.topology.graph.graph["kind"] == case.topology.kind  # from topologies.build, not by hand
     case.flows.validate()
     assert case.flows.src.max() < case.topology.num_gpus
-    assert case.config.sim.ecmp == sc.routing == case.routing
+    assert case.config.sim.routing == sc.routing == case.routing
     for a in [case.assignment, *(x for _, x in case.changes)]:
         if a is not None:
             assert check_assignment(case.topology, a) == []
@@ -172,8 +172,10 @@ def _tables(case: Case, routing: str, flows: FlowSet) -> tuple[list[Any], list[s
 
 
 def test_split_routes_spread_a_cross_pod_pair_over_the_clos(fat_tree: Case) -> None:
-    # gpu0 (tor0, pod 0) -> gpu15 (tor7, pod 3) on the k=4 fat-tree
-    (table,), nodes, edges = _tables(fat_tree, "split", FlowSet.build([0], [15], 1e6))
+    # gpu0 (tor0, pod 0) -> gpu15 (tor7, pod 3) on the k=4 fat-tree; spray is split on a Clos
+    (table,), nodes, edges = _tables(fat_tree, "spray", FlowSet.build([0], [15], 1e6))
+    (split,), *_ = _tables(fat_tree, "split", FlowSet.build([0], [15], 1e6))
+    assert np.array_equal(table.link, split.link) and np.allclose(table.share, split.share)
     hops = defaultdict(list)
     for n, link, share in zip(table.node.tolist(), table.link.tolist(), table.share.tolist(), strict=True):
         u, v = edges[link]
@@ -192,7 +194,7 @@ def test_split_routes_spread_a_cross_pod_pair_over_the_clos(fat_tree: Case) -> N
 
 def test_hash_routes_are_one_path_per_pair_and_conserve_bytes(fat_tree: Case) -> None:
     flows = fat_tree.flows
-    for routing in ("hash", "split"):
+    for routing in ("hash", "spray", "split"):
         (table,), nodes, edges = _tables(fat_tree, routing, flows)
         inflow: dict[tuple[int, int, str], float] = defaultdict(float)
         outflow: dict[tuple[int, int, str], float] = defaultdict(float)
