@@ -39,8 +39,8 @@ CLUSTER = {"trainer_gpus": 8, "rollout_gpus": 8, "gpus_per_server": 1, "nic_gbps
 TOPOLOGY = {"switch_radix": 4}
 #: a one-pod-per-two-ToRs RFabric: one of each ToR's two uplinks on the pod's OCS, the aggregation
 #: switch's matching port on the same OCS (circuits join ToR--ToR or ToR--aggregation), electrical core
-RFABRIC = {"name": "rfabric", "kind": "rfabric", "wiring": "core", "agg_ocs_share": 0.5, "agg_ocs_upper_share": 1.0,
-           "core_ocs_share": 0.0, "ocs_radix": 16, "ocs_reconfig_ms": 1.0}
+RFABRIC = {"name": "rfabric", "kind": "rfabric", "wiring": "core", "agg_ocs_share": 0.5,
+           "agg_ocs_upper_share": 1.0, "core_ocs_share": 0.0, "ocs_radix": 16, "ocs_reconfig_ms": 1.0}
 
 
 #: ns-3 forwarding of every scenario: the flow model's next hops, each packet to the least-queued one
@@ -149,10 +149,9 @@ _A2A_CROSS = {"kind": "collective", "collective": "all_to_all", "group_size": 4,
 def _scenarios() -> dict[str, Scenario]:
     spray, hash_ = "spray", "hash"
     out = [
-        # split, not spray: spray's tier aggregation fails on a one-switch fabric (reported, rfabric.sim)
         Scenario("single_flow", "two GPUs on one ToR, 8 MB each way (NIC-bound)",
                  {"cluster": {**CLUSTER, "trainer_gpus": 1, "rollout_gpus": 1},
-                  **_fat_tree("split", {"kind": "collective", "collective": "p2p", "size_mb": 8})}),
+                  **_fat_tree(spray, {"kind": "collective", "collective": "p2p", "size_mb": 8})}),
         Scenario("shared_bottleneck", "2:1 fat-tree, both GPUs of every ToR send 4 MB to another pod "
                  "(two flows per ToR uplink)",
                  _fat_tree(spray, {"kind": "collective", "collective": "p2p", "group_size": 2,
