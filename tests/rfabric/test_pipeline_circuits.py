@@ -60,7 +60,7 @@ def test_dynamic_circuits_beat_static_when_the_union_changes() -> None:
         _ph("weight_sync", "weight_sync", FlowSet.empty(), 0.5)))
     topo = triangle()
     opts = solver.parse_options({}, "solver")
-    sim = SimConfig(link_latency=False, ecmp="split", steps=2)
+    sim = SimConfig(link_latency=False, routing="split", steps=2)
     a01 = CircuitAssignment.of([Circuit("ocs.agg.0", 0, 1)])
     a12 = CircuitAssignment.of([Circuit("ocs.agg.0", 1, 2)])
 

@@ -14,7 +14,7 @@ from rfabric.sim.pipeline import build_pipeline, simulate_pipeline, step_structu
 from rfabric.workload import FlowSet, PhaseStep, Schedule, Workload
 from tests.sim.conftest import line_topology
 
-EXACT = SimConfig(link_latency=False, ecmp="split")
+EXACT = SimConfig(link_latency=False, routing="split")
 B = 8e9  # 1 GB/s
 GB = 1e9
 
@@ -44,7 +44,7 @@ TOPO = line_topology([B])
 
 
 def _period(wl: Workload, steps: int = 1) -> float:
-    return simulate_pipeline(TOPO, wl, options=SimConfig(link_latency=False, ecmp="split", steps=steps)).iteration_time_s
+    return simulate_pipeline(TOPO, wl, options=SimConfig(link_latency=False, routing="split", steps=steps)).iteration_time_s
 
 
 @pytest.mark.parametrize(("r", "t"), [(10.0, 6.0), (4.0, 9.0), (5.0, 5.0)])
@@ -61,7 +61,7 @@ def test_sync_period_is_the_sum(r: float, t: float) -> None:
 @pytest.mark.parametrize("steps", [1, 3])
 def test_one_step_off_period_is_max_plus_exposed_sync(r: float, t: float, steps: int) -> None:
     res = simulate_pipeline(TOPO, _compute_only(r, t, 1.0, mode="one_step_off"),
-                            options=SimConfig(link_latency=False, ecmp="split", steps=steps))
+                            options=SimConfig(link_latency=False, routing="split", steps=steps))
     assert res.iteration_time_s == approx(max(r, t) + 1.0)
     ex = res.extra
     # busy over the period: the critical pool works max(r, t), the sync (blocking) occupies both
@@ -80,7 +80,7 @@ def test_async_staleness_two() -> None:
     # steps: T_1 and R_3 start at 0 (samples of steps 1, 2 ready). S_1 waits for T_1 (6) and R_3 (10): [10, 11].
     # T_2 after S_1: [11, 17]; R_4 after R_3 and S_1: [11, 21]; S_2 after T_2 and R_4: [21, 22]. Period 11.
     wl = _compute_only(10.0, 6.0, 1.0, mode="async", staleness=2)
-    res = simulate_pipeline(TOPO, wl, options=SimConfig(link_latency=False, ecmp="split", steps=2))
+    res = simulate_pipeline(TOPO, wl, options=SimConfig(link_latency=False, routing="split", steps=2))
     assert res.iteration_time_s == approx(11.0)
     assert res.extra["step_completion_s"] == [approx(11.0), approx(22.0)]
     rollouts = [(i.step, i.start_s, i.end_s) for i in res.instances if i.cluster == "rollout"]
@@ -96,7 +96,7 @@ def test_async_staleness_two_training_bound() -> None:
 def test_streamed_sync_hides_under_rollout() -> None:
     # rollout-bound (r=10, t=6): the sync runs [6, 7] beside the rollout and is hidden: period = r = 10
     res = simulate_pipeline(TOPO, _compute_only(10.0, 6.0, 1.0, mode="one_step_off", sync="streamed"),
-                            options=SimConfig(link_latency=False, ecmp="split", steps=2))
+                            options=SimConfig(link_latency=False, routing="split", steps=2))
     assert res.iteration_time_s == approx(10.0)
     assert res.extra["converged"] and res.extra["warmup_steps"] >= 2 and res.extra["measured_steps"] == 2
     # training-bound (t=9 > r=4): training runs back to back, the sync is hidden too: period = t = 9
@@ -107,7 +107,7 @@ def test_streamed_sync_hides_under_rollout() -> None:
     # completions 10, 14, 20, 24, 30 -- a 2-periodic steady state (the rollout lane alternately waits 2 s and
     # 0 s for a sync) of mean 5 s per step.
     res = simulate_pipeline(TOPO, _compute_only(4.0, 3.0, 3.0, mode="one_step_off", sync="streamed"),
-                            options=SimConfig(link_latency=False, ecmp="split", steps=4))
+                            options=SimConfig(link_latency=False, routing="split", steps=4))
     assert res.extra["step_completion_s"][:5] == [approx(10.0), approx(14.0), approx(20.0), approx(24.0),
                                                   approx(30.0)]
     assert res.iteration_time_s == approx(5.0)
@@ -201,7 +201,7 @@ TOPO4 = line_topology([B], hosts_per_switch=2)
 @given(pipelines())
 def test_pipeline_properties(pair: tuple[Workload, Workload]) -> None:
     wl, seq_wl = pair
-    opts = SimConfig(link_latency=False, ecmp="split", steps=2)
+    opts = SimConfig(link_latency=False, routing="split", steps=2)
     res = simulate_pipeline(TOPO4, wl, options=opts)
     seq = simulate(TOPO4, seq_wl, None, options=opts)
     period = res.iteration_time_s
