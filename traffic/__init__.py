@@ -28,6 +28,7 @@ from rfabric.workload import PhaseStep, Workload
 from traffic import generation as _gen
 from traffic import phases as _ph
 from traffic import training as _training
+from traffic import weight_sync as _ws
 from traffic.collectives import collective as _collective
 from traffic.collectives import point_to_point
 from traffic.gpus import expand_gpu
@@ -109,7 +110,12 @@ def build_rl_step(plan: RlStepPlan, cluster: ClusterConfig, seed: int) -> Worklo
         seq = (lengths[lengths > 0] + spec.rollout.prompt_tokens).astype(np.float64)
         out.extend(_training.train_phases(plan, seq, cluster, num_gpus=n, suffix=sfx))
     if spec.weight_sync.enabled:
-        out.append(_ph.weight_sync_phase(plan, name="weight_sync", num_gpus=n))
+        if spec.weight_sync.method in ("gather_broadcast", "checkpoint_engine"):
+            out.append(_ws.gather_broadcast_phase(plan, name="weight_sync", num_gpus=n, rollout_gpus=(cluster.trainer_gpus, n),
+                                                  gps=gps, nic_bytes_per_s=cluster.nic_bps / 8,
+                                                  latency=_gen.latency_of(spec)))
+        else:
+            out.append(_ph.weight_sync_phase(plan, name="weight_sync", num_gpus=n))
     meta = {"kind": "rl_step", "seed": seed, "rl_steps": k, "plan": plan.describe(),
             "weight_bytes": plan.model.weight_bytes,
             "sequences_per_step": global_batch(spec, plan.rollout.num_replicas)}

@@ -235,7 +235,7 @@ class WeightSyncSpec:
     """
 
     enabled: bool = True
-    method: str = choice("p2p", choices=("p2p", "broadcast"))
+    method: str = choice("p2p", choices=("p2p", "broadcast", "gather_broadcast", "checkpoint_engine"))
     roots: int = non_negative(0)
     bucket_bytes: float = positive(1e9)
     reload_bytes_per_s: float = positive(20e9)
