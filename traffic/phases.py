@@ -262,15 +262,16 @@ def _sync_targets(plan: RlStepPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     sizes = [np.tile(dense / lay.pp * M[t, tn], lay.pp)]
     kinds = [np.zeros(p.size, dtype=np.int64)]
     if expert > 0:
-        # expert weights: (p, t, e) -> expert-group-0 slot e' (experts split over ep, each expert over tp)
+        # expert weights: (p, t, e) -> expert-group-0 slot e' (experts split over ep, each expert over etp)
         ffn0 = ro.attention_gpus if ro.ffn_gpus else 0
+        etp = lay.etp or lay.tp
         E = interval_overlap(lay.ep, ro.ep)
         e, en = np.nonzero(E)
-        grid_p, grid_t, grid_e = np.meshgrid(np.arange(lay.pp), np.arange(lay.tp), np.arange(e.size), indexing="ij")
+        grid_p, grid_t, grid_e = np.meshgrid(np.arange(lay.pp), np.arange(etp), np.arange(e.size), indexing="ij")
         pp_, tt, ee = grid_p.ravel(), grid_t.ravel(), grid_e.ravel()
         rows.append(np.stack([pp_, 1 + e[ee], tt], axis=1))
         slots.append(ffn0 + en[ee])
-        sizes.append(expert / lay.pp / lay.tp * E[e[ee], en[ee]])
+        sizes.append(expert / lay.pp / etp * E[e[ee], en[ee]])
         kinds.append(np.ones(pp_.size, dtype=np.int64))
     return np.concatenate(rows), np.concatenate(slots), np.concatenate(sizes), np.concatenate(kinds)
 
@@ -304,13 +305,18 @@ def weight_sync_phase(plan: RlStepPlan, *, name: str, num_gpus: int) -> PhaseSte
     ws = plan.spec.weight_sync
     R, rg = ro.num_replicas, ro.replica_gpus
     rows, slots, sizes, kinds = _sync_targets(plan)
-    groups_ep = lay.dp // lay.ep
     j = np.arange(R)
-    q = j % groups_ep  # EP group of the trainer serving replica j
-    d_dense = q * lay.ep + (j // groups_ep) % lay.ep
-    # source DP rank per (replica, entry): dense entries from d_dense, expert entry e from q*ep + e
-    dp_idx = np.where(kinds[None, :] == 0, d_dense[:, None], q[:, None] * lay.ep + (rows[None, :, 1] - 1))
-    src_tr = lay.grid[rows[None, :, 0], dp_idx, 0, rows[None, :, 2]]  # (R, E)
+    # replicas spread over the trainer's DP ranks (dense shards) and expert-DP groups (expert shards, laid
+    # out by MoE parallel folding: grid of a stage re-read as (edp, ep, etp), see TrainLayout)
+    dense_src = lay.grid[rows[None, :, 0], (j % lay.dp)[:, None], 0, np.minimum(rows[None, :, 2], lay.tp - 1)]
+    if m.kind == "moe":
+        xg = lay.grid.reshape(lay.pp, lay.edp, lay.ep, lay.etp or lay.tp)
+        e_idx = np.maximum(rows[None, :, 1] - 1, 0)
+        t_idx = np.minimum(rows[None, :, 2], xg.shape[3] - 1)
+        expert_src = xg[rows[None, :, 0], (j % lay.edp)[:, None], e_idx, t_idx]
+        src_tr = np.where(kinds[None, :] == 0, dense_src, expert_src)  # (R, E)
+    else:
+        src_tr = dense_src
     received = np.bincount(slots, weights=sizes, minlength=rg)
     cs, cd, csz = _replicate_within(plan, ro)
     if ws.method == "p2p" or R == 1:

@@ -40,17 +40,25 @@ MAX_STAGES = 32
 
 
 def _stage_shards(plan: Any, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trainer GPUs of DP replica 0 (and its EP group) holding PP stage ``p``'s weights, and their bytes."""
+    """Trainer GPUs of DP replica 0 (and its expert group) holding PP stage ``p``'s weights, and their bytes;
+    the stage's source rank first."""
     m, lay = plan.model, plan.train
     expert = m.routed_expert_params * m.dtype_bytes if m.kind == "moe" else 0.0
     dense = m.weight_bytes - expert
     gpus = [lay.grid[p, 0, 0, :]]
     sizes = [np.full(lay.tp, dense / lay.pp / lay.tp)]
     if expert > 0:
-        g = lay.grid[p, : lay.ep, 0, :].ravel()  # EP group 0 of this stage: ep DP ranks x tp
+        etp = lay.etp or lay.tp
+        # the stage's first expert-DP group: ep x etp ranks (Megatron MoE parallel folding, see TrainLayout)
+        g = lay.grid.reshape(lay.pp, lay.edp, lay.ep, etp)[p, 0].ravel()
         gpus.append(g)
-        sizes.append(np.full(g.size, expert / lay.pp / (lay.ep * lay.tp)))
-    return np.concatenate(gpus), np.concatenate(sizes)
+        sizes.append(np.full(g.size, expert / lay.pp / (lay.ep * etp)))
+    g_all = np.concatenate(gpus)
+    s_all = np.concatenate(sizes)
+    u, inv = np.unique(g_all, return_inverse=True)  # a GPU holding dense and expert shards sends both
+    w = np.bincount(inv, weights=s_all)
+    first = np.argsort(u != g_all[0], kind="stable")  # the source (TP rank 0 of DP replica 0) first
+    return u[first], w[first]
 
 
 def _lane(p: int, g_src: np.ndarray, src: int, g_bytes: np.ndarray, b_src: np.ndarray, b_dst: np.ndarray, b: float,

@@ -1,10 +1,10 @@
 """Benchmark: the rollout phase of a 16,384-GPU RL step with per-iteration decode collectives (issue #14).
 
 Run as ``python tests/benchmarks/bench_rollout.py [--gpus 16384] [--models qwen3-30b-a3b deepseek-v3]``
-(or ``pytest tests/benchmarks/bench_rollout.py -m benchmark``). Half the GPUs generate (8,192), with
-continuous batching (``max_running`` 128 of 256 sequences per replica) and NCCL-LL / DeepEP alpha per
-iteration. Each case runs in a fresh interpreter; reported: build and simulation wall time of the rollout
-phase alone on the non-blocking fat-tree, flows, stages per replica, runs of constant live count, and the
+(or ``pytest tests/benchmarks/bench_rollout.py -m benchmark``). Half the GPUs generate (8,192), each
+replica 256 sequences (``rl.weak_scaling``) with continuous batching (``max_running`` 128) and NCCL-LL / DeepEP alpha per
+iteration. Each case runs in a fresh interpreter; reported: build (of the rollout phase only: no trainer)
+and simulation wall time of the rollout phase alone on the non-blocking fat-tree, flows, stages per replica, runs of constant live count, and the
 simulated rollout time. ``model:algorithm`` picks the rollout EP all-to-all algorithm (DeepSeek-V3's EP64
 replicas make ~4k direct all-to-all flows per replica and stage, so the default flow budget leaves one
 decode stage; ``hierarchical`` leaves several). Target: build + simulate < 30 s per model.
@@ -36,12 +36,19 @@ def one(model: str, gpus: int, eps: float) -> dict[str, object]:
     cl = ClusterConfig(trainer_gpus=gpus // 2, rollout_gpus=gpus // 2)
     topo = topologies.build("fat_tree", {}, cl)
     t0 = time.perf_counter()
+    import numpy as np
+
+    from traffic.generation import rollout_phases
+    from traffic.phases import response_lengths
+
     name, _, algo = model.partition(":")
     ro_spec: dict[str, object] = {"max_running": 128, **({"ep_algorithm": algo} if algo else {})}
-    wl = traffic.build_workload({"kind": "rl_step", "model": name, "rollout": ro_spec}, cl, seed=0)
-    ro = wl.phase("rollout")
+    plan = traffic.parse_spec({"kind": "rl_step", "model": name, "rollout": ro_spec, "rl": {"weak_scaling": True}},
+                              cl)
+    lengths = response_lengths(plan, np.random.default_rng(0))
+    ro = rollout_phases(plan, lengths, sfx="", num_gpus=cl.gpus, gps=cl.gpus_per_server)[0]
     t1 = time.perf_counter()
-    res = simulate(topo, Workload(name="rollout", num_gpus=wl.num_gpus, phases=(ro,)), None,
+    res = simulate(topo, Workload(name="rollout", num_gpus=cl.gpus, phases=(ro,)), None,
                    options=SimConfig(merge_tolerance=eps))
     t2 = time.perf_counter()
     return {"model": model, "gpus": gpus, "build_s": t1 - t0, "sim_wall_s": t2 - t1, "wall_s": t2 - t0,

@@ -84,7 +84,8 @@ def test_weight_sync_delivers_the_model_to_every_replica(cluster: ClusterConfig)
                          ("qwen3-30b-a3b", {"rollout": {"tp": 4, "ffn_gpus": 4, "ep": 4}}),
                          ("qwen2.5-14b", {"train": {"tp": 2, "pp": 2}, "rollout": {"tp": 4}}),
                          ("qwen2.5-14b", {"weight_sync": {"method": "broadcast", "roots": 1}}),
-                         ("qwen3-30b-a3b", {"weight_sync": {"method": "broadcast"}, "collective_stages": "exact"})):
+                         ("qwen3-30b-a3b", {"weight_sync": {"method": "broadcast"}, "collective_stages": "exact"}),
+                         ("qwen3-30b-a3b", {"train": {"tp": 4, "ep": 8}})):  # EP folded over TP ranks (ep > dp)
         wl = build_workload({"model": model, **extra}, cluster, seed=0)
         ws = wl.phase("weight_sync")
         fs = ws.flows
