@@ -376,13 +376,15 @@ def _replica_of(layout: RolloutLayout, num_gpus: int) -> np.ndarray:
 
 def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: np.ndarray, t_lo: int, t_hi: int, *,
                   name: str, num_gpus: int, gps: int, prefill: bool, reshard_from: RolloutLayout | None = None,
-                  kv_tokens: np.ndarray | None = None) -> Any:
+                  kv_tokens: np.ndarray | None = None, first: FlowSet | None = None,
+                  meta_extra: dict[str, Any] | None = None) -> Any:
     """Decode iterations ``[t_lo, t_hi)`` (plus the prefill of the sequences admitted at ``t_lo`` if
     ``prefill``) of every replica of ``layout``, as a phase step.
 
     ``lengths`` / ``start``: ``(replicas, sequences)`` output tokens (0 = no sequence) and admission iteration
     (:func:`admission_schedule`). ``reshard_from``: the phase starts by resharding weights inside each old
     replica (and, given ``kv_tokens``, migrating the KV cache of running sequences, :func:`kv_migration`).
+    ``first``: flows (chain = replica) that run before anything else, e.g. :func:`request_migration`.
     Chain ``r`` = replica ``r``; stage 0 prefill (or reshard), then one stage per run of constant live count
     (or per bin of runs). Each stage's flows wait (``delay_s``) for the runs' roofline compute plus their
     per-iteration alpha.
@@ -407,6 +409,8 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
         if kv_tokens is not None:
             moves.append(kv_migration(model, reshard_from, layout, kv_tokens))
         segs.append(merge([_chain_by_dst(m, rep) for m in moves if len(m)]))
+    if first is not None and len(first):
+        segs.append(first)
     if prefill:
         adm = ((start == t_lo) & (lengths > 0)).sum(axis=1).astype(np.float64)
         tok = adm * P
@@ -438,6 +442,7 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
             "max_running": int(ro.max_running or lengths.shape[1]), "runs": int(runs.iters.size), "stages": int(S),
             "alpha_per_iteration_s": alpha, "iterations_max": int(np.bincount(runs.replica, weights=runs.iters,
                                                                              minlength=R).max()) if R else 0}
+    meta.update(meta_extra or {})
     return make_phase(name, "rollout", fs, num_gpus, compute_s=float(compute.max()) if compute.size else 0.0,
                       meta=meta)
 
@@ -454,13 +459,30 @@ def rollout_phases(plan: Any, lengths: np.ndarray, *, sfx: str, num_gpus: int, g
     Sequences are admitted by :func:`admission_schedule`. With ``rollout.switch``, the switch happens at the
     iteration by which ``after_finished`` of the sequences have finished; each old replica splits into
     ``k`` new ones (sequence ``b`` goes to the ``b mod k``-th), which first receive their weight shards and
-    the KV cache of their running sequences (``prompt + generated`` tokens each) -- then decode on.
+    the KV cache of their running sequences (``prompt + generated`` tokens each) -- then decode on. With
+    ``rollout.migration`` (and no switch) the step splits the same way at ``migration.after_finished``; the
+    second step starts by moving requests and their KV cache (:func:`plan_migration`, :func:`request_migration`).
     """
     ro = plan.spec.rollout
     start = admission_schedule(lengths, ro.max_running)
     finish = start + lengths
     t_max = int(finish.max())
     name = f"rollout{sfx}"
+    mig = ro.migration
+    if mig is not None and plan.switch is None:
+        t_m = int(np.quantile(finish[lengths > 0], mig.after_finished, method="lower"))
+        t_m = min(max(t_m, 1), t_max)
+        out = [rollout_phase(plan, plan.rollout, lengths, start, 0, t_m, name=name, num_gpus=num_gpus, gps=gps,
+                             prefill=True)]
+        if t_m < t_max:
+            L2, S2, src_r, dst_r, gen = plan_migration(lengths, start, t_m, max_running=ro.max_running,
+                                                       slack=mig.slack)
+            moves = request_migration(plan.model, plan.rollout, src_r, dst_r, gen + ro.prompt_tokens)
+            out.append(rollout_phase(plan, plan.rollout, L2, S2, t_m, t_max, name=f"rollout.migrated{sfx}",
+                                     num_gpus=num_gpus, gps=gps, prefill=False, first=moves,
+                                     meta_extra={"migrated_requests": int(src_r.size),
+                                                 "migrated_kv_bytes": moves.total_bytes}))
+        return out
     if plan.switch is None:
         return [rollout_phase(plan, plan.rollout, lengths, start, 0, t_max, name=name, num_gpus=num_gpus, gps=gps,
                               prefill=True)]
@@ -485,3 +507,65 @@ def rollout_phases(plan: Any, lengths: np.ndarray, *, sfx: str, num_gpus: int, g
                                  name=f"rollout.switched{sfx}", num_gpus=num_gpus, gps=gps, prefill=False,
                                  reshard_from=plan.rollout, kv_tokens=kv))
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# request migration
+
+
+def plan_migration(lengths: np.ndarray, start: np.ndarray, t_m: int, *, max_running: int, slack: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which running requests move at iteration ``t_m``, and the per-replica arrays after the move.
+
+    Every replica keeps at most ``cap = ceil(live / replicas) + slack`` running requests; the surplus, the
+    longest-running first (earliest admitted), moves to the replicas with the most room below ``cap`` (and
+    below ``max_running``), in replica order. Returns ``(lengths2, start2, src_replica, dst_replica,
+    cached_tokens_without_prompt)``: the new ``(R, B2)`` arrays (a moved request keeps its admission
+    iteration, so its attended context carries on) and, per moved request, where from and to and how many
+    tokens it had generated. Queued requests stay where they are.
+    """
+    R, B = lengths.shape
+    M = max_running or B
+    live = (lengths > 0) & (start <= t_m) & (start + lengths > t_m)
+    n = live.sum(axis=1)
+    cap = int(-(-int(n.sum()) // R)) + slack
+    key = np.where(live, start, np.iinfo(np.int64).max)
+    order = np.argsort(key, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(B)[None, :].repeat(R, axis=0), axis=1)
+    excess = np.maximum(n - cap, 0)
+    mover = live & (rank < excess[:, None])
+    room = np.maximum(min(cap, M) - n, 0)
+    src_r, src_b = np.nonzero(mover)
+    by_age = np.lexsort((src_r, start[src_r, src_b]))  # longest-running first overall
+    slots = np.repeat(np.arange(R), room)
+    k = min(slots.size, src_r.size)
+    src_r, src_b = src_r[by_age][:k], src_b[by_age][:k]
+    dst_r = slots[:k]
+    rep = np.broadcast_to(np.arange(R)[:, None], (R, B)).copy()
+    rep[src_r, src_b] = dst_r
+    keep = lengths > 0
+    r_all, s_all, l_all = rep[keep], start[keep], lengths[keep]
+    o = np.argsort(r_all, kind="stable")
+    r_all, s_all, l_all = r_all[o], s_all[o], l_all[o]
+    first = np.searchsorted(r_all, np.arange(R))
+    pos = np.arange(r_all.size) - first[r_all]
+    B2 = int(pos.max()) + 1 if pos.size else 1
+    L2 = np.zeros((R, B2), dtype=np.int64)
+    S2 = np.zeros((R, B2), dtype=np.int64)
+    L2[r_all, pos] = l_all
+    S2[r_all, pos] = s_all
+    return L2, S2, src_r, dst_r, (t_m - start[src_r, src_b]).astype(np.float64)
+
+
+def request_migration(model: ModelSpec, layout: RolloutLayout, src_r: np.ndarray, dst_r: np.ndarray,
+                      cached_tokens: np.ndarray) -> FlowSet:
+    """KV cache of migrated requests: ``cached_tokens[i]`` tokens from replica ``src_r[i]``'s first attention
+    group to ``dst_r[i]``'s, TP rank to TP rank (``kv_cache_bytes_per_token / tp`` each). Chain = destination."""
+    tp = layout.tp
+    t = np.arange(tp)
+    src = layout.replicas[src_r][:, t]
+    dst = layout.replicas[dst_r][:, t]
+    size = np.broadcast_to((cached_tokens * model.kv_cache_bytes_per_token / tp)[:, None], src.shape)
+    chain = np.broadcast_to(dst_r[:, None], src.shape)
+    return point_to_point(src.ravel(), dst.ravel(), size.ravel(), chain=chain.ravel(), tag="rollout/request_migration")

@@ -417,6 +417,9 @@ def resolve_rl_step(spec: RlStepSpec, cluster: ClusterConfig, path: str) -> RlSt
     if ro.ep_algorithm == "hierarchical" and rollout.ep > 1:
         _check_hierarchical(rollout.ep_groups(), gps, f"{rpath}.ep_algorithm", ro.ep_algorithm)
     switch = None
+    if ro.migration is not None and ro.switch is not None:
+        raise ConfigError(f"{rpath}.migration", "request migration together with a parallelism switch is not "
+                          "supported; drop one of rollout.migration / rollout.switch", has_value=False)
     if ro.switch is not None:
         sw = ro.switch
         spath = f"{rpath}.switch"

@@ -233,3 +233,36 @@ def test_latency_config_errors(cluster: ClusterConfig) -> None:
         parse_spec({"rollout": {"dispatch_dtype": "fp4"}}, cluster)
     with pytest.raises(ConfigError, match="base_us"):
         parse_spec({"latency": {"base_us": -1}}, cluster)
+
+
+def test_request_migration_by_hand() -> None:
+    from traffic.generation import plan_migration, request_migration
+
+    lengths = np.array([[10, 10, 10], [1, 0, 0]])
+    start = np.zeros_like(lengths)
+    L2, S2, src, dst, gen = plan_migration(lengths, start, 2, max_running=0, slack=0)
+    # at iteration 2 replica 0 runs 3 requests, replica 1 none: cap ceil(3/2) = 2, so one request moves 0 -> 1
+    assert src.tolist() == [0] and dst.tolist() == [1] and gen.tolist() == [2.0]
+    assert L2.tolist() == [[10, 10], [10, 1]] and S2.tolist() == [[0, 0], [0, 0]]
+    m = load_model("qwen2.5-14b")
+    lay = RolloutLayout.build(offset=64, gpus=4, tp=2)
+    fs = request_migration(m, lay, src, dst, gen + 100)
+    assert fs.src.tolist() == [64, 65] and fs.dst.tolist() == [66, 67]
+    assert fs.total_bytes == approx((100 + 2) * m.kv_cache_bytes_per_token)
+
+
+def test_request_migration_in_a_workload(cluster: ClusterConfig) -> None:
+    from rfabric.errors import ConfigError
+
+    spec = {"model": "qwen2.5-14b", "rollout": {"tp": 4, "migration": {"after_finished": 0.8}}}
+    wl = build_workload(spec, cluster, seed=0)
+    a, b = wl.phase("rollout"), wl.phase("rollout.migrated")
+    assert a.meta["decode_iterations"][1] == b.meta["decode_iterations"][0]
+    plain = build_workload({"model": "qwen2.5-14b", "rollout": {"tp": 4}}, cluster, seed=0).phase("rollout")
+    assert a.meta["decoded_tokens"] + b.meta["decoded_tokens"] == plain.meta["decoded_tokens"]
+    fs = b.flows
+    mig = np.array([t == "rollout/request_migration" for t in fs.tags])[fs.tag]
+    assert b.meta["migrated_requests"] > 0 and mig.any() and np.all(fs.stage[mig] == 0)
+    assert fs.size_bytes[mig].sum() == approx(b.meta["migrated_kv_bytes"])
+    with pytest.raises(ConfigError, match="workload.rollout.migration"):
+        parse_spec({"rollout": {"migration": {}, "switch": {"tp": 4}}}, cluster)
