@@ -51,10 +51,10 @@ def expected_experts_touched(tokens: Any, experts: int, top_k: int, experts_per_
     ``experts_per_rank * (1 - (1 - top_k/experts) ** tokens)`` (see the module notes). ``tokens`` may be an
     array (any shape, >= 0, not necessarily integer: a mean over groups).
 
-    >>> float(expected_experts_touched(1, 256, 8))
+    >>> round(float(expected_experts_touched(1, 256, 8)), 12)  # one token touches its k experts
     8.0
-    >>> round(float(expected_experts_touched(32, 256, 8, experts_per_rank=4)), 4)
-    2.5361
+    >>> round(float(expected_experts_touched(32, 256, 8, experts_per_rank=4)), 4)  # 4 (1 - (31/32)^32)
+    2.5518
     """
     t = np.asarray(tokens, dtype=np.float64)
     per = float(experts if experts_per_rank is None else experts_per_rank)
@@ -67,8 +67,8 @@ def sum_of_max_lines(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
     The maximum of lines is convex, so each line wins on one interval of ``i``; ties go to the lowest ``j``.
 
     >>> import numpy as np
-    >>> float(sum_of_max_lines(np.array([[0.0], [5.0]]), np.array([[1.0], [0.0]]), np.array([10]))[0])
-    70.0
+    >>> float(sum_of_max_lines(np.array([[0.0], [5.0]]), np.array([[1.0], [0.0]]), np.array([10]))[0])  # 6*5 + 6+7+8+9
+    60.0
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -83,7 +83,7 @@ def sum_of_max_lines(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
                 continue
             da, db = a[j] - a[m], b[j] - b[m]
             strict = m < j
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 x = -da / db
             # db > 0: i >= x (strict: i > x); db < 0: i <= x (strict: i < x); db == 0: all or nothing
             lo_m = np.where(db > 0, np.where(strict, np.floor(x) + 1, np.ceil(x)), -np.inf)
@@ -92,7 +92,8 @@ def sum_of_max_lines(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
             lo = np.maximum(lo, lo_m)
             hi = np.where(none, -1.0, np.minimum(hi, hi_m))
         cnt = np.maximum(hi - lo + 1, 0.0)
-        total += np.where(cnt > 0, cnt * a[j] + b[j] * cnt * (lo + hi) / 2, 0.0)
+        with np.errstate(invalid="ignore"):  # unselected branch: lo may be +inf where cnt == 0
+            total += np.where(cnt > 0, cnt * a[j] + b[j] * cnt * (lo + hi) / 2, 0.0)
     return total
 
 
@@ -368,6 +369,33 @@ def ep_bytes_factor(model: ModelSpec, dispatch_dtype: str) -> float:
     return (FP8_DISPATCH_BYTES_PER_ELEMENT + model.dtype_bytes) / (2.0 * model.dtype_bytes)
 
 
+def node_limited_factor(model: ModelSpec, ep: int, gps: int, max_nodes: int) -> float:
+    """Cross-server EP bytes of a hierarchical all-to-all relative to one copy per (token, remote expert).
+
+    An EP group spans ``N = ep / gps`` servers of ``E / N`` experts each. A token's ``k`` experts (uniform,
+    distinct) lie among ``M' = min(max_nodes, N)`` servers chosen by node-limited routing (all ``N`` if
+    ``max_nodes`` is 0); the expected number of those servers it touches is ``M' (1 - C(E_M - E/N, k) /
+    C(E_M, k))`` with ``E_M = M' E / N`` (occupancy over servers). Forwarding once per touched server
+    (DeepEP normal kernels) instead of once per expert divides the cross-server copies by ``k / touched``.
+    Node-limited routing with at most 4 nodes per token: DeepSeek-V3 technical report, arXiv 2412.19437, §2.1.2.
+
+    >>> from traffic.models import load_model
+    >>> round(node_limited_factor(load_model("deepseek-v3"), 64, 8, 4), 4)
+    0.4536
+    """
+    n = ep // gps
+    if n < 2 or model.kind != "moe":
+        return 1.0
+    E, k = model.experts, model.top_k
+    m = min(max_nodes or n, n)
+    em = m * E // n
+    per = E // n
+    miss = 1.0
+    for i in range(k):  # C(em - per, k) / C(em, k) as a product
+        miss *= max(em - per - i, 0) / (em - i)
+    return m * (1.0 - miss) / k
+
+
 def _replica_of(layout: RolloutLayout, num_gpus: int) -> np.ndarray:
     out = np.full(num_gpus, -1, dtype=np.int64)
     out[layout.replicas] = np.arange(layout.num_replicas)[:, None]
@@ -389,7 +417,8 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
     (or per bin of runs). Each stage's flows wait (``delay_s``) for the runs' roofline compute plus their
     per-iteration alpha.
     """
-    from traffic.phases import FLOW_BUDGET, make_phase, replica_traffic
+    from traffic.phases import FLOW_BUDGET, make_phase
+    from traffic.phases import replica_traffic as _replica_traffic
 
     spec, model = plan.spec, plan.model
     ro = spec.rollout
@@ -401,6 +430,18 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
                           "ep_algorithm": ro.ep_algorithm, "ep_bytes_factor": ep_bytes_factor(model, ro.dispatch_dtype)}
     segs: list[FlowSet] = []
     compute = np.zeros(R)
+    if ro.max_nodes_per_token and model.kind == "moe" and layout.ep > gps:
+        f = node_limited_factor(model, layout.ep, gps, ro.max_nodes_per_token)
+
+        def replica_traffic(*a: Any, **k: Any) -> FlowSet:  # noqa: F811 -- scale cross-server EP flows
+            fs = _replica_traffic(*a, **k)
+            ep_tag = np.array([t == "ep/all_to_all" for t in fs.tags], dtype=bool)
+            remote = ep_tag[fs.tag] & (fs.src // gps != fs.dst // gps)
+            return FlowSet(src=fs.src, dst=fs.dst, size_bytes=np.where(remote, fs.size_bytes * f, fs.size_bytes),
+                           chain=fs.chain, stage=fs.stage, delay_s=fs.delay_s, multiplicity=fs.multiplicity,
+                           tag=fs.tag, tags=fs.tags)
+    else:
+        replica_traffic = _replica_traffic
     if reshard_from is not None:
         from traffic.phases import _reshard_within, merge
 

@@ -199,7 +199,10 @@ class RolloutSpec:
     :mod:`traffic.generation`). Decode is played as runs of iterations with an unchanged live count, at
     most ``segments`` stages per replica (0 = automatic: up to 64, fewer when a phase would pass a million
     flows -- large MoE replicas). ``dispatch_dtype``: ``fp8`` sends MoE dispatch in FP8 (DeepEP), combine
-    stays bf16. ``migration``: request migration between replicas (:class:`MigrationSpec`).
+    stays bf16. ``max_nodes_per_token`` (0 = no limit): node-limited routing (DeepSeek-V3: 4) with the
+    ``hierarchical`` EP all-to-all, which sends a token once per remote server it touches (DeepEP's NVLink
+    forwarding) -- see :func:`traffic.generation.node_limited_factor`. ``migration``: request migration
+    between replicas (:class:`MigrationSpec`).
     """
 
     tp: int = non_negative(0)
@@ -217,6 +220,7 @@ class RolloutSpec:
     switch: SwitchSpec | None = None
     max_running: int = non_negative(0)
     dispatch_dtype: str = choice("bf16", choices=("bf16", "fp8"))
+    max_nodes_per_token: int = non_negative(0)
     migration: MigrationSpec | None = None
 
 
@@ -416,6 +420,9 @@ def resolve_rl_step(spec: RlStepSpec, cluster: ClusterConfig, path: str) -> RlSt
     rollout = _rollout_layout(model, spec, cluster, ro.tp, ro.dp_attention, ro.ep, ro.ffn_gpus, rpath)
     if ro.ep_algorithm == "hierarchical" and rollout.ep > 1:
         _check_hierarchical(rollout.ep_groups(), gps, f"{rpath}.ep_algorithm", ro.ep_algorithm)
+    if ro.max_nodes_per_token and (model.kind != "moe" or ro.ep_algorithm != "hierarchical"):
+        raise ConfigError(f"{rpath}.max_nodes_per_token", "node-limited routing needs a MoE model and "
+                          "rollout.ep_algorithm: hierarchical (tokens forwarded once per server)", ro.max_nodes_per_token)
     switch = None
     if ro.migration is not None and ro.switch is not None:
         raise ConfigError(f"{rpath}.migration", "request migration together with a parallelism switch is not "

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["traffic", "traffic.models", "traffic.collectives", "traffic.parallelism", "traffic.summary"]
+MODULES = ["traffic", "traffic.models", "traffic.collectives", "traffic.parallelism", "traffic.summary",
+           "traffic.generation", "traffic.latency"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -266,3 +266,31 @@ def test_request_migration_in_a_workload(cluster: ClusterConfig) -> None:
     assert fs.size_bytes[mig].sum() == approx(b.meta["migrated_kv_bytes"])
     with pytest.raises(ConfigError, match="workload.rollout.migration"):
         parse_spec({"rollout": {"migration": {}, "switch": {"tp": 4}}}, cluster)
+
+
+def test_node_limited_routing_scales_cross_server_dispatch() -> None:
+    from traffic.generation import node_limited_factor
+
+    cl = ClusterConfig(trainer_gpus=64, rollout_gpus=64)
+    m = load_model("qwen3-30b-a3b")
+    # EP32 over 4 servers, 128 experts (32 per server), top-8: touched servers without a limit 4 (1 - C(96,8)/C(128,8))
+    from math import comb
+
+    want = 4 * (1 - comb(96, 8) / comb(128, 8)) / 8
+    assert node_limited_factor(m, 32, 8, 0) == approx(want)
+    assert node_limited_factor(m, 32, 8, 2) == approx(2 * (1 - comb(32, 8) / comb(64, 8)) / 8)
+    base = {"model": "qwen3-30b-a3b", "rollout": {"tp": 4, "dp_attention": 8, "ep": 32, "ep_algorithm": "hierarchical",
+                                                  "length_distribution": "fixed", "response_tokens_mean": 50}}
+    a = build_workload(base, cl, seed=0).phase("rollout").flows
+    b = build_workload({**base, "rollout": {**base["rollout"], "max_nodes_per_token": 2}}, cl, seed=0).phase("rollout").flows
+
+    def remote_ep(fs: object) -> float:
+        ep = np.array([t == "ep/all_to_all" for t in fs.tags])[fs.tag]  # type: ignore[attr-defined]
+        r = ep & (fs.src // 8 != fs.dst // 8)  # type: ignore[attr-defined]
+        return float(fs.size_bytes[r].sum())  # type: ignore[attr-defined]
+
+    assert remote_ep(b) == approx(remote_ep(a) * node_limited_factor(m, 32, 8, 2))
+    from rfabric.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_nodes_per_token"):
+        parse_spec({"model": "qwen3-30b-a3b", "rollout": {"max_nodes_per_token": 4}}, cl)
