@@ -173,7 +173,7 @@ def test_alpha_beta_all_reduce_on_one_link() -> None:
     topo = line_topology([C])
     ph = PhaseStep(name="ar", phase="rollout", flows=fs, num_gpus=2)
     res = simulate(topo, Workload(name="w", num_gpus=2, phases=(ph,)), None,
-                   options=SimConfig(link_latency=False, ecmp="split"))
+                   options=SimConfig(link_latency=False, routing="split"))
     assert res.phases[0].end_s == approx(alpha + (2 * 1 / 2 * S) / (C / 8))
 
 

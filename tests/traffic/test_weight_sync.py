@@ -24,7 +24,7 @@ def _sync_time(ws: dict[str, object]) -> tuple[float, dict[str, object]]:
     ph = wl.phase("weight_sync")
     topo = line_topology([C_BPS], hosts_per_switch=8)
     res = simulate(topo, Workload(name="w", num_gpus=16, phases=(ph,)), None,
-                   options=SimConfig(link_latency=False, ecmp="split"))
+                   options=SimConfig(link_latency=False, routing="split"))
     r = res.phases[0]
     return r.end_s - r.start_s, ph.meta
 
