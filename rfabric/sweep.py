@@ -261,12 +261,28 @@ def _record(point: SweepPoint, outcome: Mapping[str, Any] | RunFailure, wall_s: 
     return doc
 
 
-def _timed(fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], config: Mapping[str, Any]) -> tuple[Any, float]:
+def _timed(fn: Callable[..., Mapping[str, Any]], *args: Any) -> tuple[Any, float]:
     t = time.perf_counter()
     try:
-        return fn(config), time.perf_counter() - t
+        return fn(*args), time.perf_counter() - t
     except Exception as e:  # recorded, never fatal for the sweep
         return RunFailure.of(e), time.perf_counter() - t
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One unit of parallel work: a whole point (``part`` None) or one part of a point."""
+
+    point: SweepPoint
+    index: int = 0
+    part: Any = None
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.point.config,) if self.part is None else (self.point.config, self.part)
+
+    @property
+    def run_id(self) -> str:
+        return self.point.run_id
 
 
 @contextlib.contextmanager
@@ -291,10 +307,21 @@ def _locked(out: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
+Parts = Callable[[Mapping[str, Any]], Sequence[Any]]
+Combine = Callable[[Mapping[str, Any], list[Any]], Mapping[str, Any]]
+
+
+def run_points(points: Sequence[SweepPoint], fn: Callable[..., Mapping[str, Any]], out: Path, *,
                workers: int = 1, executor: str = "local", ray_address: str | None = None, progress: bool = False,
-               retry_failed: bool = False) -> dict[str, int]:
+               retry_failed: bool = False, parts: Parts | None = None, combine: Combine | None = None) -> dict[str, int]:
     """Run the points not yet on disk; each record is written atomically as soon as it finishes.
+
+    Without ``parts`` the unit of work is a point: ``fn(config)``. With ``parts`` (and ``combine``) it is a
+    (point, part) pair: ``fn(config, part)`` for every ``part`` of ``parts(config)``, all pairs of all points
+    in one queue, so one heavy point no longer serialises the sweep; when the last part of a point finishes,
+    ``combine(config, outcomes in part order)`` (run in this process) gives its record. A part that raises
+    fails its point (the first error is recorded); the point's ``wall_time_s`` is the sum over its parts; a
+    point with a part lost with its worker is ``lost`` (run again next time).
 
     Returns counts: ``total``, ``skipped`` (already done), ``ok``, ``error`` (the run raised; recorded) and
     ``lost`` (its worker process died: nothing recorded, the next invocation runs it). Raises
@@ -302,18 +329,19 @@ def run_points(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], M
     """
     if executor not in EXECUTORS:
         raise ConfigError("--executor", f"unknown executor; {suggest(executor, EXECUTORS)}", executor)
+    if (parts is None) != (combine is None):
+        raise ValueError("parts and combine go together")
     with _locked(out):
         return _run_locked(points, fn, out, workers=workers, executor=executor, ray_address=ray_address,
-                           progress=progress, retry_failed=retry_failed)
+                           progress=progress, retry_failed=retry_failed, parts=parts, combine=combine)
 
 
-def _run_locked(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
+def _run_locked(points: Sequence[SweepPoint], fn: Callable[..., Mapping[str, Any]], out: Path, *,
                 workers: int, executor: str, ray_address: str | None, progress: bool,
-                retry_failed: bool) -> dict[str, int]:
+                retry_failed: bool, parts: Parts | None, combine: Combine | None) -> dict[str, int]:
     done = finished(out, retry_failed=retry_failed)
     todo = [p for p in points if p.run_id not in done]
     stats = {"total": len(points), "skipped": len(points) - len(todo), "ok": 0, "error": 0, "lost": 0}
-    workers = max(1, min(workers, len(todo)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -329,15 +357,53 @@ def _run_locked(points: Sequence[SweepPoint], fn: Callable[[Mapping[str, Any]], 
         if bar is not None:
             bar.update(1)
 
+    jobs: list[_Job] = []
+    got: dict[str, dict[int, tuple[Any, float]]] = {}
+    expected: dict[str, int] = {}
     try:
+        for p in todo:
+            if parts is None:
+                jobs.append(_Job(p))
+                continue
+            try:
+                ps = list(parts(p.config))
+            except Exception as e:  # a point whose parts cannot be listed fails alone
+                store(p, RunFailure.of(e), 0.0)
+                continue
+            if not ps:
+                store(p, RunFailure("ValueError: the point has no parts"), 0.0)
+                continue
+            expected[p.run_id] = len(ps)
+            got[p.run_id] = {}
+            jobs.extend(_Job(p, i, part) for i, part in enumerate(ps))
+
+        def deliver(job: _Job, outcome: Any, wall: float) -> None:
+            if combine is None:
+                store(job.point, outcome, wall)
+                return
+            mine = got[job.run_id]
+            mine[job.index] = (outcome, wall)
+            if len(mine) < expected[job.run_id]:
+                return
+            outs = [mine[i][0] for i in range(len(mine))]
+            total = sum(w for _, w in mine.values())
+            doc: Any = next((o for o in outs if isinstance(o, RunFailure)), None)
+            if doc is None:
+                try:
+                    doc = combine(job.point.config, outs)
+                except Exception as e:
+                    doc = RunFailure.of(e)
+            store(job.point, doc, total)
+
+        workers = max(1, min(workers, len(jobs)))
         if executor == "ray":
-            _run_ray(todo, fn, store, workers, ray_address)
+            _run_ray(jobs, fn, deliver, workers, ray_address)
         elif workers <= 1:
-            for p in todo:
-                outcome, wall = _timed(fn, p.config)
-                store(p, outcome, wall)
+            for j in jobs:
+                outcome, wall = _timed(fn, *j.args())
+                deliver(j, outcome, wall)
         else:
-            _run_pool(todo, fn, store, workers, stats)
+            _run_pool(jobs, fn, deliver, workers, stats)
     finally:
         if bar is not None:
             bar.close()
@@ -374,22 +440,26 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _run_pool(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,
+def _run_pool(todo: Sequence[_Job], fn: Callable[..., Any], store: Callable[..., None], workers: int,
               stats: dict[str, int]) -> None:
     """Local process pool. If a worker process dies (out of memory, killed), the runs that had not finished
     are counted as ``lost``, not recorded (a later invocation runs them); an interrupt stops the workers
     instead of waiting for the runs in flight or orphaning them."""
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
-    pending: dict[Future[Any], SweepPoint] = {pool.submit(_timed, fn, p.config): p for p in todo}
+    pending: dict[Future[Any], _Job] = {pool.submit(_timed, fn, *j.args()): j for j in todo}
+    lost: set[str] = set()
     clean = False
     try:
         while pending:
             ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(ready, key=lambda f: pending[f].run_id):
+            for fut in sorted(ready, key=lambda f: (pending[f].run_id, pending[f].index)):
                 p = pending.pop(fut)
+                if p.run_id in lost:  # another part of this point was lost already
+                    continue
                 try:
                     outcome, wall = fut.result()
                 except BrokenProcessPool:
+                    lost.add(p.run_id)
                     stats["lost"] += 1  # not recorded: it is run when the sweep is run again
                     log.warning("run %s lost with its worker process; run the sweep again to resume it", p.run_id)
                     continue
@@ -407,7 +477,7 @@ def _run_pool(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callabl
                 proc.join(timeout=5)
 
 
-def _run_ray(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable[..., None], workers: int,
+def _run_ray(todo: Sequence[_Job], fn: Callable[..., Any], store: Callable[..., None], workers: int,
              address: str | None) -> None:
     try:
         import ray
@@ -422,7 +492,7 @@ def _run_ray(todo: Sequence[SweepPoint], fn: Callable[..., Any], store: Callable
         started = True
     try:
         remote = ray.remote(_timed)
-        pending = {remote.remote(fn, p.config): p for p in todo}
+        pending = {remote.remote(fn, *j.args()): j for j in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

@@ -138,3 +138,45 @@ def test_pickled_config_error_keeps_its_fields() -> None:
 
     e = pickle.loads(pickle.dumps(ConfigError("cluster.nic_gbps", "must be > 0", -1)))
     assert (e.key, e.message, e.value, str(e)) == ("cluster.nic_gbps", "must be > 0", -1, "cluster.nic_gbps = -1: must be > 0")
+
+
+def _part(config: Mapping[str, Any], part: str) -> dict[str, Any]:
+    g = config["cluster"]["trainer_gpus"]
+    if part == "bad" and g == 32:
+        raise RuntimeError("part boom")
+    return {"part": part, "value": g}
+
+
+def _combine(config: Mapping[str, Any], outs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"rows": [{"fabric": o["part"], "value": o["value"] + config["seed"]} for o in outs]}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_point_parts_are_units_of_work_and_combine_in_order(tmp_path: Path, workers: int) -> None:
+    points = expand(load_sweep(SPEC))
+    stats = run_points(points, _part, tmp_path, workers=workers, parts=lambda c: ["a", "bad"], combine=_combine)
+    # the points with 32 trainer GPUs fail through their "bad" part; the others combine both parts in order
+    assert stats == {"total": 8, "skipped": 0, "ok": 4, "error": 4, "lost": 0}
+    for p in points:
+        doc = json.loads((tmp_path / "runs" / f"{p.run_id}.json").read_text())
+        if p.config["cluster"]["trainer_gpus"] == 32:
+            assert doc["status"] == "error" and "part boom" in doc["error"]
+        else:
+            assert doc["status"] == "ok"
+            assert [r["fabric"] for r in doc["rows"]] == ["a", "bad"]
+            assert [r["value"] for r in doc["rows"]] == [16 + p.seed] * 2
+
+
+def test_sweep_fabric_parts_give_the_rows_of_a_whole_point() -> None:
+    from rfabric import api
+
+    cfg = {"seed": 0, "cluster": {"trainer_gpus": 16, "rollout_gpus": 16},
+           "fabrics": [{"name": "fat_tree", "kind": "fat_tree"}, {"name": "rfabric", "kind": "rfabric"}],
+           "reference": "fat_tree"}
+    whole = api.sweep_point(cfg)
+    names = api.sweep_fabrics(cfg)
+    assert names == ["fat_tree", "rfabric"]
+    split = api.sweep_combine(cfg, [api.sweep_fabric(cfg, n) for n in names])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "sim_wall_time_s"} for r in rows]  # noqa: E731
+    assert strip(split["rows"]) == strip(whole["rows"])
+    assert split["config_hash"] == whole["config_hash"]
