@@ -5,7 +5,9 @@ as it stood before the issue #19 speed work; every later optimisation of the eve
 routing must reproduce them bit for bit (SHA-256 over the float64 bytes of every phase's finish times).
 If a *deliberate* model change moves them, regenerate with ``python tests/sim/test_exact_golden.py``
 and say why in the commit message. The 256-GPU Qwen3-30B-A3B step has ~12k flows and ~1.5k events per
-fabric; the RFabric case plans its circuits, so the step includes circuit changes mid-transfer.
+fabric; the RFabric case plans its circuits, so the step includes circuit changes mid-transfer. Both the
+sequential step (``schedule.mode: sync``) and the pipelined one (``one_step_off``: phase-instance gating)
+are covered.
 """
 
 from __future__ import annotations
@@ -21,17 +23,25 @@ import pytest
 from rfabric import api
 
 GOLDEN = Path(__file__).parent / "golden" / "exact_moe_step.json"
-CASES = (("fat_tree", 256), ("rfabric", 256))
+CASES = (("fat_tree", 256, "sync"), ("rfabric", 256, "sync"), ("fat_tree", 256, "one_step_off"),
+         ("rfabric", 256, "one_step_off"))
+
+
 #: The model these digests were taken with (pinned when the defaults moved to spray routing and the
 #: ``span`` RFabric plant, so the digests keep guarding the engine): per-flow hash ECMP, the ``core`` plant.
 PINNED = {"sim.routing": "hash"}
 PLANT = {"rfabric": {"name": "rfabric", "kind": "rfabric", "wiring": "core"}}
 
 
-def _run(fabric: str, gpus: int) -> dict[str, object]:
+def _key(fabric: str, gpus: int, mode: str) -> str:
+    return f"{fabric}-{gpus}" + ("" if mode == "sync" else f"-{mode}")
+
+
+def _run(fabric: str, gpus: int, mode: str) -> dict[str, object]:
     cfg = api.load_config(None, {"cluster.trainer_gpus": gpus // 2, "cluster.rollout_gpus": gpus // 2,
-                                 "workload.model": "qwen3-30b-a3b", "sim.merge_tolerance": 0.0, **PINNED,
-                                 "fabrics": [PLANT.get(fabric, fabric)], "reference": fabric})
+                                 "workload.model": "qwen3-30b-a3b", "workload.schedule.mode": mode,
+                                 "sim.merge_tolerance": 0.0, **PINNED, "fabrics": [PLANT.get(fabric, fabric)],
+                                 "reference": fabric})
     wl = api.build_workload(cfg)
     topo = api.build_topology(cfg, fabric)
     sched = api.plan_circuits(cfg, topo, wl) if topo.has_ocs else None
@@ -45,10 +55,10 @@ def _run(fabric: str, gpus: int) -> dict[str, object]:
             "circuit_sets": len({a.circuits for a in sched.assignments}) if sched else 0}
 
 
-@pytest.mark.parametrize(("fabric", "gpus"), CASES)
-def test_exact_finish_times_unchanged(fabric: str, gpus: int) -> None:
-    want = json.loads(GOLDEN.read_text())[f"{fabric}-{gpus}"]
-    got = _run(fabric, gpus)
+@pytest.mark.parametrize(("fabric", "gpus", "mode"), CASES)
+def test_exact_finish_times_unchanged(fabric: str, gpus: int, mode: str) -> None:
+    want = json.loads(GOLDEN.read_text())[_key(fabric, gpus, mode)]
+    got = _run(fabric, gpus, mode)
     if fabric == "rfabric":
         assert got["circuit_sets"] >= 2  # the case does exercise circuit changes
     assert got["phases"].keys() == want["phases"].keys()
@@ -61,5 +71,8 @@ def test_exact_finish_times_unchanged(fabric: str, gpus: int) -> None:
 
 
 if __name__ == "__main__":  # regenerate the golden digests
-    GOLDEN.write_text(json.dumps({f"{f}-{n}": _run(f, n) for f, n in CASES}, indent=1, sort_keys=True) + "\n")
+    old = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    keys = sys.argv[1:] or [_key(*c) for c in CASES]  # regenerate only the named cases (default: all)
+    old.update({_key(*c): _run(*c) for c in CASES if _key(*c) in keys})
+    GOLDEN.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")
     sys.exit(0)
