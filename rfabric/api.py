@@ -473,15 +473,9 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
     fabrics: dict[str, FabricRun] = {}
     bar = _progress(cfg.fabrics, progress, "fabrics")
     for entry in bar:
-        t1 = time.perf_counter()
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(entry.name)
-        topo = build_topology(cfg, entry.name)
-        schedule, sim = plan_and_simulate(cfg, topo, workload)
-        bom, breakdown = cost(cfg, topo)
-        fabrics[entry.name] = FabricRun(name=entry.name, kind=entry.kind, topology=topo, bom=bom, cost=breakdown,
-                                        schedule=schedule, sim=sim, wall_time_s=time.perf_counter() - t1)
-        log.info("%s: iteration %.4g s, network capex %.4g USD", entry.name, sim.iteration_time_s, breakdown.capex_network_usd)
+        fabrics[entry.name] = run_fabric(cfg, workload, entry.name)
     prov = provenance(cfg)
     comp = compare({n: (f.kind, f.sim, f.cost) for n, f in fabrics.items()}, cfg.reference, cfg.cluster.gpus, prov,
                    split=(cfg.cluster.trainer_gpus, cfg.cluster.rollout_gpus))
@@ -491,6 +485,18 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
         plain["split_candidates"] = split_tried
     return RunResult(config=cfg, resolved=plain, workload=workload, fabrics=fabrics, comparison=comp,
                      provenance=prov, timings_s=timings)
+
+
+def run_fabric(cfg: RunConfig, workload: Workload, fabric: str) -> FabricRun:
+    """One fabric of a run: topology, circuit plan, simulation and cost (``cfg`` with its split chosen)."""
+    t1 = time.perf_counter()
+    entry = _fabric_entry(cfg, fabric)
+    topo = build_topology(cfg, entry.name)
+    schedule, sim = plan_and_simulate(cfg, topo, workload)
+    bom, breakdown = cost(cfg, topo)
+    log.info("%s: iteration %.4g s, network capex %.4g USD", entry.name, sim.iteration_time_s, breakdown.capex_network_usd)
+    return FabricRun(name=entry.name, kind=entry.kind, topology=topo, bom=bom, cost=breakdown, schedule=schedule,
+                     sim=sim, wall_time_s=time.perf_counter() - t1)
 
 
 def what_if(config: ConfigSource, changes: Mapping[str, Any], *, progress: bool = False) -> RunResult:
@@ -702,25 +708,23 @@ def sweep_fabric(config: Mapping[str, Any], fabric: str) -> dict[str, Any]:
     The simulation comes back without per-flow times and utilisation samples (the sweep keeps neither).
     """
     t0 = time.perf_counter()
-    cfg = load_config(config)
+    cfg, _ = choose_split(load_config(config))
     workload = build_workload(cfg)
     t1 = time.perf_counter()
-    topo = build_topology(cfg, fabric)
-    schedule = plan_circuits(cfg, topo, workload) if topo.has_ocs else None
-    sim = simulate(cfg, topo, workload, schedule)
-    _, breakdown = cost(cfg, topo)
-    sim = replace(sim, flow_start_s={}, flow_finish_s={}, link_util_times_s=None, link_util=None)
-    return {"name": fabric, "kind": _fabric_entry(cfg, fabric).kind, "sim": sim, "cost": breakdown,
-            "workload_s": t1 - t0, "total_s": time.perf_counter() - t0}
+    fr = run_fabric(cfg, workload, fabric)
+    sim = replace(fr.sim, flow_start_s={}, flow_finish_s={}, link_util_times_s=None, link_util=None)
+    return {"name": fabric, "kind": fr.kind, "sim": sim, "cost": fr.cost, "workload_s": t1 - t0,
+            "split": (cfg.cluster.trainer_gpus, cfg.cluster.rollout_gpus), "provenance": provenance(cfg),
+            "total_s": time.perf_counter() - t0}
 
 
 def sweep_combine(config: Mapping[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The record of a sweep point from its fabrics' :func:`sweep_fabric` outcomes: the same rows as :func:`sweep_point`."""
     cfg = load_config(config)
-    prov = provenance(cfg)
+    prov = parts[0]["provenance"]  # of the config with its split chosen, as in run()
     by_name = {p["name"]: p for p in parts}
     comp = compare({n: (p["kind"], p["sim"], p["cost"]) for n, p in by_name.items()}, cfg.reference, cfg.cluster.gpus,
-                   prov)
+                   prov, split=tuple(parts[0]["split"]))
     rows = []
     for row in comp.table():
         sim = by_name[row["fabric"]]["sim"]
