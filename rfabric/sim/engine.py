@@ -45,6 +45,7 @@ from scipy.sparse.csgraph import connected_components
 from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
+from rfabric.sim import _loop
 from rfabric.sim._heap import (
     HAVE_NUMBA,
     advance,
@@ -361,7 +362,7 @@ def _residual(inc_w: sp.csr_matrix, fixed: np.ndarray, rate: np.ndarray, cap: np
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
               start_s: float, solver: str = "auto", graph: InstanceGraph | None = None,
-              epoch_policy: EpochPolicy | None = None) -> FlowTrace:
+              epoch_policy: EpochPolicy | None = None, loop: bool = True) -> FlowTrace:
     """:func:`simulate_flows` on an already compiled :class:`Fabric` (shared across phases).
 
     Per event the work is proportional to the *active* flows (arrays of active and released flow ids
@@ -373,6 +374,10 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     change with the active epoch keys and the current target assignment; a different assignment returned
     is applied at once (removed circuits go dark, added ones come up ``ocs_reconfig_s`` later).
     Without ``graph`` the run is exactly the single-phase one.
+
+    Without ``graph``, with numba (``solver`` ``auto`` or ``heap``) and ``loop``, the events run in compiled
+    code between circuit changes (:mod:`rfabric.sim._loop`: bit-identical results, pending arrivals in a
+    heap); ``loop=False`` keeps the interpreted loop (the reference the tests compare against).
     """
     wall0 = time.perf_counter()
     n = len(flows)
@@ -554,6 +559,11 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 pend_min = float(pend_time.min())
         return changed
 
+    if compiled and loop and graph is None:
+        return _drive_compiled(
+            fabric, flows, options, seed, start_s, wall0, t, circ, todo, ci, reconfig_s, state, routes, inc_w, inc_s,
+            rep_of, label, lab_thr, empty_route, sg, sg_count, sg_next, sg_order, sg_ptr, sg_left, sg_finish, size,
+            mult, delay, first, mark)
     for _ in range(10 * n + 10 * len(todo) + 10 * n_inst + 1000):
         # --- everything that happens at t: instance starts/ends, arrivals (zero-size ones drain at once),
         # circuit changes
@@ -726,6 +736,125 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                      util=np.asarray(ut_v).reshape(-1, n_groups), util_names=names, peak_utilisation=peak,
                      iterations=iters, wall_time_s=time.perf_counter() - wall0, instance_start_s=inst_start,
                      instance_comm_s=inst_comm, instance_end_s=inst_end, epochs=ep)
+
+
+def _drive_compiled(fabric: Fabric, flows: FlowSet, options: SimConfig, seed: int, start_s: float, wall0: float,
+                    t: float, circ: _Circuits, todo: list[tuple[float, int, CircuitAssignment]], ci: int,
+                    reconfig_s: float, state: FabricState, routes: Routes, inc_w: sp.csr_matrix,
+                    inc_s: sp.csr_matrix, rep_of: np.ndarray, label: np.ndarray, lab_thr: np.ndarray,
+                    empty_route: np.ndarray, sg: np.ndarray, sg_count: np.ndarray, sg_next: np.ndarray,
+                    sg_order: np.ndarray, sg_ptr: np.ndarray, sg_left: np.ndarray, sg_finish: np.ndarray,
+                    size: np.ndarray, mult: np.ndarray, delay: np.ndarray, first: np.ndarray,
+                    mark: np.ndarray) -> FlowTrace:
+    """The event loop of :func:`run_flows` in compiled runs of events (:func:`rfabric.sim._loop.run_events`).
+
+    Python keeps what changes the fabric: circuit changes, re-routing, capacities; the kernel does the
+    rest with the same arithmetic in the same order as the interpreted loop.
+    """
+    n = len(flows)
+    names = fabric.group_names
+    n_groups = len(names)
+    sampled = fabric.group >= 0
+    group = fabric.group.astype(np.int64)
+    i64 = np.int64
+    start = np.full(n, np.nan)
+    finish = np.full(n, np.nan)
+    rem = size.copy()
+    rate = np.zeros(n)
+    opt_share = np.zeros(n)
+    lat_used = np.zeros(n)
+    is_active = np.zeros(n, dtype=bool)
+    load = np.zeros(fabric.num_arcs)
+    g_load = np.zeros(n_groups)
+    watch = np.zeros(sg_count.size, dtype=bool)
+    ist = np.zeros(_loop.IST_SIZE, dtype=i64)
+    fst = np.zeros(_loop.FST_SIZE)
+    fst[_loop.T] = t
+    fst[_loop.PEAK] = 0.0
+    ist[_loop.NEED] = ist[_loop.FULL] = 1
+    # pending arrivals: the first stage of every chain, in flow order
+    ht = np.empty(n + 1)
+    hs = np.empty(n + 1, dtype=i64)
+    hf = np.empty(n + 1, dtype=i64)
+    for f in np.flatnonzero(first):
+        ist[_loop.HEAP_N] = _loop.heap_push(ht, hs, hf, int(ist[_loop.HEAP_N]), t + delay[f], int(ist[_loop.SEQ]), int(f))
+        ist[_loop.SEQ] += 1
+    bufs = [np.empty(n + 1, dtype=i64) for _ in range(8)]  # active, act, arrived, drained, sub, fixed, gone, due
+    dr_rate = np.empty(n + 1)
+    ut_t = np.empty(max(64, min(4 * n + 16, 1 << 16)))
+    ut_v = np.empty((ut_t.size, n_groups))
+    eps = float(options.merge_tolerance)
+    use_lat = bool(options.link_latency)
+    max_steps = 10 * n + 10 * len(todo) + 1000
+    cap_of: FabricState | None = None
+    cap_s = inv_cap = inv_gcap = np.zeros(0)
+    w = s_ = (np.zeros(1, dtype=i64), np.zeros(0, dtype=i64), np.zeros(0))
+
+    def csr(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return m.indptr.astype(i64), m.indices.astype(i64), np.asarray(m.data, dtype=np.float64)
+
+    w, s_ = csr(inc_w), csr(inc_s)
+    while True:
+        t = float(fst[_loop.T])
+        fabric_changed = False
+        while ci < len(todo) and todo[ci][0] <= t:
+            circ.come_up(todo[ci][0])
+            circ.change(todo[ci][2], todo[ci][0], reconfig_s)
+            ci += 1
+            fabric_changed = True
+        fabric_changed |= circ.come_up(t)
+        if fabric_changed:
+            new_state = fabric.state(circ.assignment())
+            if new_state is not state:
+                state = new_state
+                routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
+                inc_w = _weighted(routes.incidence, mult)
+                inc_s, rep_of = _redundant(inc_w)
+                label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+                n_labels = int(label.max()) + 1 if label.size else 0
+                lab_thr = np.full(n_labels, np.inf)
+                w, s_ = csr(inc_w), csr(inc_s)
+                ist[_loop.NEED] = ist[_loop.FULL] = 1
+        if state is not cap_of:
+            cap_of = state
+            cap = state.capacity_bps / 8.0  # bytes/s
+            inv_cap = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), np.inf)
+            cap_s = _solve_capacity(cap, rep_of)
+            g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
+            inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
+        t_stop = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
+        status = _loop.run_events(  # type: ignore[call-arg]  # numba dispatcher stubs
+            ist, fst, float(t_stop), max_steps, eps, _EXACT, _TIE, use_lat, *w, *s_, cap_s, mark, inv_cap, group, load,
+            g_load, inv_gcap, routes.latency_s, routes.optical, routes.nvlink, routes.blocked, empty_route, label,
+            lab_thr, size, mult, delay, rem, rate, start, finish, lat_used, opt_share, is_active, sg, sg_finish,
+            sg_left, sg_next, sg_ptr, sg_order, watch, *bufs[:2], ht, hs, hf, bufs[2], bufs[3], dr_rate, *bufs[4:],
+            ut_t, ut_v)
+        if status == _loop.DONE:
+            break
+        if status == _loop.FULL_BUFFER:
+            ut_t = np.concatenate([ut_t, np.empty(ut_t.size)])
+            ut_v = np.concatenate([ut_v, np.empty_like(ut_v)])
+        elif status == _loop.STUCK:
+            na, nh = int(ist[_loop.N_ACTIVE]), int(ist[_loop.HEAP_N])
+            stuck = bufs[0][:na] if na else hf[:nh]
+            f0 = int(stuck[0])
+            raise SimulationError(f"{stuck.size} flow(s) can never finish: no path (e.g. flow {f0}: GPU "
+                                  f"{int(flows.src[f0])} -> {int(flows.dst[f0])}) and no circuit change pending")
+        elif status == _loop.LIMIT:  # pragma: no cover
+            raise SimulationError("event loop did not terminate")
+    t = float(fst[_loop.T])
+    nu = int(ist[_loop.N_UT])
+    by_medium = {"nvlink": float(fst[_loop.B_NV]), "electrical": float(fst[_loop.B_EL]),
+                 "optical": float(fst[_loop.B_OP])}
+    # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
+    by_medium["nvlink"] += float((size * mult)[empty_route].sum())
+    end = float(np.max(finish)) if n else float(start_s)
+    return FlowTrace(start_s=start, finish_s=finish, end_s=max(end, float(start_s)), events=int(ist[_loop.EVENTS]),
+                     solves=int(ist[_loop.SOLVES]), bytes_by_medium=by_medium, path_latency_s=lat_used,
+                     optical_share=opt_share, nvlink=routes.nvlink.copy(), util_times_s=np.r_[ut_t[:nu], t],
+                     util=np.concatenate([ut_v[:nu], np.zeros((1, n_groups))]), util_names=names,
+                     peak_utilisation=float(fst[_loop.PEAK]), iterations=int(ist[_loop.ITERS]),
+                     wall_time_s=time.perf_counter() - wall0)
 
 
 def simulate_flows(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignment | None = None,

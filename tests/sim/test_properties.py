@@ -90,3 +90,28 @@ def test_hash_ecmp_depends_on_the_seed_only() -> None:
     assert not np.array_equal(a.finish_s, c.finish_s)
     split = simulate_flows(topo, fs, options=SimConfig(routing="split", link_latency=False))
     assert split.end_s <= a.end_s * (1 + 1e-9)  # even spreading never loses to hash collisions here
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios(), st.sampled_from([0.0, 0.01]))
+def test_compiled_loop_matches_the_interpreted_loop(sc: tuple[int, FlowSet, SimConfig, int, bool], eps: float) -> None:
+    """The compiled event loop (runs of events in numba) gives bit-identical traces to the Python loop."""
+    from dataclasses import replace
+
+    from rfabric.sim._heap import HAVE_NUMBA
+    from rfabric.sim.engine import run_flows
+    from rfabric.sim.routing import Fabric
+
+    if not HAVE_NUMBA:  # pragma: no cover
+        return
+    fab, fs, opts, seed, reconfigure = sc
+    opts = replace(opts, merge_tolerance=eps)
+    topo, circuits = _fabric(fab)
+    changes = [(1e-3, CircuitAssignment()), (1e-3, circuits)] if (reconfigure and circuits is not None) else []
+    fabric = Fabric.build(topo, [circuits, *(a for _, a in changes)])
+    a, b = (run_flows(fabric, fs, assignment=circuits, changes=changes, options=opts, seed=seed, start_s=0.0,
+                      loop=loop) for loop in (True, False))
+    for k in ("start_s", "finish_s", "path_latency_s", "optical_share", "util_times_s", "util"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    assert (a.events, a.solves, a.iterations, a.peak_utilisation) == (b.events, b.solves, b.iterations, b.peak_utilisation)
+    assert a.bytes_by_medium == b.bytes_by_medium
