@@ -16,9 +16,15 @@ Semantics of :func:`simulate_flows` (times in seconds, absolute):
   ``start_s`` are applied before the first flow starts (a reconfiguration still under way at
   ``start_s`` ends on time).
 * ``options.merge_tolerance`` ``eps``: at a drain event at ``t`` every flow that would drain by
-  ``t + eps * (t - its arrival)`` is drained too (early, its bytes counted in full), so each flow's
-  completion time moves by at most ``eps`` of its duration. ``0`` (default) is exact up to rounding
-  (a relative 1e-12 of the time step).
+  ``t + eps * (t - its arrival)`` is drained too (early, its bytes counted in full): the merged flow
+  itself finishes at most ``eps`` of its duration early, but no per-flow bound holds for the others
+  (an early drain frees bandwidth, and a later stage starts earlier), only an aggregate one in practice.
+  Measured against ``eps = 0`` (issue #19, ``eps = 0.01``): m3's parking lot with 20,000 flows, finish
+  times within 1.3 % of the absolute time, FCTs p99 16 %, max 100 % (a short flow's FCT can double);
+  a 1,024-GPU Qwen3-30B-A3B sync step, step time within 0.03 %, single flows by up to 9x their own
+  duration (49 % of the time since their phase started). ``eps = 0.001``: 0.05 % of absolute time, FCT
+  p99 0.09 %. Compare phase and step times with ``eps > 0``, not per-flow times. ``0`` (default) is
+  exact up to rounding (a relative 1e-12 of the time step).
 * After an arrival or drain, rates are re-solved only in the connected components (flows sharing an
   arc or a chain) it touched; a circuit change re-routes and re-solves everything. Arc loads and
   utilisation are updated incrementally.

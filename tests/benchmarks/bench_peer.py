@@ -62,22 +62,32 @@ def parking_lot_flows(n: int, *, hosts: int = HOSTS, load: float = 0.5, seed: in
 
 
 def rfabric_parking_lot(hosts: int = HOSTS):  # type: ignore[no-untyped-def]
-    """The same two-layer parking lot as an RFabric topology (GPU ``i`` on ``tor{i}``)."""
-    from rfabric.packet.scenarios import _graph, _host, _link, _switch
+    """The same two-layer parking lot as an RFabric topology: ``gpu{i} --PCIe-- nic{i} -- tor{i}`` (10 Gb/s,
+    the PCIe hop as fast, so it never binds alone), ``tor{i} -- tor{i+1}`` at 40 Gb/s, no latency."""
+    import networkx as nx
 
-    from rfabric.topology import NodeRole, Topology
+    from rfabric.topology import Medium, NodeRole, Topology
 
-    g = _graph("parking_lot", nic_bps=HOST_GBPS * 1e9)
+    g = nx.Graph()
+    g.graph.update(kind="parking_lot", gpus_per_server=1, nic_bps=HOST_GBPS * 1e9)
+
+    def link(u: str, v: str, bps: float, medium: Medium = Medium.OPTICAL) -> None:
+        g.add_edge(u, v, links=1, link_bps=bps, capacity_bps=bps, latency_s=0.0, medium=medium)
+
     for s in range(hosts):
-        _switch(g, f"tor{s}", NodeRole.TOR, radix=3, port_bps=CHAIN_GBPS * 1e9, pod=0, index=s, local=s)
-        _host(g, s, f"tor{s}", 0, HOST_GBPS * 1e9, 0.0)
+        g.add_node(f"tor{s}", role=NodeRole.TOR, radix=3, port_bps=CHAIN_GBPS * 1e9, pod=0, index=s, local=s)
+        attrs = {"gpu": s, "server": s, "tor": f"tor{s}", "pod": 0, "rail": 0}
+        g.add_node(f"gpu{s}", role=NodeRole.GPU, **attrs)
+        g.add_node(f"nic{s}", role=NodeRole.NIC, port_bps=HOST_GBPS * 1e9, **attrs)
+        link(f"gpu{s}", f"nic{s}", HOST_GBPS * 1e9, Medium.PCIE)
+        link(f"nic{s}", f"tor{s}", HOST_GBPS * 1e9)
     for s in range(hosts - 1):
-        _link(g, f"tor{s}", f"tor{s + 1}", CHAIN_GBPS * 1e9, 0.0)
+        link(f"tor{s}", f"tor{s + 1}", CHAIN_GBPS * 1e9)
     return Topology(name="parking_lot", kind="parking_lot", graph=g)
 
 
-def run_rfabric(src: np.ndarray, dst: np.ndarray, size: np.ndarray, arrival_ns: np.ndarray, eps: float = 0.0
-                ) -> tuple[np.ndarray, float]:
+def run_rfabric(src: np.ndarray, dst: np.ndarray, size: np.ndarray, arrival_ns: np.ndarray, eps: float = 0.0,
+                loop: bool = True) -> tuple[np.ndarray, float]:
     """(FCT ns of every flow, wall seconds of the simulation) on RFabric's engine."""
     from rfabric.config import SimConfig
     from rfabric.sim.engine import run_flows
@@ -90,7 +100,7 @@ def run_rfabric(src: np.ndarray, dst: np.ndarray, size: np.ndarray, arrival_ns: 
     fs = FlowSet.build(src, dst, wire, chain=np.arange(src.size), delay_s=arrival_ns * 1e-9)
     t0 = time.perf_counter()
     tr = run_flows(fabric, fs, assignment=None, changes=(), options=SimConfig(merge_tolerance=eps, link_latency=False),
-                   seed=0, start_s=0.0)
+                   seed=0, start_s=0.0, loop=loop)
     wall = time.perf_counter() - t0
     return (tr.finish_s - tr.start_s) * 1e9, wall
 
@@ -135,9 +145,10 @@ def run_m3(lib: str, src: np.ndarray, dst: np.ndarray, size: np.ndarray, arrival
     return fct, wall
 
 
-def compare(n: int, lib: str | None, *, load: float = 0.5, seed: int = 0, eps: float = 0.0) -> dict[str, object]:
+def compare(n: int, lib: str | None, *, load: float = 0.5, seed: int = 0, eps: float = 0.0, loop: bool = True
+            ) -> dict[str, object]:
     src, dst, size, arr = parking_lot_flows(n, load=load, seed=seed)
-    fct_r, wall_r = run_rfabric(src, dst, size, arr, eps)
+    fct_r, wall_r = run_rfabric(src, dst, size, arr, eps, loop)
     out: dict[str, object] = {"flows": n, "hosts": HOSTS, "load": load, "eps": eps, "rfabric_wall_s": wall_r}
     if lib:
         fct_m, wall_m = run_m3(lib, src, dst, size, arr)
@@ -155,11 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eps", type=float, default=0.0, help="RFabric's merge_tolerance (0 = exact, like flowSim)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the median wall time is reported")
+    ap.add_argument("--interpreted", action="store_true",
+                    help="RFabric's interpreted event loop (run_flows(loop=False)): the speed before issue #19")
     args = ap.parse_args(argv)
     lib = args.m3_lib if args.m3_lib and Path(args.m3_lib).exists() else None
-    compare(200, lib, load=args.load, seed=args.seed, eps=args.eps)  # warm-up (numba kernels)
+    loop = not args.interpreted
+    compare(200, lib, load=args.load, seed=args.seed, eps=args.eps, loop=loop)  # warm-up (numba kernels)
     for n in args.flows:
-        runs = [compare(n, lib, load=args.load, seed=args.seed, eps=args.eps) for _ in range(args.repeat)]
+        runs = [compare(n, lib, load=args.load, seed=args.seed, eps=args.eps, loop=loop) for _ in range(args.repeat)]
         best = dict(runs[0])
         for k in ("rfabric_wall_s", "m3_wall_s"):
             if k in best:
