@@ -24,10 +24,22 @@ def slow_point(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"rows": [{"fabric": "x", "value": config["seed"] * 10 + config["cluster"]["trainer_gpus"]}]}
 
 
+def slow_fabric(config: Mapping[str, Any], fabric: str) -> dict[str, Any]:
+    """The sweep's unit of work is a (point, fabric) pair: one slow part per fabric (one fabric here)."""
+    return slow_point(config)
+
+
+def first_part(config: Mapping[str, Any], outs: list[dict[str, Any]]) -> dict[str, Any]:
+    return outs[0]
+
+
 if __name__ == "__main__":
     from rfabric import api
     from rfabric.cli import main
 
-    api.sweep_point = slow_point  # type: ignore[assignment]  # the pool pickles it by name: __main__.slow_point
+    # the pool pickles them by name: __main__.slow_fabric
+    api.sweep_point = slow_point  # type: ignore[assignment]
+    api.sweep_fabric = slow_fabric  # type: ignore[assignment]
+    api.sweep_combine = first_part  # type: ignore[assignment]
     sweep_file, out, workers = sys.argv[1:4]
     raise SystemExit(main(["sweep", sweep_file, "--out", out, "-j", workers, "-q"]))
