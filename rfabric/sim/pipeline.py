@@ -56,11 +56,11 @@ from rfabric.sim.routing import Fabric
 from rfabric.topology import Topology
 from rfabric.workload import FlowSet, PhaseStep, Workload
 
-#: Which pool runs a phase (by its phase tag). ``score`` (reference / reward forward) runs on the rollout
-#: GPUs after generation (:class:`traffic.spec.ScoreSpec`); ``weight_sync`` joins both pools.
 #: The longest warm-up a streamed-sync pipeline is simulated with while its period has not converged.
 MAX_WARMUP_STEPS = 64
 
+#: Which pool runs a phase (by its phase tag). ``score`` (reference / reward forward) runs on the rollout
+#: GPUs after generation (:class:`traffic.spec.ScoreSpec`); ``weight_sync`` joins both pools.
 CLUSTER_OF_PHASE = {"rollout": "rollout", "score": "rollout", "train": "trainer", "weight_sync": "sync"}
 
 

@@ -76,7 +76,10 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
         start = schedule.assignments[-1] if schedule is not None and len(schedule.assignments) else None
         return simulate_pipeline(topology, workload, options=opts, seed=seed, circuits=start,
                                  epoch_circuits=epoch_circuits, progress=progress)
-    structure = step_structure(workload)
+    try:
+        structure = step_structure(workload)
+    except SimulationError:  # a weight sync before other phases: a sequential step of its own shape
+        structure = None
     rl_steps = structure.sync_every if structure is not None else 1
     assigns = _assignments(topology, workload, schedule)
     fabric = Fabric.build(topology, assigns, routing=opts.routing)

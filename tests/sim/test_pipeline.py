@@ -252,3 +252,13 @@ def test_repeated_phase_runs_back_to_back() -> None:
     wl2 = _wl([_ph("rollout", "rollout", 2, before=5.0), trn, _ph("weight_sync", "weight_sync", 2, sync)], 2,
               mode="one_step_off")
     assert simulate_pipeline(TOPO, wl2, options=EXACT).iteration_time_s == approx(9.0)
+
+
+def test_sync_mode_plays_any_phase_order() -> None:
+    # a weight sync that is not last cannot be pipelined but still plays sequentially, one RL step per period
+    sync = FlowSet.build([0], [1], [1 * GB])
+    phases = [_ph("weight_sync", "weight_sync", 2, sync), _ph("rollout", "rollout", 2, before=2.0),
+              _ph("train", "train", 2, before=3.0)]
+    assert simulate(TOPO, _wl(phases, 2, mode="sync"), None, options=EXACT).iteration_time_s == approx(6.0)
+    with pytest.raises(SimulationError, match="weight sync last"):
+        simulate_pipeline(TOPO, _wl(phases, 2, mode="one_step_off"), options=EXACT)
