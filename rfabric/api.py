@@ -215,7 +215,11 @@ def _check_stage_args(config: Any, topology: Any = None, workload: Any = None, s
                           f"{topology.num_gpus}", workload.num_gpus)
     if "s" in need and schedule is not None:
         _expect(schedule, CircuitSchedule, "schedule", "a CircuitSchedule (from api.plan_circuits) or None")
-        if len(schedule) and len(schedule) != len(workload.phases):
+        epochs = schedule.meta.get("epochs") if isinstance(schedule.meta, Mapping) else None
+        if epochs is not None:  # planned per epoch (plan_epochs): one assignment per epoch
+            if len(epochs) != len(schedule):
+                raise ConfigError("schedule", f"has {len(schedule)} assignments for {len(epochs)} epochs", len(schedule))
+        elif len(schedule) and len(schedule) != len(workload.phases):
             raise ConfigError("schedule", f"has {len(schedule)} assignments for {len(workload.phases)} phase steps "
                               "(plan it for this workload)", len(schedule))
         for i, a in enumerate(schedule.assignments):
@@ -306,13 +310,38 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
     """
     _check_stage_args(config, topology, workload, need="ctw")
     template = topology.graph.graph.get("circuit_template", "solver")
+    options = solver_pkg.parse_options(config.solver, "solver")
+    if workload.schedule.pipelined and topology.has_ocs and topology.reconfigurable and template == "solver" \
+            and options.reconfig != "never":
+        return plan_epochs(topology, workload, options, seed=config.seed, nic_bps=config.cluster.nic_bps,
+                           gpus_per_server=config.cluster.gpus_per_server)
     fixed = None
     if topology.has_ocs and template != "solver":
         from topologies.templates import circuit_template
 
         fixed = circuit_template(topology, template)
-    return solver_pkg.plan_schedule(topology, workload, solver_pkg.parse_options(config.solver, "solver"),
-                                    seed=config.seed, fixed=fixed)
+    return solver_pkg.plan_schedule(topology, workload, options, seed=config.seed, fixed=fixed)
+
+
+def plan_epochs(topology: Topology, workload: Workload, options: Any, *, seed: int, nic_bps: float,
+                gpus_per_server: int) -> CircuitSchedule:
+    """Circuits per epoch of a pipelined schedule on a reconfigurable fabric (one assignment per epoch).
+
+    The epochs (constant sets of active phases) of one sync period are predicted without simulating
+    (:func:`rfabric.sim.pipeline.estimate_timeline` over :func:`~rfabric.sim.pipeline.phase_estimate_s`:
+    compute plus NIC-bound traffic at ``nic_bps``) and become the planner's phases (:func:`epoch_workload`:
+    union traffic, idle windows); :func:`solver.plan_schedule` assigns circuits to each, reconfiguring only
+    when it pays. ``meta['epochs']`` lists each assignment's active phases: the simulator switches to an
+    assignment whenever an epoch with those phases begins. ``options``: :class:`solver.SolverOptions`.
+    """
+    from rfabric.sim.pipeline import estimate_timeline, phase_estimate_s
+
+    predicted = estimate_timeline(workload, [phase_estimate_s(p, nic_bps, gpus_per_server) for p in workload.phases])
+    epochs = epoch_workload(workload, predicted)
+    schedule = solver_pkg.plan_schedule(topology, epochs, options, seed=seed)
+    meta = {**schedule.meta, "epochs": [list(ph.meta["phases"]) for ph in epochs.phases],
+            "predicted_iteration_time_s": predicted.iteration_time_s}
+    return replace(schedule, meta=meta)
 
 
 def simulate(config: RunConfig, topology: Topology, workload: Workload, schedule: CircuitSchedule | None,
@@ -363,22 +392,13 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
                       progress: Callable[[str], None] | None = None) -> tuple[CircuitSchedule | None, SimulationResult]:
     """Plan circuits and simulate one fabric: per phase (``sync``) or per epoch (pipelined schedules).
 
-    Pipelined schedules on a reconfigurable fabric (:func:`pipeline_circuits`): the epochs (constant sets
-    of active phases) of one sync period are predicted from estimated phase durations and become the
-    planner's phases (:func:`epoch_workload`: union traffic, idle windows); the planner's per-epoch
-    assignments (reconfiguring only when it pays, :func:`solver.plan_schedule`) are played, switching
-    whenever an epoch with those active phases begins; the fabric starts from the last epoch's circuits
-    (the periodic wrap-around). Fabrics without OCS, static OCS and ``reconfig: never``
-    take one pass.
+    Pipelined schedules on a reconfigurable fabric are planned per epoch (:func:`plan_epochs`) and the
+    simulation switches to an epoch's circuits whenever an epoch with those active phases begins, starting
+    from the last epoch's circuits (the periodic wrap-around). Fabrics without OCS, static OCS and
+    ``reconfig: never`` hold one assignment.
     """
-    if not workload.schedule.pipelined or not topology.has_ocs or not topology.reconfigurable or \
-            topology.graph.graph.get("circuit_template", "solver") != "solver":
-        schedule = plan_circuits(config, topology, workload) if topology.has_ocs else None
-        return schedule, simulate(config, topology, workload, schedule, progress=progress)
-    schedule, res = pipeline_circuits(topology, workload, solver_pkg.parse_options(config.solver, "solver"),
-                                      config.sim, seed=config.seed, progress=progress,
-                                      nic_bps=config.cluster.nic_bps, gpus_per_server=config.cluster.gpus_per_server)
-    return schedule, replace(res, provenance=provenance(config))
+    schedule = plan_circuits(config, topology, workload) if topology.has_ocs else None
+    return schedule, simulate(config, topology, workload, schedule, progress=progress)
 
 
 def pipeline_circuits(topology: Topology, workload: Workload, options: Any, sim_options: Any, *, seed: int,
@@ -386,28 +406,17 @@ def pipeline_circuits(topology: Topology, workload: Workload, options: Any, sim_
                       ) -> tuple[CircuitSchedule, SimulationResult]:
     """Per-epoch circuits for a pipelined schedule on a reconfigurable fabric, and the simulation on them.
 
-    The epochs are predicted without simulating (:func:`rfabric.sim.pipeline.estimate_timeline` over
-    :func:`~rfabric.sim.pipeline.phase_estimate_s`: compute plus NIC-bound traffic at ``nic_bps``); the
-    planner (:func:`solver.plan_schedule`) assigns circuits to each epoch's union traffic, reconfiguring only
-    when it pays; the simulation switches to an epoch's circuits whenever an epoch with those active phases
-    begins (the epoch *times* are the simulated ones). ``options``: :class:`solver.SolverOptions`
-    (``reconfig: never``: one assignment for the union of all phases); ``sim_options``:
+    Circuits from :func:`plan_epochs` (``reconfig: never``: one assignment for the union of all phases); the
+    simulation switches to an epoch's circuits whenever an epoch with those active phases begins (the epoch
+    *times* are the simulated ones). ``options``: :class:`solver.SolverOptions`; ``sim_options``:
     :class:`rfabric.config.SimConfig`.
     """
-    from rfabric.sim.pipeline import estimate_timeline, phase_estimate_s
-
     if options.reconfig == "never":
-        once = solver_pkg.plan_schedule(topology, workload, options, seed=seed)
-        return once, sim_simulate(topology, workload, once, options=sim_options, seed=seed, progress=progress)
-    predicted = estimate_timeline(workload, [phase_estimate_s(p, nic_bps, gpus_per_server) for p in workload.phases])
-    epochs = epoch_workload(workload, predicted)
-    schedule = solver_pkg.plan_schedule(topology, epochs, options, seed=seed)
-    table = {tuple(ph.meta["phases"]): a for ph, a in zip(epochs.phases, schedule.assignments, strict=True)}
-    res = sim_simulate(topology, workload, schedule, options=sim_options, seed=seed, progress=progress,
-                       epoch_circuits=table)
-    extra = {**res.extra, "epoch_phases": [list(ph.meta["phases"]) for ph in epochs.phases],
-             "predicted_iteration_time_s": predicted.iteration_time_s}
-    return schedule, replace(res, extra=extra)
+        schedule = solver_pkg.plan_schedule(topology, workload, options, seed=seed)
+    else:
+        schedule = plan_epochs(topology, workload, options, seed=seed, nic_bps=nic_bps,
+                               gpus_per_server=gpus_per_server)
+    return schedule, sim_simulate(topology, workload, schedule, options=sim_options, seed=seed, progress=progress)
 
 
 def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBreakdown]:

@@ -74,8 +74,9 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
     opts = options or SimConfig()
     if workload.schedule.pipelined:
         start = schedule.assignments[-1] if schedule is not None and len(schedule.assignments) else None
+        table = epoch_circuits if epoch_circuits is not None else _epoch_table(schedule)
         return simulate_pipeline(topology, workload, options=opts, seed=seed, circuits=start,
-                                 epoch_circuits=epoch_circuits, progress=progress)
+                                 epoch_circuits=table, progress=progress)
     try:
         structure = step_structure(workload)
     except SimulationError:  # a weight sync before other phases: a sequential step of its own shape
@@ -158,6 +159,25 @@ def simulate(topology: Topology, workload: Workload, schedule: CircuitSchedule |
         reconfig_time_s=reconfig_total, events=events, solves=solves, wall_time_s=time.perf_counter() - wall0,
         extra={"step_times_s": step_times, "rl_steps_per_period": rl_steps, "mode": "sync", **busy, "ecmp": opts.ecmp, "merge_tolerance": opts.merge_tolerance,
                "link_latency": opts.link_latency})
+
+
+def _epoch_table(schedule: CircuitSchedule | None) -> dict[tuple[str, ...], CircuitAssignment] | None:
+    """Assignments keyed by their epoch's active phases (``schedule.meta['epochs']``, see
+    :func:`rfabric.api.plan_epochs`); None for one assignment throughout. A per-phase schedule whose
+    assignments differ cannot drive a pipelined step: :class:`SimulationError`."""
+    if schedule is None or not len(schedule.assignments):
+        return None
+    epochs = schedule.meta.get("epochs") if isinstance(schedule.meta, Mapping) else None
+    if epochs is not None:
+        if len(epochs) != len(schedule.assignments):  # type: ignore[arg-type]
+            raise SimulationError(f"the schedule has {len(schedule.assignments)} assignments for "
+                                  f"{len(epochs)} epochs")  # type: ignore[arg-type]
+        return {tuple(k): a for k, a in zip(epochs, schedule.assignments, strict=True)}  # type: ignore[call-overload]
+    if len({a.circuits for a in schedule.assignments}) > 1:
+        raise SimulationError("a per-phase circuit schedule cannot drive a pipelined step (its phases overlap): "
+                              "plan circuits per epoch (rfabric.api.plan_circuits / plan_and_simulate) or use "
+                              "workload.schedule.mode: sync")
+    return None
 
 
 def _busy(timings: list[PhaseTiming], rl: bool) -> dict[str, object]:

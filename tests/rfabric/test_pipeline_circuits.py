@@ -120,3 +120,35 @@ def test_estimate_period_matches_the_simulated_compute_only_pipeline() -> None:
         assert estimate_period(wl, [10.0, 6.0, 1.0]) == approx(want)
     wl = Workload(name="w", num_gpus=6, schedule=Schedule(mode="one_step_off", sync="streamed"), phases=phases)
     assert estimate_period(wl, [10.0, 6.0, 1.0]) == approx(10.0)
+
+
+def test_a_per_phase_schedule_cannot_drive_a_pipelined_step() -> None:
+    from rfabric.circuits import CircuitSchedule
+    from rfabric.errors import SimulationError
+    from rfabric.sim import simulate
+
+    wl = Workload(name="w", num_gpus=6, schedule=Schedule(mode="one_step_off"), phases=(
+        _ph("rollout", "rollout", FlowSet.build([1], [3], [10 * GB]), 0.0),
+        _ph("train", "train", FlowSet.build([2], [4], [5 * GB]), 4.0),
+        _ph("weight_sync", "weight_sync", FlowSet.empty(), 0.5)))
+    a01 = CircuitAssignment.of([Circuit("ocs.agg.0", 0, 1)])
+    a12 = CircuitAssignment.of([Circuit("ocs.agg.0", 1, 2)])
+    with pytest.raises(SimulationError, match="per epoch"):
+        simulate(triangle(), wl, CircuitSchedule(assignments=(a01, a12, a01)), options=SimConfig(routing="split"))
+    # one assignment throughout is a static plan: accepted
+    res = simulate(triangle(), wl, CircuitSchedule(assignments=(a01, a01, a01)),
+                   options=SimConfig(routing="split", link_latency=False))
+    assert res.iteration_time_s == approx(9.5)
+
+
+def test_plan_circuits_plans_epochs_for_a_pipelined_step() -> None:
+    cfg = api.load_config(overrides={"fabrics": ["rfabric"], "reference": "rfabric"})
+    topo = api.build_topology(cfg, "rfabric")
+    wl = api.build_workload(cfg)
+    sched = api.plan_circuits(cfg, topo, wl)
+    epochs = sched.meta["epochs"]
+    assert len(epochs) == len(sched.assignments) >= 2
+    assert [d.phase for d in sched.decisions] == ["+".join(k) for k in epochs]
+    assert all(check_assignment(topo, a) == [] for a in sched.assignments)
+    res = api.simulate(cfg, topo, wl, sched)  # the stage functions compose like plan_and_simulate
+    assert res.iteration_time_s == approx(api.plan_and_simulate(cfg, topo, wl)[1].iteration_time_s)
