@@ -365,6 +365,29 @@ def _residual(inc_w: sp.csr_matrix, fixed: np.ndarray, rate: np.ndarray, cap: np
     return cap - used
 
 
+def _compile_routes(state: FabricState, flows: FlowSet, mult: np.ndarray, sg_order: np.ndarray, sg_ptr: np.ndarray,
+                    sg_next: np.ndarray, routing: str, seed: int
+                    ) -> tuple[Routes, sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """Everything the loops derive from the routes of one circuit state: (routes, weighted incidence, solve
+    incidence, representative arcs, component labels, per-component re-solve thresholds all ``inf``)."""
+    routes = _route_flows(state, flows.src, flows.dst, routing, seed)
+    inc_w = _weighted(routes.incidence, mult)
+    inc_s, rep_of = _redundant(inc_w)
+    label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+    n_labels = int(label.max()) + 1 if label.size else 0
+    return routes, inc_w, inc_s, rep_of, label, np.full(n_labels, np.inf)
+
+
+def _capacities(state: FabricState, rep_of: np.ndarray, fabric: Fabric, sampled: np.ndarray, n_groups: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(capacity in bytes/s, its inverse, the solve capacity of representative arcs, inverse group capacity)."""
+    cap = state.capacity_bps / 8.0  # bytes/s
+    inv_cap = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), np.inf)
+    g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
+    inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
+    return cap, inv_cap, _solve_capacity(cap, rep_of), inv_gcap
+
+
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
               start_s: float, solver: str = "auto", graph: InstanceGraph | None = None,
@@ -460,12 +483,9 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     is_active = np.zeros(n, dtype=bool)
 
     state: FabricState = fabric.state(circ.assignment())
-    routes: Routes = _route_flows(state, flows.src, flows.dst, options.routing, seed)
-    inc_w = _weighted(routes.incidence, mult)
-    inc_s, rep_of = _redundant(inc_w)
-    label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
-    n_labels = int(label.max()) + 1 if label.size else 0
-    lab_thr = np.full(n_labels, np.inf)  # per component: re-solve its flows of rate >= this (inf: untouched)
+    # lab_thr: per component, re-solve its flows of rate >= this (inf: untouched)
+    routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(state, flows, mult, sg_order, sg_ptr, sg_next,
+                                                                   options.routing, seed)
     empty_route = (np.diff(routes.incidence.indptr) == 0) & ~routes.blocked
     need_solve = full_solve = True
     touched: list[np.ndarray] = []  # flows that arrived since the last solve
@@ -620,23 +640,15 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             new_state = fabric.state(circ.assignment())
             if new_state is not state:
                 state = new_state
-                routes = _route_flows(state, flows.src, flows.dst, options.routing, seed)
-                inc_w = _weighted(routes.incidence, mult)
-                inc_s, rep_of = _redundant(inc_w)
-                label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
-                n_labels = int(label.max()) + 1 if label.size else 0
-                lab_thr = np.full(n_labels, np.inf)
+                routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
+                    state, flows, mult, sg_order, sg_ptr, sg_next, options.routing, seed)
                 need_solve = full_solve = True
         if active.size == 0 and pend_idx.size == 0 and not inst_heap:
             break
         # --- rates
         if state is not cap_of:
             cap_of = state
-            cap = state.capacity_bps / 8.0  # bytes/s
-            inv_cap = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), np.inf)
-            cap_s = _solve_capacity(cap, rep_of)
-            g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
-            inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
+            cap, inv_cap, cap_s, inv_gcap = _capacities(state, rep_of, fabric, sampled, n_groups)
         if need_solve:
             act = active[~routes.blocked[active]]
             fixed = act[:0]
@@ -813,21 +825,13 @@ def _drive_compiled(fabric: Fabric, flows: FlowSet, options: SimConfig, seed: in
             new_state = fabric.state(circ.assignment())
             if new_state is not state:
                 state = new_state
-                routes = _route_flows(state, flows.src, flows.dst, options.ecmp, seed)
-                inc_w = _weighted(routes.incidence, mult)
-                inc_s, rep_of = _redundant(inc_w)
-                label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
-                n_labels = int(label.max()) + 1 if label.size else 0
-                lab_thr = np.full(n_labels, np.inf)
+                routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
+                    state, flows, mult, sg_order, sg_ptr, sg_next, options.routing, seed)
                 w, s_ = csr(inc_w), csr(inc_s)
                 ist[_loop.NEED] = ist[_loop.FULL] = 1
         if state is not cap_of:
             cap_of = state
-            cap = state.capacity_bps / 8.0  # bytes/s
-            inv_cap = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), np.inf)
-            cap_s = _solve_capacity(cap, rep_of)
-            g_cap = np.bincount(fabric.group[sampled], cap[sampled], minlength=n_groups)
-            inv_gcap = np.where(g_cap > 0, 1.0 / np.where(g_cap > 0, g_cap, 1.0), 0.0)
+            cap, inv_cap, cap_s, inv_gcap = _capacities(state, rep_of, fabric, sampled, n_groups)
         t_stop = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
         status = _loop.run_events(  # type: ignore[call-arg]  # numba dispatcher stubs
             ist, fst, float(t_stop), max_steps, eps, _EXACT, _TIE, use_lat, *w, *s_, cap_s, mark, inv_cap, group, load,
