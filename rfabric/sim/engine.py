@@ -190,6 +190,20 @@ class _Circuits:
             self.live = self.live | (c & self.target)
         return True
 
+    def apply_due(self, todo: Sequence[tuple[float, int, CircuitAssignment]], ci: int, t: float,
+                  reconfig_s: float) -> tuple[int, bool]:
+        """Apply the timed changes ``todo[ci:]`` due by ``t`` and bring up circuits due by ``t``.
+
+        Returns the index of the next change and whether the live circuits or the target changed.
+        """
+        changed = False
+        while ci < len(todo) and todo[ci][0] <= t:
+            self.come_up(todo[ci][0])
+            self.change(todo[ci][2], todo[ci][0], reconfig_s)
+            ci += 1
+            changed = True
+        return ci, self.come_up(t) | changed
+
     def next_up(self) -> float:
         return min((tu for tu, _ in self.pending), default=np.inf)
 
@@ -418,11 +432,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         raise SimulationError("circuit change times must be finite")
     ci = 0
     t = float(start_s)
-    while ci < len(todo) and todo[ci][0] <= t:
-        circ.come_up(todo[ci][0])
-        circ.change(todo[ci][2], todo[ci][0], reconfig_s)
-        ci += 1
-    circ.come_up(t)
+    ci, _ = circ.apply_due(todo, ci, t, reconfig_s)
 
     sg, sg_count, sg_next, first = _stage_groups(flows)
     sg_order = np.argsort(sg, kind="stable")
@@ -614,13 +624,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             touched.append(arr)
             need_solve = True
             drain(arr[zero], t)
-        fabric_changed = False
-        while ci < len(todo) and todo[ci][0] <= t:
-            circ.come_up(todo[ci][0])
-            circ.change(todo[ci][2], todo[ci][0], reconfig_s)
-            ci += 1
-            fabric_changed = True
-        fabric_changed |= circ.come_up(t)
+        ci, fabric_changed = circ.apply_due(todo, ci, t, reconfig_s)
         if epoch_changed:
             keys = tuple(sorted({g_key[i] for i in active_inst}))
             if keys != cur_keys:
@@ -814,13 +818,7 @@ def _drive_compiled(fabric: Fabric, flows: FlowSet, options: SimConfig, seed: in
     w, s_ = csr(inc_w), csr(inc_s)
     while True:
         t = float(fst[_loop.T])
-        fabric_changed = False
-        while ci < len(todo) and todo[ci][0] <= t:
-            circ.come_up(todo[ci][0])
-            circ.change(todo[ci][2], todo[ci][0], reconfig_s)
-            ci += 1
-            fabric_changed = True
-        fabric_changed |= circ.come_up(t)
+        ci, fabric_changed = circ.apply_due(todo, ci, t, reconfig_s)
         if fabric_changed:
             new_state = fabric.state(circ.assignment())
             if new_state is not state:
