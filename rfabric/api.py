@@ -401,24 +401,6 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
     return schedule, simulate(config, topology, workload, schedule, progress=progress)
 
 
-def pipeline_circuits(topology: Topology, workload: Workload, options: Any, sim_options: Any, *, seed: int,
-                      nic_bps: float, gpus_per_server: int, progress: Callable[[str], None] | None = None
-                      ) -> tuple[CircuitSchedule, SimulationResult]:
-    """Per-epoch circuits for a pipelined schedule on a reconfigurable fabric, and the simulation on them.
-
-    Circuits from :func:`plan_epochs` (``reconfig: never``: one assignment for the union of all phases); the
-    simulation switches to an epoch's circuits whenever an epoch with those active phases begins (the epoch
-    *times* are the simulated ones). ``options``: :class:`solver.SolverOptions`; ``sim_options``:
-    :class:`rfabric.config.SimConfig`.
-    """
-    if options.reconfig == "never":
-        schedule = solver_pkg.plan_schedule(topology, workload, options, seed=seed)
-    else:
-        schedule = plan_epochs(topology, workload, options, seed=seed, nic_bps=nic_bps,
-                               gpus_per_server=gpus_per_server)
-    return schedule, sim_simulate(topology, workload, schedule, options=sim_options, seed=seed, progress=progress)
-
-
 def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBreakdown]:
     """Bill of materials and its priced breakdown for one fabric (``ConfigError`` for a wrong argument)."""
     _check_stage_args(config, topology, need="ct")

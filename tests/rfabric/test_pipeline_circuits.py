@@ -11,6 +11,7 @@ import solver
 from rfabric import api
 from rfabric.circuits import Circuit, CircuitAssignment, check_assignment
 from rfabric.config import SimConfig
+from rfabric.sim import simulate
 from rfabric.topology import Medium, NodeRole, Topology
 from rfabric.workload import FlowSet, PhaseStep, Schedule, Workload
 
@@ -67,8 +68,8 @@ def test_dynamic_circuits_beat_static_when_the_union_changes() -> None:
     # static: one assignment for the union (10 GB on 0-1 beats 5 GB on 1-2: concurrent throughput 0.2 vs 0.1):
     # rollout 10 GB at 4 + 1 GB/s = [0, 2]; training's 5 GB from 4 s on the electrical 1 GB/s = [0, 9];
     # sync [9, 9.5]: period 9.5 s
-    static_sched, static = api.pipeline_circuits(topo, wl, replace(opts, reconfig="never"), sim, seed=0,
-                                                 nic_bps=BIG, gpus_per_server=1)
+    static_sched = solver.plan_schedule(topo, wl, replace(opts, reconfig="never"), seed=0)
+    static = simulate(topo, wl, static_sched, options=sim)
     assert static_sched.assignments[0] == a01
     assert static.iteration_time_s == approx(9.5)
 
@@ -77,7 +78,8 @@ def test_dynamic_circuits_beat_static_when_the_union_changes() -> None:
     # Simulated: epochs {rollout, train} [0, 2] -> 0-1; {train} [2, 5] -> 1-2 (dark 2.0-2.1, hidden by the 4 s of
     # compute: the flow starts at 4 on the circuit, 5 GB at 5 GB/s = 1 s); {weight_sync} [5, 5.5] -> 0-1 again,
     # pre-positioned for the next rollout (up at 5.1, before it starts at 5.5): period 5 + 0.5 = 5.5 s
-    sched, dyn = api.pipeline_circuits(topo, wl, opts, sim, seed=0, nic_bps=BIG, gpus_per_server=1)
+    sched = api.plan_epochs(topo, wl, opts, seed=0, nic_bps=BIG, gpus_per_server=1)
+    dyn = simulate(topo, wl, sched, options=sim)
     assert [d.phase for d in sched.decisions] == ["rollout+train", "train", "weight_sync"]
     assert list(sched.assignments) == [a01, a12, a01]
     for a in sched.assignments:
@@ -125,7 +127,6 @@ def test_estimate_period_matches_the_simulated_compute_only_pipeline() -> None:
 def test_a_per_phase_schedule_cannot_drive_a_pipelined_step() -> None:
     from rfabric.circuits import CircuitSchedule
     from rfabric.errors import SimulationError
-    from rfabric.sim import simulate
 
     wl = Workload(name="w", num_gpus=6, schedule=Schedule(mode="one_step_off"), phases=(
         _ph("rollout", "rollout", FlowSet.build([1], [3], [10 * GB]), 0.0),
