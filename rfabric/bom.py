@@ -9,8 +9,13 @@ the counts against the formulas. Counting rules of :func:`bill_of_materials`:
 * ``transceiver``: both ends of every OPTICAL link (a NIC end is tier ``host``); one at the switch end of
   every FIBRE to an OCS (the OCS does no optical-electrical conversion). COPPER (host DAC) links count as
   ``dac`` (tier ``host``) and need no transceiver.
-* ``ocs``: devices per layer (``ocs.agg`` / ``ocs.core``) with their physical radix; ``ocs_port`` = wired
-  duplex ports x 2 (Tx and Rx fibres), x 1 for a ``bidirectional`` (circulator) OCS.
+* ``ocs``: devices per layer (``ocs.agg`` / ``ocs.core`` / ``ocs.nic``) with their physical radix; ``ocs_port``
+  = wired duplex ports x 2 (Tx and Rx fibres), x 1 for a ``bidirectional`` (circulator) OCS. A device with
+  ``device: patch_panel`` (TopoOpt's manual patch panel) counts as ``patch_panel`` / ``patch_panel_port``
+  by the same rule.
+* A ``host`` node (a server whose NICs are its ports: ``mixnet``, ``topoopt``) is not a switch: its links
+  to a ToR count as DAC or transceivers like a NIC--ToR link (tier ``host``), and its fibres to NIC-level
+  OCS ports one transceiver each at the NIC end (tier ``host``).
 * ``fibre``: one per OPTICAL link and per switch--OCS link (a duplex run), grouped by layer and
   ``length_m``: ``host`` (NIC--ToR), ``agg`` (ToR--agg), ``core`` (agg--core), ``ocs.agg``, ``ocs.core``.
 * ``gpu`` and ``server`` lines (tier ``host``) for whole-cluster figures.
@@ -31,12 +36,12 @@ from rfabric.results import BillOfMaterials, BomLine
 from rfabric.topology import SWITCH_ROLES, Medium, NodeRole, Topology
 
 _TIER = {NodeRole.NIC: "host", NodeRole.TOR: "tor", NodeRole.AGG: "agg", NodeRole.CORE: "core",
-         NodeRole.GPU: "host", NodeRole.NVSWITCH: "host"}
+         NodeRole.GPU: "host", NodeRole.NVSWITCH: "host", NodeRole.HOST: "host"}
 _RANK = {"host": 0, "tor": 1, "agg": 2, "core": 3}
 _LAYER_OF_LINK = {"host": "host", "tor": "host", "agg": "agg", "core": "core"}
-TIER_ORDER = ("host", "tor", "agg", "core", "ocs.agg", "ocs.core")
+TIER_ORDER = ("host", "tor", "agg", "core", "ocs.nic", "ocs.agg", "ocs.core")
 PART_ORDER = ("gpu", "server", "nic_port", "dac", "switch", "switch_port", "switch_port_spare", "transceiver",
-              "ocs", "ocs_port", "fibre")
+              "ocs", "ocs_port", "patch_panel", "patch_panel_port", "fibre")
 
 
 def _tier(g: Any, n: str) -> str:
@@ -86,8 +91,8 @@ def bill_of_materials(topology: Topology) -> BillOfMaterials:
     boxes: Counter[tuple[str, int, float]] = Counter()
     ports_used: Counter[tuple[str, float]] = Counter()
     ports_spare: Counter[tuple[str, float]] = Counter()
-    ocs_dev: Counter[tuple[str, int]] = Counter()
-    ocs_ports: Counter[str] = Counter()
+    ocs_dev: Counter[tuple[str, str, int]] = Counter()
+    ocs_ports: Counter[tuple[str, str]] = Counter()
     for n, d in g.nodes(data=True):
         r = d["role"]
         if r in SWITCH_ROLES:
@@ -97,16 +102,17 @@ def bill_of_materials(topology: Topology) -> BillOfMaterials:
             ports_spare[(t, rate)] += max(radix - used[n], 0)
         elif r is NodeRole.OCS:
             t = f"ocs.{d['layer']}"
-            ocs_dev[(t, int(d.get("radix", d["ports"])))] += 1
+            dev = "patch_panel" if d.get("device") == "patch_panel" else "ocs"
+            ocs_dev[(dev, t, int(d.get("radix", d["ports"])))] += 1
             wired = sum(1 for o in d["port_owner"] if o)
-            ocs_ports[t] += wired * (1 if d.get("bidirectional", False) else 2)
+            ocs_ports[(dev, t)] += wired * (1 if d.get("bidirectional", False) else 2)
     lines += [BomLine(part="switch", tier=t, rate_bps=rate, radix=k, count=c) for (t, k, rate), c in boxes.items()]
     lines += [BomLine(part="switch_port", tier=t, rate_bps=rate, count=c) for (t, rate), c in ports_used.items()]
     lines += [BomLine(part="switch_port_spare", tier=t, rate_bps=rate, count=c)
               for (t, rate), c in ports_spare.items() if c]
     lines += [BomLine(part="transceiver", tier=t, rate_bps=rate, count=c) for (t, rate), c in xcvr.items()]
-    lines += [BomLine(part="ocs", tier=t, radix=k, count=c) for (t, k), c in ocs_dev.items()]
-    lines += [BomLine(part="ocs_port", tier=t, count=c) for t, c in ocs_ports.items()]
+    lines += [BomLine(part=dev, tier=t, radix=k, count=c) for (dev, t, k), c in ocs_dev.items()]
+    lines += [BomLine(part=f"{dev}_port", tier=t, count=c) for (dev, t), c in ocs_ports.items()]
     lines += [BomLine(part="fibre", tier=t, count=c, length_m=length) for (t, length), c in fibre.items()]
     order = {p: i for i, p in enumerate(PART_ORDER)}
     torder = {t: i for i, t in enumerate(TIER_ORDER)}
@@ -230,7 +236,7 @@ def fabric_report(topology: Topology) -> dict[str, Any]:
         "pods": gg.get("num_pods"),
         "tiers": list(gg.get("tiers", ())),
         "switches": {t: bom.count("switch", t) for t in ("tor", "agg", "core") if bom.count("switch", t)},
-        "ocs": {t: bom.count("ocs", t) for t in ("ocs.agg", "ocs.core") if bom.count("ocs", t)},
+        "ocs": {t: bom.count("ocs", t) for t in ("ocs.nic", "ocs.agg", "ocs.core") if bom.count("ocs", t)},
         "ocs_ports": bom.count("ocs_port"),
         "transceivers": bom.count("transceiver"),
         "reconfigurable": topology.reconfigurable,

@@ -3,14 +3,16 @@
 Conventions every builder follows (``topologies/``) and every consumer relies on:
 
 * Node names are strings: ``gpu{g}`` (global GPU index ``g``), ``nic{g}``, ``nvs{s}`` (the NVLink
-  switch of server ``s``), ``tor{t}``, ``agg{a}``, ``core{c}``, ``ocs.{layer}.{k}``.
+  switch of server ``s``), ``tor{t}``, ``agg{a}``, ``core{c}``, ``ocs.{layer}.{k}``, and on fabrics whose
+  NICs are ports of a forwarding server (``mixnet``, ``topoopt``) ``host{s}`` (role HOST: the NIC of GPU
+  ``g`` hangs off ``host{s}``, whose edges are the server's NIC links to a ToR or to OCS ports).
 * Node attribute ``role`` (:class:`NodeRole`); GPUs/NICs carry ``gpu``, ``server``, ``tor`` (name of their
   ToR/leaf) and ``pod`` (int); switches carry ``radix`` (ports), ``port_bps``, ``pod`` (int, -1 for
   core-level switches) and ``index``.
 * An edge is one or more parallel physical links between two nodes, full duplex: ``links`` (int),
   ``link_bps`` (per link, per direction), ``capacity_bps`` = ``links * link_bps`` (per direction),
   ``latency_s`` and ``medium`` (:class:`Medium`).
-* OCS nodes carry ``layer`` (``"agg"`` or ``"core"``), ``ports`` (int) and ``port_owner``: a tuple of
+* OCS nodes carry ``layer`` (``"agg"``, ``"core"`` or ``"nic"`` for OCS ports fibred to servers' NICs), ``ports`` (int) and ``port_owner``: a tuple of
   length ``ports`` giving the switch node each OCS port is fibred to (``""`` for an unwired port). The
   edge switch--OCS has ``links`` = the number of that switch's ports on that OCS and medium FIBRE.
   An OCS switches light: it has no capacity of its own; a circuit joins two switch ports.
@@ -44,9 +46,12 @@ class NodeRole(enum.Enum):
     AGG = "agg"
     CORE = "core"
     OCS = "ocs"
+    HOST = "host"  # a server as a forwarding node: its NICs' ports, relayed over PCIe/NVLink (mixnet, topoopt)
 
 
 SWITCH_ROLES = (NodeRole.TOR, NodeRole.AGG, NodeRole.CORE)
+FORWARDING_ROLES = (*SWITCH_ROLES, NodeRole.HOST)
+"""Nodes the simulator routes through: EPS switches, and hosts of fabrics whose NICs sit on a server node."""
 
 
 class Medium(enum.Enum):

@@ -1,7 +1,8 @@
 """The circuit-count problem of one OCS domain, and its MILP written once as sparse arrays.
 
 A **domain** is a set of OCSes whose ports can be joined to each other: the core layer (all pods, one
-domain) or the aggregation layer of one pod. Its *nodes* are the lower switches the circuits serve, grouped
+domain), the aggregation layer of one pod, or the NIC-level OCSes of one region (``mixnet``; ``topoopt``'s
+single region), whose nodes are servers (``host{s}``) with the server's ToR links as their always-on path. Its *nodes* are the lower switches the circuits serve, grouped
 the way traffic sees them: pods on the core layer (an aggregation switch's core ports belong to its pod,
 since every ToR of the pod reaches every aggregation switch) and ToRs on the aggregation layer. Its *upper*
 ports belong to the EPS tier the Clos would have used (core EPS / kept aggregation switches): a circuit from
@@ -49,8 +50,9 @@ import scipy.sparse as sp
 from rfabric.topology import Medium, NodeRole, Topology
 from rfabric.traffic_matrix import TrafficMatrix
 
-_LOWER = {"agg": NodeRole.TOR, "core": NodeRole.AGG}
-_UPPER = {"agg": NodeRole.AGG, "core": NodeRole.CORE}
+_LOWER = {"agg": NodeRole.TOR, "core": NodeRole.AGG, "nic": NodeRole.HOST}
+_UPPER = {"agg": NodeRole.AGG, "core": NodeRole.CORE, "nic": None}  # NIC-level OCS: no upper tier behind it
+_EPS_UP = {"agg": NodeRole.AGG, "core": NodeRole.CORE, "nic": NodeRole.TOR}  # the always-on uplinks of a node
 _ELECTRIC = (Medium.OPTICAL, Medium.COPPER)
 
 
@@ -78,6 +80,7 @@ class Domain:
     eps_in_bps: np.ndarray
     host_bps: np.ndarray
     group_ids: tuple[int, ...] = ()  # traffic group index (pod or ToR, in gpu_groups order) of each node
+    ring_planes: int = 0  # direct-connect domains: NIC planes the planner gives to ring circuits
 
     @property
     def n(self) -> int:
@@ -94,6 +97,11 @@ class Domain:
     @property
     def upper_budget(self) -> int:
         return int(sum(len(u) for u in self.upper_ports))
+
+    @property
+    def direct(self) -> bool:
+        """A direct-connect domain (TopoOpt): NIC-level, and no node has an always-on electrical path."""
+        return self.layer == "nic" and not bool(np.any(self.eps_out_bps > 0))
 
     @property
     def port_matrix(self) -> np.ndarray:
@@ -132,8 +140,8 @@ def _build_domains(topology: Topology) -> list[Domain]:
 
 def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> Domain:
     g = topology.graph
-    lower_role, upper_role = _LOWER[layer], _UPPER[layer]
-    level = "pod" if layer == "core" else "tor"
+    lower_role, upper_role, eps_role = _LOWER[layer], _UPPER[layer], _EPS_UP[layer]
+    level = _LEVEL[layer]
     groups = {name: i for i, name in enumerate(topology.group_names(level))}
 
     def node_of(sw: str) -> str:
@@ -166,7 +174,7 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
             role = g.nodes[sw]["role"]
             if role is lower_role:
                 per[nidx[node_of(sw)]].append(port)
-            elif role is upper_role:
+            elif upper_role is not None and role is upper_role:
                 up.append(port)
             rates.append(g.edges[sw, o]["link_bps"])
         lower_ports.append(tuple(tuple(p) for p in per))
@@ -176,7 +184,7 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
         total = 0.0
         for sw in sws:
             for _, nb, d in g.edges(sw, data=True):
-                if d.get("medium") in _ELECTRIC and g.nodes[nb]["role"] is upper_role:
+                if d.get("medium") in _ELECTRIC and g.nodes[nb]["role"] is eps_role:
                     total += d["capacity_bps"]
         eps[nidx[name]] = total
     nic = float(g.graph.get("nic_bps", 0.0)) or 1.0
@@ -184,13 +192,15 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
     counts = np.bincount(gpu_groups, minlength=len(groups)) if gpu_groups.size else np.zeros(len(groups))
     if layer == "core":
         gid = [groups[str(int(n[3:]))] if str(int(n[3:])) in groups else -1 for n in nodes]
+    elif layer == "nic":
+        gid = [groups.get(str(g.nodes[n]["server"]), -1) for n in nodes]
     else:
         gid = [groups.get(n, -1) for n in nodes]
     host = np.array([counts[i] * nic if i >= 0 else 0.0 for i in gid], dtype=np.float64)
-    return Domain(name="core" if layer == "core" else f"agg.{pod}", layer=layer, pod=pod, nodes=tuple(nodes),
+    return Domain(name="core" if layer == "core" else f"{layer}.{pod}", layer=layer, pod=pod, nodes=tuple(nodes),
                   ocs=tuple(ocs_names), lower_ports=tuple(lower_ports), upper_ports=tuple(upper_ports),
                   circuit_bps=float(min(rates)) if rates else 0.0, eps_out_bps=eps, eps_in_bps=eps.copy(),
-                  host_bps=host, group_ids=tuple(gid))
+                  host_bps=host, group_ids=tuple(gid), ring_planes=int(g.graph.get("ring_planes", 0)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,9 +261,13 @@ class Problem:
                        max_changed=self.max_changed, min_alpha=self.min_alpha)
 
 
+_LEVEL = {"core": "pod", "agg": "tor", "nic": "server"}
+
+
 def domain_level(domain: Domain) -> str:
-    """The traffic aggregation level of a domain's nodes: ``pod`` for the core layer, else ``tor``."""
-    return "pod" if domain.layer == "core" else "tor"
+    """The traffic aggregation level of a domain's nodes: ``pod`` (core layer), ``tor`` (aggregation layer) or
+    ``server`` (NIC-level OCS: ``mixnet`` regions, ``topoopt``)."""
+    return _LEVEL[domain.layer]
 
 
 def domain_bytes(topology: Topology, domain: Domain, traffic: TrafficMatrix,

@@ -21,6 +21,7 @@ from rfabric.traffic_matrix import TrafficMatrix
 from rfabric.workload import Workload
 from solver.backends import MipOutcome
 from solver.decompose import Realisation, previous_counts, realise
+from solver.direct import plan_direct
 from solver.formulation import (
     Domain,
     Problem,
@@ -291,6 +292,14 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
                             alpha=float("nan"), alpha_model=float("nan"), bound=float("nan"), t0_s=0.0, x=xr, z=zr,
                             circuits=len(circuits), changed=changed, kept=r.kept if r else 0, dropped=0,
                             wall_time_s=time.perf_counter() - t, message=msg), circuits
+    if dom.direct:  # no electrical path: engineered topology with host forwarding (solver.direct)
+        x, circuits, msg = plan_direct(p)
+        changed = len(set(circuits) - set(prev_here.circuits)) if prev_here is not None else len(circuits)
+        return DomainResult(domain=dom.name, nodes=dom.nodes, termination="heuristic", stage="direct",
+                            alpha=float("nan"), alpha_model=float("nan"), bound=float("nan"), t0_s=p.t0_s, x=x,
+                            z=np.zeros(dom.n, dtype=np.int64), circuits=len(circuits), changed=changed,
+                            kept=len(circuits) - changed, dropped=0, wall_time_s=time.perf_counter() - t,
+                            message=msg), circuits
     key = signature(p, options) if cache is not None else ""
     entry = cache.get(key) if cache is not None else None
     cached = entry is not None
@@ -361,6 +370,19 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
                         cols=entry.cols, nonzeros=entry.nonzeros, wall_time_s=time.perf_counter() - t,
                         heuristic_alpha=entry.heuristic_alpha, cached=cached, message=msg,
                         realisation=r.method), r.circuits
+
+
+def direct_counts(topology: Topology, dom: Domain, circuits: tuple[Circuit, ...]) -> np.ndarray:
+    """Symmetric node-pair circuit counts of ``circuits`` in a (large) direct-connect domain."""
+    idx = {name: i for i, name in enumerate(dom.nodes)}
+    x = np.zeros((dom.n, dom.n), dtype=np.int64)
+    ends = CircuitAssignment(circuits=tuple(circuits)).endpoints(topology)
+    if ends:
+        a = np.fromiter((idx[u] for u, _ in ends), dtype=np.int64, count=len(ends))
+        b = np.fromiter((idx[v] for _, v in ends), dtype=np.int64, count=len(ends))
+        np.add.at(x, (a, b), 1)
+        np.add.at(x, (b, a), 1)
+    return x
 
 
 def _restrict(assignment: CircuitAssignment | None, dom: Domain) -> CircuitAssignment | None:
@@ -446,10 +468,15 @@ def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssi
     parts = []
     for p in problems(topology, traffic, opts):
         dom = p.domain
-        x, z = previous_counts(dom, assignment)
         mine = _restrict(assignment, dom)
         cs = mine.circuits if mine else ()
-        a = alpha_of(p, x, z, opts.model) if not p.empty else float("nan")
+        if dom.direct:  # multi-hop (host forwarding): alpha not modelled; counts without the K x n x n split
+            x = direct_counts(topology, dom, cs)
+            z = np.zeros(dom.n, dtype=np.int64)
+            a = float("nan")
+        else:
+            x, z = previous_counts(dom, assignment)
+            a = alpha_of(p, x, z, opts.model) if not p.empty else float("nan")
         parts.append((DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage="previous",
                                    alpha=a, alpha_model=a, bound=float("nan"), t0_s=p.t0_s, x=x, z=z,
                                    circuits=len(cs), changed=0, kept=len(cs), dropped=0), cs))

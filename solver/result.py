@@ -173,6 +173,8 @@ def combine_alpha(t0: list[float], alpha: list[float]) -> float:
     live = [(t, a) for t, a in zip(t0, alpha, strict=True) if t > 0]
     if not live:
         return float("nan")
+    if any(math.isnan(a) for _, a in live):  # a domain whose alpha is not modelled (direct-connect)
+        return float("nan")
     tmax = max(t for t, _ in live)
     worst = max((t / a if a > 0 else math.inf) for t, a in live)
     if math.isnan(worst):

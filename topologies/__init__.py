@@ -1,5 +1,5 @@
 """Topology builders, registered by ``kind``: ``fat_tree``, ``rail_optimized``, ``rfabric``, ``static_ocs``,
-``jupiter``.
+``jupiter``, ``mixnet`` (regional NIC-level OCS + electrical fat-tree) and ``topoopt`` (direct-connect).
 
 >>> from rfabric.config import ClusterConfig
 >>> topo = build("fat_tree", {"switch_radix": 16}, ClusterConfig())
@@ -61,9 +61,11 @@ from rfabric.topology import Topology
 from rfabric.units import human_key
 from topologies import fat_tree as _fat_tree  # noqa: F401  (registers)
 from topologies import jupiter as _jupiter  # noqa: F401
+from topologies import mixnet as _mixnet  # noqa: F401
 from topologies import rail_optimized as _rail  # noqa: F401
 from topologies import rfabric_hybrid as _rfabric  # noqa: F401
 from topologies import static_ocs as _static  # noqa: F401
+from topologies import topoopt as _topoopt  # noqa: F401
 from topologies._params import (
     WIRINGS,
     EpsParams,
@@ -74,6 +76,8 @@ from topologies._params import (
 )
 from topologies._registry import REGISTRY
 from topologies.jupiter import JupiterParams
+from topologies.mixnet import MixNetParams
+from topologies.topoopt import TopoOptParams
 
 
 def build(kind: str, params: Mapping[str, Any] | Any | None, cluster: ClusterConfig, *, name: str | None = None,
@@ -108,5 +112,5 @@ def param_names(kind: str) -> set[str]:
     return out
 
 
-__all__ = ["REGISTRY", "WIRINGS", "build", "param_names", "EpsParams", "JupiterParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams",
-           "StaticOcsParams"]
+__all__ = ["REGISTRY", "WIRINGS", "build", "param_names", "EpsParams", "JupiterParams", "FatTreeParams", "MixNetParams",
+           "RailOptimizedParams", "RFabricParams", "StaticOcsParams", "TopoOptParams"]

@@ -85,7 +85,7 @@ class Plan:
     radix: int
     nic_bps: float
     port_bps: float
-    hosts_per_tor: int  # NIC ports per ToR/leaf (tor: servers_per_tor * gpus_per_server)
+    hosts_per_tor: int  # NIC ports per ToR/leaf (tor: servers_per_tor * server_ports)
     servers_per_tor: int  # tor: servers on one ToR; rail: servers in one rail group
     tor_uplinks: int
     tor_links_per_agg: int  # parallel links ToR -> each agg (1 unless a single partial pod); uplink j -> agg j // m
@@ -99,6 +99,7 @@ class Plan:
     agg_uplinks_ocs: int
     core_keep: int  # core-layer planes whose core-side ports exist
     cores: int
+    server_ports: int = 0  # ToR-facing NIC ports per server (0: gpus_per_server, one NIC per GPU)
 
     @property
     def tor_uplinks_eps(self) -> int:
@@ -131,14 +132,18 @@ class Plan:
 
 def plan(cluster: ClusterConfig, params: Any, *, attach: str, path: str, agg_ocs_share: float = 0.0,
          agg_ocs_upper_share: float = 1.0, core_ocs_share: float = 0.0, core_ocs_upper_share: float = 1.0,
-         allow_circuit_only: bool = False) -> Plan:
-    """Size a Clos (rules in the module docstring); bad combinations raise ``ConfigError`` on ``path.<key>``."""
+         allow_circuit_only: bool = False, server_ports: int = 0) -> Plan:
+    """Size a Clos (rules in the module docstring); bad combinations raise ``ConfigError`` on ``path.<key>``.
+
+    ``server_ports`` > 0 (``tor`` attachment only): each server puts that many NIC ports on its ToR instead
+    of one per GPU (MixNet's electrical share); the Clos is sized for those ports.
+    """
     k = params.switch_radix
     nic = cluster.nic_bps
     port = params.port_bps or nic
-    gps = cluster.gpus_per_server
     n = cluster.gpus
-    servers = n // gps
+    servers = n // cluster.gpus_per_server
+    gps = server_ports or cluster.gpus_per_server
     o1, o2 = params.oversubscription, params.core_oversubscription
     key = f"{path}.switch_radix" if path else "switch_radix"
     step = gps if attach == "tor" else 1
@@ -194,11 +199,11 @@ def plan(cluster: ClusterConfig, params: Any, *, attach: str, path: str, agg_ocs
                               f"3-tier Clos of radix {k} at these oversubscription ratios holds at most "
                               f"{max_gpus} GPUs", k)
         cores = _ceil(aggs * u_core / (k // pods))
-    return Plan(attach=attach, gpus=n, gpus_per_server=gps, servers=servers, radix=k, nic_bps=nic, port_bps=port,
+    return Plan(attach=attach, gpus=n, gpus_per_server=cluster.gpus_per_server, servers=servers, radix=k, nic_bps=nic, port_bps=port,
                 hosts_per_tor=h if attach == "rail" else spt * gps, servers_per_tor=spt, tor_uplinks=u_t,
                 tor_links_per_agg=m,
                 tor_uplinks_ocs=u_to, tors=tors, tors_per_pod=d, pods=pods, aggs_per_pod=aggs, agg_keep=keep_a,
-                agg_uplinks=u_a, agg_uplinks_ocs=u_ao, core_keep=keep_c, cores=cores)
+                agg_uplinks=u_a, agg_uplinks_ocs=u_ao, core_keep=keep_c, cores=cores, server_ports=gps)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -264,8 +269,13 @@ def _edge(links: int, bps: float, lat: float, medium: Medium, length_m: float = 
     return d
 
 
-def assemble(p: Plan, cluster: ClusterConfig, params: Any, *, kind: str, ocs: OcsSpec | None = None) -> nx.Graph:
-    """Build the physical graph of plan ``p`` (node/edge conventions: :mod:`topologies`)."""
+def assemble(p: Plan, cluster: ClusterConfig, params: Any, *, kind: str, ocs: OcsSpec | None = None,
+             hosts: bool = False) -> nx.Graph:
+    """Build the physical graph of plan ``p`` (node/edge conventions: :mod:`topologies`).
+
+    ``hosts``: every server is a ``host{s}`` forwarding node (``tor`` attachment): its GPUs' NICs hang off
+    it (PCIe) and it holds ``p.server_ports`` NIC links to its ToR (one edge, ``links`` = that count).
+    """
     gps = p.gpus_per_server
     hop_lat = params.link_latency_s + params.switch_latency_s
     length = params.fibre_length_m
@@ -311,9 +321,15 @@ def assemble(p: Plan, cluster: ClusterConfig, params: Any, *, kind: str, ocs: Oc
         G.add_edges_from((f"gpu{g}", f"nvs{s}", nv) for g, s in zip(gl, sl, strict=True))
     pcie = _edge(1, nic, cluster.nic_latency_s, Medium.PCIE)
     G.add_edges_from((f"gpu{g}", f"nic{g}", pcie) for g in gl)
-    host = _edge(1, nic, hop_lat, Medium.COPPER if params.host_dac else Medium.OPTICAL,
-                 0.0 if params.host_dac else length)
-    G.add_edges_from((f"nic{g}", tor_names[t], host) for g, t in zip(gl, tl, strict=True))
+    medium = Medium.COPPER if params.host_dac else Medium.OPTICAL
+    if hosts:
+        add_hosts(G, p.servers, gps, nic, pod=np.arange(p.servers) // p.servers_per_tor // p.tors_per_pod,
+                  tor=[tor_names[t] for t in (np.arange(p.servers) // p.servers_per_tor).tolist()])
+        up = _edge(p.server_ports, nic, hop_lat, medium, 0.0 if params.host_dac else length)
+        G.add_edges_from((f"host{s}", tor_names[s // p.servers_per_tor], up) for s in range(p.servers))
+    else:
+        host = _edge(1, nic, hop_lat, medium, 0.0 if params.host_dac else length)
+        G.add_edges_from((f"nic{g}", tor_names[t], host) for g, t in zip(gl, tl, strict=True))
 
     # ---- ToR -> agg (electrical) ------------------------------------------------------------------
     if A and p.tor_uplinks_eps:
@@ -346,6 +362,57 @@ def assemble(p: Plan, cluster: ClusterConfig, params: Any, *, kind: str, ocs: Oc
         "core_links_per_agg": p.core_links_per_agg if A else 0, "ocs_layers": tuple(layers),
     })
     return G
+
+
+def add_hosts(G: nx.Graph, servers: int, gpus_per_server: int, nic_bps: float, *, pod: np.ndarray | None = None,
+              tor: list[str] | None = None) -> None:
+    """``host{s}`` forwarding nodes (role HOST) and the edge ``nic{g} -- host{s}`` of every GPU's NIC.
+
+    The NIC--host edge is PCIE at the NIC speed with no latency (the NIC's own latency sits on gpu--nic):
+    a GPU injects at most its NIC's rate, and the host pools the server's NIC links (a server relays
+    between its NICs over PCIe/NVLink). Hosts carry ``server``, ``pod``, ``tor`` ("" without ToRs),
+    ``index`` and ``radix`` (= NIC ports).
+    """
+    pods = pod.tolist() if pod is not None else [0] * servers
+    tors = tor if tor is not None else [""] * servers
+    G.add_nodes_from((f"host{s}", {"role": NodeRole.HOST, "server": s, "pod": int(q), "tor": t, "index": s,
+                                   "radix": gpus_per_server, "port_bps": nic_bps})
+                     for s, q, t in zip(range(servers), pods, tors, strict=True))
+    link = _edge(1, nic_bps, 0.0, Medium.PCIE)
+    G.add_edges_from((f"nic{g}", f"host{g // gpus_per_server}", link) for g in range(servers * gpus_per_server))
+
+
+def nic_devices(G: nx.Graph, planes: Sequence[Sequence[str]], *, ports: int, count: int, wiring: str, radix: int,
+                bidirectional: bool, region: int, bps: float, fibre_lat: float, length: float, device: str,
+                count_key: str, radix_key: str, first: int = 0) -> int:
+    """OCS (or patch-panel) devices of the ``nic`` layer: plane ``q`` = one port per host in ``planes[q]``.
+
+    A plane (one NIC index of the servers of a region) lives wholly on one device (:func:`place_planes`);
+    ``host--device`` FIBRE edges carry ``links`` = that host's ports on the device and latency
+    ``fibre_lat`` (half a hop each side, so a circuit costs one hop). Devices are named
+    ``ocs.nic.{first + k}`` with ``pod`` = ``region``. Returns the number of devices added.
+    """
+    sizes = [len(pl) for pl in planes]
+    where, nocs = place_planes(sizes, ports, count, wiring, count_key=count_key, radix_key=radix_key, radix=radix)
+    owners: list[list[str]] = [[] for _ in range(nocs)]
+    plane_of: list[list[int]] = [[] for _ in range(nocs)]
+    for q, (pl, o) in enumerate(zip(planes, where, strict=True)):
+        owners[o].extend(pl)
+        plane_of[o].extend([q] * len(pl))
+    nodes = []
+    edges = []
+    for k in range(nocs):
+        name = f"ocs.nic.{first + k}"
+        pad = ports - len(owners[k])
+        nodes.append((name, {"role": NodeRole.OCS, "layer": "nic", "pod": region, "index": first + k, "ports": ports,
+                             "radix": radix, "bidirectional": bidirectional, "device": device,
+                             "port_owner": tuple(owners[k]) + ("",) * pad,
+                             "port_plane": tuple(plane_of[k]) + (-1,) * pad, "port_peer": (-1,) * ports}))
+        for h, cnt in Counter(owners[k]).items():
+            edges.append((h, name, _edge(cnt, bps, fibre_lat, Medium.FIBRE, length)))
+    G.add_nodes_from(nodes)
+    G.add_edges_from(edges)
+    return nocs
 
 
 def _add_span_planes(p: Plan, spec: OcsSpec, span: int, ports: int, agg_names: list[str], tor_names: list[str],

@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 MAX_GPUS = 64
 
 _ROW = {NodeRole.GPU: 0.0, NodeRole.NVSWITCH: -0.6, NodeRole.NIC: 1.0, NodeRole.TOR: 2.0, NodeRole.AGG: 3.0,
-        NodeRole.CORE: 5.0}
-_OCS_ROW = {"agg": 2.5, "core": 4.0}
+        NodeRole.CORE: 5.0, NodeRole.HOST: 1.5}
+_OCS_ROW = {"agg": 2.5, "core": 4.0, "nic": 2.5}
 _COLOUR = {Medium.NVLINK: "#76b900", Medium.PCIE: "#999999", Medium.COPPER: "#b87333", Medium.OPTICAL: "#1f77b4",
            Medium.FIBRE: "#d3d3d3", Medium.CIRCUIT: "#d62728"}
 _MARKER = {NodeRole.GPU: ("s", "#76b900"), NodeRole.NVSWITCH: ("D", "#4c7a00"), NodeRole.NIC: ("o", "#888888"),
            NodeRole.TOR: ("s", "#1f77b4"), NodeRole.AGG: ("s", "#ff7f0e"), NodeRole.CORE: ("s", "#9467bd"),
-           NodeRole.OCS: ("h", "#d62728")}
+           NodeRole.OCS: ("h", "#d62728"), NodeRole.HOST: ("s", "#17becf")}
 
 
 def _positions(topology: Topology) -> dict[str, tuple[float, float]]:

@@ -12,7 +12,10 @@ Routing model (documented choices):
 
 * GPUs are endpoints only, never transit nodes. Two GPUs behind the same NVLink switch talk over
   NVLink (``gpu -> nvs -> gpu``). Otherwise a flow goes ``gpu -> nic -> switch ... switch -> nic -> gpu``;
-  the switch part is chosen on the switch-level graph.
+  the switch part is chosen on the switch-level graph. On fabrics whose NICs are ports of a server node
+  (``host{s}``, role HOST: ``mixnet``, ``topoopt``) the host is a routing node like a switch: a flow goes
+  ``gpu -> nic -> host -> ... -> host -> nic -> gpu``, and a shortest path may cross other hosts (host
+  forwarding: a server relays between its NICs over PCIe/NVLink, as TopoOpt's hosts do).
 * Equal-cost multipath per hop, weighted by capacity: at every switch the next hops are the neighbours
   one hop closer to the destination switch (an edge of ``k`` parallel links is ``k`` equal-cost ports).
   The routing model (``ecmp`` argument of :meth:`FabricState.route`, ``sim.routing`` in a run config):
@@ -68,7 +71,7 @@ from scipy.sparse.csgraph import shortest_path
 
 from rfabric.circuits import CircuitAssignment
 from rfabric.errors import SimulationError
-from rfabric.topology import MEDIUM_CODES, SWITCH_ROLES, Medium, NodeRole, Topology
+from rfabric.topology import FORWARDING_ROLES, MEDIUM_CODES, Medium, NodeRole, Topology
 
 try:  # numba is a declared dependency; keep routing importable without it
     from numba import njit as _njit
@@ -83,7 +86,7 @@ ROUTINGS = ("hash", "split", "spray", "adaptive")
 
 _ROLES = list(NodeRole)
 _ROLE_CODE = {r: i for i, r in enumerate(_ROLES)}
-_SWITCH_CODES = np.array([_ROLE_CODE[r] for r in SWITCH_ROLES])
+_SWITCH_CODES = np.array([_ROLE_CODE[r] for r in FORWARDING_ROLES])  # routing nodes (hosts included)
 _FAR = np.int32(1 << 20)
 _U64 = np.uint64
 

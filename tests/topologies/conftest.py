@@ -24,6 +24,15 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
         d = g.nodes[name]
         assert name == f"gpu{i}" and d["gpu"] == i and d["server"] == i // gps
         tor = d["tor"]
+        if g.graph.get("host_forwarding"):  # NICs on a server node (mixnet, topoopt): nic -> host -> ToR
+            host = f"host{i // gps}"
+            assert g.nodes[host]["role"] is NodeRole.HOST and g.nodes[host]["server"] == d["server"]
+            assert g.has_edge(name, f"nic{i}") and g.has_edge(f"nic{i}", host)
+            assert g.nodes[host]["pod"] == d["pod"] and g.nodes[host]["tor"] == tor
+            if tor:
+                assert g.nodes[tor]["role"] is NodeRole.TOR and g.has_edge(host, tor)
+                assert g.nodes[tor]["pod"] == d["pod"]
+            continue
         assert g.nodes[tor]["role"] is NodeRole.TOR
         assert g.has_edge(name, f"nic{i}") and g.has_edge(f"nic{i}", tor)
         assert g.nodes[tor]["pod"] == d["pod"] == g.nodes[f"nic{i}"]["pod"]
@@ -53,7 +62,7 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
         assert d["ports"] * (1 if d["bidirectional"] else 2) <= d["radix"]
         counts = Counter(x for x in owner if x)
         for sw, c in counts.items():
-            assert g.nodes[sw]["role"] in SWITCH_ROLES
+            assert g.nodes[sw]["role"] in (SWITCH_ROLES if d["layer"] != "nic" else (NodeRole.HOST,))
             e = g.edges[sw, o]
             assert e["medium"] is Medium.FIBRE and e["links"] == c
         assert sum(e["links"] for _, _, e in g.edges(o, data=True)) == sum(counts.values())
@@ -64,6 +73,8 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
             assert all(g.nodes[x]["pod"] == d["pod"] for x in counts)
         elif d["layer"] == "agg":
             assert all(g.nodes[x]["role"] in (NodeRole.TOR, NodeRole.AGG) for x in counts)
+        elif d["layer"] == "nic":  # one region's servers (mixnet) / every server (topoopt)
+            assert d["pod"] >= 0
         else:
             assert d["pod"] == -1
     # always-on reachability: every GPU reaches every other without any circuit
@@ -71,6 +82,11 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
     n = lt.num_nodes
     adj = coo_matrix((np.ones(lt.num_arcs), (lt.arc_src, lt.arc_dst)), shape=(n, n))
     _, label = connected_components(adj, directed=False)
+    if topo.kind == "topoopt":  # direct-connect: servers meet only over circuits
+        servers = np.array([g.nodes[x]["server"] for x in topo.gpus])
+        for s_ in np.unique(servers):
+            assert np.unique(label[lt.gpu_node[servers == s_]]).size == 1, "a server is split"
+        return
     if topo.kind == "jupiter":  # pods meet only over circuits
         pods = np.array([g.nodes[x]["pod"] for x in topo.gpus])
         for p in np.unique(pods):  # ... but every pod is reachable inside

@@ -1,0 +1,69 @@
+"""Circuit planning on NIC-level OCS: MixNet regions (server nodes, electrical spill) and TopoOpt's
+direct-connect topology (rings + demand circuits, host forwarding)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import topologies
+from rfabric.circuits import check_assignment
+from rfabric.config import ClusterConfig
+from rfabric.traffic_matrix import TrafficMatrix
+from solver import domains, parse_options, solve_phase
+from solver.direct import totient_strides
+
+GB = 1e9
+
+
+def test_mixnet_domains_are_regions_of_servers() -> None:
+    topo = topologies.build("mixnet", {"switch_radix": 16, "region_servers": 4}, ClusterConfig())
+    doms = domains(topo)
+    assert [d.name for d in doms] == ["nic.0", "nic.1", "nic.2", "nic.3"]
+    d = doms[1]
+    assert d.nodes == ("host4", "host5", "host6", "host7") and not d.direct
+    assert d.budget.tolist() == [6] * 4  # 6 of 8 NICs on the region's OCS
+    assert d.eps_out_bps.tolist() == [2 * 400e9] * 4 and d.host_bps.tolist() == [8 * 400e9] * 4
+
+
+@pytest.mark.parametrize("backend", ["greedy", "highs"])
+def test_mixnet_pair_gets_its_six_circuits(backend: str) -> None:
+    topo = topologies.build("mixnet", {"switch_radix": 16, "region_servers": 4}, ClusterConfig())
+    # every GPU of server 0 sends to the matching GPU of server 1: 8 NICs' worth, 6 circuits + 2 electrical
+    tm = TrafficMatrix.from_pairs(128, np.arange(8), np.arange(8, 16), np.full(8, GB))
+    res = solve_phase(topo, tm, parse_options({"backend": backend}))
+    check_assignment(topo, res.assignment)
+    assert res.assignment.pair_counts(topo) == {("host0", "host1"): 6}
+    assert res.objective == pytest.approx(1.0)
+    # traffic leaving the region rides the two electrical NICs only: alpha 2/8
+    out = TrafficMatrix.from_pairs(128, np.arange(8), np.arange(32, 40), np.full(8, GB))
+    res = solve_phase(topo, out, parse_options({"backend": backend}))
+    assert res.objective == pytest.approx(0.25)
+
+
+def test_totient_strides_are_coprime_and_spread() -> None:
+    for n in (2, 5, 16, 30, 2048):
+        s = totient_strides(n, 4)
+        assert s[0] == 1 and len(set(s)) == len(s) and all(np.gcd(x, n) == 1 and 1 <= x <= max(n // 2, 1) for x in s)
+
+
+def test_topoopt_plan_rings_then_demand() -> None:
+    cluster = ClusterConfig()  # 16 servers of 8 GPUs: 8 NIC planes, ring_planes 2
+    topo = topologies.build("topoopt", {}, cluster)
+    # heavy demand server 0 <-> server 5 plus a little everywhere on a ring
+    src = np.concatenate([np.arange(8), np.arange(0, 128, 8)])
+    dst = np.concatenate([np.arange(40, 48), (np.arange(0, 128, 8) + 8) % 128])
+    size = np.concatenate([np.full(8, 10 * GB), np.full(16, GB)])
+    res = solve_phase(topo, TrafficMatrix.from_pairs(128, src, dst, size), parse_options({"backend": "highs"}))
+    check_assignment(topo, res.assignment)
+    (dom,) = res.domains
+    assert dom.stage == "direct" and np.isnan(res.objective)
+    x = dom.x
+    assert np.all(x.sum(axis=1) <= 8) and np.array_equal(x, x.T)
+    assert x[0, 5] >= 2  # the heavy pair got direct circuits beyond the ring
+    g = nx.from_numpy_array((x > 0).astype(int))
+    assert nx.is_connected(g)  # every server reaches every other over host forwarding
+    # deterministic
+    again = solve_phase(topo, TrafficMatrix.from_pairs(128, src, dst, size), parse_options({"backend": "highs"}))
+    assert again.assignment == res.assignment
