@@ -6,8 +6,16 @@ the re-solve of the touched components (:func:`rfabric.sim._heap.solve_rows` on 
 change), the utilisation sample, the next event, the advance and the drains with their stage releases;
 and it keeps going event after event. It returns to Python only when a circuit change is due
 (``t >= t_stop``: re-routing is Python's), when the utilisation buffer is full, when every flow is done,
-when flows are stuck without a path, or when a stage group listed in ``watch`` completes (a hook for
-callers that gate work on it). Results are bit-identical to the interpreted loop (same operation order).
+when flows are stuck without a path, when a stage group listed in ``watch`` completes (a hook for
+callers that gate work on it), or at an epoch boundary of a pipelined run. Results are bit-identical to the
+interpreted loop (same operation order).
+
+Phase instances (the pipelined step, :class:`rfabric.sim.engine.InstanceGraph`) run inside the kernel too
+(:class:`Instances`): a second heap of instance starts and ends keyed like the engine's ``heapq`` entries
+``(time, 0 = end / 1 = start, instance)``, predecessor counts, the release of an instance's first-stage
+flows at its start, and its end once its last flow finished. The kernel returns to Python (status
+``EPOCH``) only when the set of active epoch keys changed at an instant (or at the first instance event),
+which is where the engine records an epoch and asks its epoch policy for circuits.
 
 Pending arrivals are a binary heap keyed by (arrival time, insertion number): ``O(log n)`` per arrival
 instead of a scan of every waiting flow at every event (quadratic in the flows of a long trace), and the
@@ -15,11 +23,14 @@ same order as the engine's list (flows due together arrive in the order they wer
 
 State travels in a few arrays so that one call can resume where the previous one stopped: ``ist``
 (int64: active count, heap size, insertion counter, arrived count, drained count, ``act`` count,
-utilisation samples, events, solves, iterations, flows drained, need_solve, full_solve, status) and ``fst``
+utilisation samples, events, solves, iterations, flows drained, need_solve, full_solve, status, steps, size of
+the instance heap, whether the epoch keys were snapshotted) and ``fst``
 (float64: ``t``, peak utilisation, bytes on NVLink, optical and electrical links).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,13 +45,54 @@ from rfabric.sim._heap import (
 )
 
 # ist slots
-N_ACTIVE, HEAP_N, SEQ, N_ARR, N_DR, N_ACT, N_UT, EVENTS, SOLVES, ITERS, DRAINED, NEED, FULL, STATUS, STEPS = range(15)
-IST_SIZE = 15
+(N_ACTIVE, HEAP_N, SEQ, N_ARR, N_DR, N_ACT, N_UT, EVENTS, SOLVES, ITERS, DRAINED, NEED, FULL, STATUS, STEPS, IH_N,
+ EP_INIT) = range(17)
+IST_SIZE = 17
 # fst slots
 T, PEAK, B_NV, B_OP, B_EL = range(5)
 FST_SIZE = 5
 # statuses
-DONE, CHANGE, FULL_BUFFER, STUCK, LIMIT, WATCHED = range(6)
+DONE, CHANGE, FULL_BUFFER, STUCK, LIMIT, WATCHED, EPOCH = range(7)
+
+
+class Instances(NamedTuple):
+    """Phase-instance state of a pipelined run (all arrays empty, ``flow`` included, without one).
+
+    Per flow: ``flow`` (its instance). Per instance (I): ``left`` (flows not drained yet; -1 once its end
+    is scheduled), ``fin`` (latest flow finish, ``-inf``), ``start`` / ``comm`` / ``end`` (times, ``nan``
+    until they happen), ``before`` / ``after`` (compute around its flows), ``dep_left`` (predecessors not
+    ended), ``succ_ptr`` / ``succ`` (successors, CSR), ``first_ptr`` / ``first`` (first-stage flows, CSR),
+    ``key`` (epoch key id), ``active``. Per key id: ``key_count`` (active instances), ``key_snap`` (the
+    key set at the last ``EPOCH`` return). The instance heap: ``ht`` (time), ``hk`` (0 end, 1 start), ``hi``.
+    """
+
+    flow: np.ndarray
+    left: np.ndarray
+    fin: np.ndarray
+    start: np.ndarray
+    comm: np.ndarray
+    end: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    dep_left: np.ndarray
+    succ_ptr: np.ndarray
+    succ: np.ndarray
+    first_ptr: np.ndarray
+    first: np.ndarray
+    key: np.ndarray
+    active: np.ndarray
+    key_count: np.ndarray
+    key_snap: np.ndarray
+    ht: np.ndarray
+    hk: np.ndarray
+    hi: np.ndarray
+
+
+def no_instances() -> Instances:
+    """The empty :class:`Instances` of a run without phase instances."""
+    f, i, b = np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    one = np.zeros(1, dtype=np.int64)
+    return Instances(i, i, f, f, f, f, f, f, i, one, i, one, i, i, b, i, b, f, i, i)
 
 
 @_njit(cache=True)
@@ -87,14 +139,118 @@ def heap_pop(ht: np.ndarray, hs: np.ndarray, hf: np.ndarray, n: int) -> int:
 
 
 @_njit(cache=True)
+def _inst_less(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, a: int, b: int) -> bool:
+    """Entry ``a`` before entry ``b`` in (time, kind, instance) order (Python's tuple order in ``heapq``)."""
+    return ht[a] < ht[b] or (ht[a] == ht[b] and (hk[a] < hk[b] or (hk[a] == hk[b] and hi[a] < hi[b])))
+
+
+@_njit(cache=True)
+def inst_push(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, n: int, t: float, k: int, i: int) -> int:
+    """Push instance event ``(t, k, i)`` (``k``: 0 end, 1 start) on the instance heap; returns the new size."""
+    j = n
+    ht[j] = t
+    hk[j] = k
+    hi[j] = i
+    while j > 0:
+        p = (j - 1) // 2
+        if not _inst_less(ht, hk, hi, j, p):
+            break
+        ht[p], ht[j] = ht[j], ht[p]
+        hk[p], hk[j] = hk[j], hk[p]
+        hi[p], hi[j] = hi[j], hi[p]
+        j = p
+    return n + 1
+
+
+@_njit(cache=True)
+def inst_pop(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, n: int) -> int:
+    """Remove the smallest (time, kind, instance) entry; returns the new size."""
+    n -= 1
+    ht[0] = ht[n]
+    hk[0] = hk[n]
+    hi[0] = hi[n]
+    j = 0
+    while True:
+        a = 2 * j + 1
+        b = a + 1
+        m = j
+        if a < n and _inst_less(ht, hk, hi, a, m):
+            m = a
+        if b < n and _inst_less(ht, hk, hi, b, m):
+            m = b
+        if m == j:
+            break
+        ht[m], ht[j] = ht[j], ht[m]
+        hk[m], hk[j] = hk[j], hk[m]
+        hi[m], hi[j] = hi[j], hi[m]
+        j = m
+    return n
+
+
+@_njit(cache=True)
+def instance_events(now: float, ist: np.ndarray, ins: Instances, delay: np.ndarray, ht: np.ndarray, hs: np.ndarray,
+                    hf: np.ndarray) -> bool:
+    """The engine's ``instance_events``: start and end the instances due at ``now`` (an end releases the
+    successors whose last predecessor it was, at its own time; a start releases its first-stage flows at
+    ``comm + delay``). Returns whether any instance event happened."""
+    changed = False
+    while ist[IH_N] > 0 and ins.ht[0] <= now:
+        when = ins.ht[0]
+        kind = ins.hk[0]
+        i = ins.hi[0]
+        ist[IH_N] = inst_pop(ins.ht, ins.hk, ins.hi, ist[IH_N])
+        changed = True
+        if kind == 0:  # end
+            ins.end[i] = when
+            if ins.active[i]:
+                ins.active[i] = False
+                ins.key_count[ins.key[i]] -= 1
+            for p in range(ins.succ_ptr[i], ins.succ_ptr[i + 1]):
+                j = ins.succ[p]
+                ins.dep_left[j] -= 1
+                if ins.dep_left[j] == 0:
+                    ist[IH_N] = inst_push(ins.ht, ins.hk, ins.hi, ist[IH_N], when, 1, j)
+            continue
+        ins.start[i] = when
+        comm = when + ins.before[i]
+        ins.comm[i] = comm
+        if not ins.active[i]:
+            ins.active[i] = True
+            ins.key_count[ins.key[i]] += 1
+        if ins.left[i] == 0:
+            ins.left[i] = -1
+            ist[IH_N] = inst_push(ins.ht, ins.hk, ins.hi, ist[IH_N], comm + ins.after[i], 0, i)
+        else:
+            n = ist[HEAP_N]
+            s = ist[SEQ]
+            for p in range(ins.first_ptr[i], ins.first_ptr[i + 1]):
+                f = ins.first[p]
+                n = heap_push(ht, hs, hf, n, comm + delay[f], s, f)
+                s += 1
+            ist[HEAP_N] = n
+            ist[SEQ] = s
+    return changed
+
+
+@_njit(cache=True)
+def keys_changed(ins: Instances) -> bool:
+    """Whether the set of epoch keys with an active instance differs from ``ins.key_snap``."""
+    for k in range(ins.key_count.size):
+        if (ins.key_count[k] > 0) != ins.key_snap[k]:
+            return True
+    return False
+
+
+@_njit(cache=True)
 def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency: np.ndarray, optical: np.ndarray,
            rem: np.ndarray, rate: np.ndarray, lat_used: np.ndarray, finish: np.ndarray, opt_share: np.ndarray,
            sg: np.ndarray, sg_finish: np.ndarray, sg_left: np.ndarray, sg_next: np.ndarray, sg_ptr: np.ndarray,
            sg_order: np.ndarray, delay: np.ndarray, ht: np.ndarray, hs: np.ndarray, hf: np.ndarray,
            dr_buf: np.ndarray, dr_rate: np.ndarray, w_indptr: np.ndarray, w_indices: np.ndarray,
            w_data: np.ndarray, load: np.ndarray, group: np.ndarray, g_load: np.ndarray, inv_cap: np.ndarray,
-           watch: np.ndarray) -> bool:
-    """The engine's ``drain``: book-keeping, load removal, release of completed stages' successors.
+           watch: np.ndarray, ins: Instances) -> bool:
+    """The engine's ``drain``: book-keeping, load removal, release of completed stages' successors, and the
+    end of instances whose last flow finished (at ``max(last finish, comm start) + after``).
 
     Returns whether a stage group marked in ``watch`` completed.
     """
@@ -128,6 +284,20 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
     ist[HEAP_N] = n
     ist[SEQ] = s
     ist[NEED] = 1
+    if ins.flow.size:
+        for i in range(m):
+            f = idx[i]
+            j = ins.flow[f]
+            if finish[f] > ins.fin[j]:
+                ins.fin[j] = finish[f]
+            ins.left[j] -= 1
+        for i in range(m):
+            j = ins.flow[idx[i]]
+            if ins.left[j] == 0:
+                ins.left[j] = -1
+                c = ins.comm[j]
+                e = ins.fin[j] if ins.fin[j] >= c else c
+                ist[IH_N] = inst_push(ins.ht, ins.hk, ins.hi, ist[IH_N], e + ins.after[j], 0, j)
     return hit
 
 
@@ -150,7 +320,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                # buffers
                active: np.ndarray, act: np.ndarray, ht: np.ndarray, hs: np.ndarray, hf: np.ndarray,
                arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
-               gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray) -> int:
+               gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray, ins: Instances) -> int:
     """Run events from ``fst[T]`` until a stop condition; returns (and stores in ``ist[STATUS]``) the status."""
     t = fst[T]
     status = LIMIT
@@ -160,7 +330,11 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             status = FULL_BUFFER
             break
         hit = False
-        while ist[HEAP_N] > 0 and ht[0] <= t:
+        inst_ev = False
+        while (ist[HEAP_N] > 0 and ht[0] <= t) or (ist[IH_N] > 0 and ins.ht[0] <= t):
+            if ist[IH_N] > 0 and ins.ht[0] <= t:
+                inst_ev |= instance_events(t, ist, ins, delay, ht, hs, hf)
+                continue
             nd = 0
             n = ist[HEAP_N]
             while n > 0 and ht[0] <= t:
@@ -188,14 +362,17 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             if nz:
                 hit |= _drain(gone[:nz].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish,
                               opt_share, sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, ht, hs, hf, dr_buf,
-                              dr_rate, w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch)
+                              dr_rate, w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins)
         if hit:
             status = WATCHED
+            break
+        if inst_ev and (ist[EP_INIT] == 0 or keys_changed(ins)):
+            status = EPOCH
             break
         if t >= t_stop:
             status = CHANGE
             break
-        if ist[N_ACTIVE] == 0 and ist[HEAP_N] == 0:
+        if ist[N_ACTIVE] == 0 and ist[HEAP_N] == 0 and ist[IH_N] == 0:
             status = DONE
             break
         ist[STEPS] += 1
@@ -261,6 +438,8 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         nact = ist[N_ACT]
         t_drain = t + next_drain(act[:nact], rate, rem) if nact else np.inf
         t_arr = ht[0] if ist[HEAP_N] > 0 else np.inf
+        if ist[IH_N] > 0 and ins.ht[0] < t_arr:
+            t_arr = ins.ht[0]
         t_next = t_drain
         if t_arr < t_next:
             t_next = t_arr
@@ -290,7 +469,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             ist[N_ACTIVE] = q
             if _drain(gone[:nd].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share,
                       sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, ht, hs, hf, dr_buf, dr_rate,
-                      w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch):
+                      w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins):
                 status = WATCHED
                 break
     fst[T] = t
@@ -298,4 +477,4 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
     return status
 
 
-__all__ = ["run_events", "heap_push", "heap_pop"]
+__all__ = ["run_events", "heap_push", "heap_pop", "inst_push", "inst_pop", "Instances", "no_instances"]

@@ -402,6 +402,148 @@ def _capacities(state: FabricState, rep_of: np.ndarray, fabric: Fabric, sampled:
     return cap, inv_cap, _solve_capacity(cap, rep_of), inv_gcap
 
 
+def _instances(graph: InstanceGraph | None, first: np.ndarray) -> _loop.Instances:
+    """The phase-instance state of a run (:class:`rfabric.sim._loop.Instances`; empty without ``graph``)."""
+    if graph is None:
+        return _loop.no_instances()
+    n_inst = graph.size
+    f_inst = graph.flow_instance.astype(np.int64)
+    succ: list[list[int]] = [[] for _ in range(n_inst)]
+    for i, ps in enumerate(graph.preds):
+        for q in set(ps):
+            succ[q].append(i)
+    fi = np.flatnonzero(first).astype(np.int64)
+    fi = fi[np.argsort(f_inst[fi], kind="stable")]  # first-stage flows by instance
+    names = sorted(set(graph.key))
+    kid = {k: j for j, k in enumerate(names)}
+    cap = 2 * n_inst + 1  # every instance is pushed at most twice (start, end)
+    return _loop.Instances(
+        flow=f_inst, left=np.bincount(f_inst, minlength=n_inst).astype(np.int64), fin=np.full(n_inst, -np.inf),
+        start=np.full(n_inst, np.nan), comm=np.full(n_inst, np.nan), end=np.full(n_inst, np.nan),
+        before=np.asarray(graph.before_s, dtype=np.float64), after=np.asarray(graph.after_s, dtype=np.float64),
+        dep_left=np.array([len(set(ps)) for ps in graph.preds], dtype=np.int64),
+        succ_ptr=np.r_[0, np.cumsum([len(x) for x in succ])].astype(np.int64),
+        succ=np.array([j for x in succ for j in x], dtype=np.int64),
+        first_ptr=np.r_[0, np.cumsum(np.bincount(f_inst[fi], minlength=n_inst))].astype(np.int64), first=fi,
+        key=np.array([kid[k] for k in graph.key], dtype=np.int64), active=np.zeros(n_inst, dtype=np.bool_),
+        key_count=np.zeros(len(names), dtype=np.int64), key_snap=np.zeros(len(names), dtype=np.bool_),
+        ht=np.empty(cap), hk=np.empty(cap, dtype=np.int64), hi=np.empty(cap, dtype=np.int64))
+
+
+@dataclass(slots=True, eq=False)
+class _Run:
+    """The state of one :func:`run_flows` call that both event loops start from and write into.
+
+    Per flow (F): ``size``, ``mult``, ``delay`` (inputs), ``start`` / ``finish`` (``nan`` until known),
+    ``rem`` (bytes left per copy), ``rate`` (bytes/s per copy), ``opt_share``, ``lat_used``, ``is_active``;
+    stage groups (``sg`` of every flow, ``sg_count``, ``sg_next``, ``sg_order`` / ``sg_ptr`` (flows by
+    group), ``sg_left``, ``sg_finish``), ``first`` (first stage of its chain); per arc ``load`` (bytes/s) and
+    per arc group ``g_load``; the circuits, the routes of the current circuit state and the instances.
+    """
+
+    fabric: Fabric
+    flows: FlowSet
+    options: SimConfig
+    seed: int
+    start_s: float
+    wall0: float
+    t: float
+    circ: _Circuits
+    todo: list[tuple[float, int, CircuitAssignment]]
+    ci: int
+    reconfig_s: float
+    size: np.ndarray
+    mult: np.ndarray
+    delay: np.ndarray
+    start: np.ndarray
+    finish: np.ndarray
+    rem: np.ndarray
+    rate: np.ndarray
+    opt_share: np.ndarray
+    lat_used: np.ndarray
+    is_active: np.ndarray
+    sg: np.ndarray
+    sg_count: np.ndarray
+    sg_next: np.ndarray
+    sg_order: np.ndarray
+    sg_ptr: np.ndarray
+    sg_left: np.ndarray
+    sg_finish: np.ndarray
+    first: np.ndarray
+    load: np.ndarray
+    g_load: np.ndarray
+    mark: np.ndarray
+    state: FabricState
+    routes: Routes
+    inc_w: sp.csr_matrix
+    inc_s: sp.csr_matrix
+    rep_of: np.ndarray
+    label: np.ndarray
+    lab_thr: np.ndarray
+    empty_route: np.ndarray
+    ins: _loop.Instances
+    graph: InstanceGraph | None
+    epoch_policy: EpochPolicy | None
+    epochs: list[list] = field(default_factory=list)
+    cur_keys: tuple[str, ...] | None = None
+
+    def reroute(self) -> bool:
+        """Re-route every flow on the live circuits if they changed the fabric state; True if they did."""
+        new_state = self.fabric.state(self.circ.assignment())
+        if new_state is self.state:
+            return False
+        self.state = new_state
+        (self.routes, self.inc_w, self.inc_s, self.rep_of, self.label, self.lab_thr) = _compile_routes(
+            new_state, self.flows, self.mult, self.sg_order, self.sg_ptr, self.sg_next, self.options.routing,
+            self.seed)
+        return True
+
+    def epoch_boundary(self, now: float) -> bool:
+        """Record an epoch if the active epoch keys changed and apply the epoch policy's circuits.
+
+        Returns whether the target circuits changed (the caller re-routes)."""
+        assert self.graph is not None
+        act = np.flatnonzero(self.ins.active).tolist()
+        keys = tuple(sorted({self.graph.key[i] for i in act}))
+        if keys == self.cur_keys:
+            return False
+        self.cur_keys = keys
+        n_added = 0
+        changed = False
+        if self.epoch_policy is not None and keys:
+            new = self.epoch_policy(keys, CircuitAssignment.of(self.circ.target))
+            if frozenset(new.circuits) != self.circ.target:
+                n_added = len(frozenset(new.circuits) - self.circ.live)
+                self.circ.change(new, now, self.reconfig_s)
+                changed = True
+        if self.epochs:
+            self.epochs[-1][1] = now
+        self.epochs.append([now, now, keys, tuple(act), n_added])
+        return changed
+
+    def trace(self, t_end: float, events: int, solves: int, iters: int, peak: float, by_medium: dict[str, float],
+              ut_t: np.ndarray, ut_v: np.ndarray) -> FlowTrace:
+        """The :class:`FlowTrace` of the finished run (utilisation samples without the closing zero row)."""
+        n = len(self.flows)
+        n_groups = len(self.fabric.group_names)
+        # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
+        by_medium["nvlink"] += float((self.size * self.mult)[self.empty_route].sum())
+        end = float(np.max(self.finish)) if n else float(self.start_s)
+        if self.graph is not None and self.graph.size:
+            end = max(end, float(np.max(self.ins.end)))
+            if self.epochs:
+                self.epochs[-1][1] = end
+        ep = tuple(Epoch(start_s=e[0], end_s=e[1], keys=e[2], instances=e[3], changed=e[4]) for e in self.epochs
+                   if e[2] or e[1] > e[0])
+        return FlowTrace(start_s=self.start, finish_s=self.finish, end_s=max(end, float(self.start_s)), events=events,
+                         solves=solves, bytes_by_medium=by_medium, path_latency_s=self.lat_used,
+                         optical_share=self.opt_share, nvlink=self.routes.nvlink.copy(),
+                         util_times_s=np.r_[ut_t, t_end], util=np.concatenate([ut_v, np.zeros((1, n_groups))]),
+                         util_names=self.fabric.group_names, peak_utilisation=peak, iterations=iters,
+                         wall_time_s=time.perf_counter() - self.wall0, instance_start_s=self.ins.start,
+                         instance_comm_s=self.ins.comm, instance_end_s=self.ins.end, epochs=ep)
+
+
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
               changes: Sequence[tuple[float, CircuitAssignment]], options: SimConfig, seed: int,
               start_s: float, solver: str = "auto", graph: InstanceGraph | None = None,
@@ -418,9 +560,10 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     is applied at once (removed circuits go dark, added ones come up ``ocs_reconfig_s`` later).
     Without ``graph`` the run is exactly the single-phase one.
 
-    Without ``graph``, with numba (``solver`` ``auto`` or ``heap``) and ``loop``, the events run in compiled
-    code between circuit changes (:mod:`rfabric.sim._loop`: bit-identical results, pending arrivals in a
-    heap); ``loop=False`` keeps the interpreted loop (the reference the tests compare against).
+    With numba (``solver`` ``auto`` or ``heap``) and ``loop``, the events run in compiled code
+    (:mod:`rfabric.sim._loop`: bit-identical results, pending arrivals in a heap), returning to Python
+    only for circuit changes and epoch boundaries; ``loop=False`` keeps the interpreted loop (the
+    reference the tests compare against).
     """
     wall0 = time.perf_counter()
     n = len(flows)
@@ -430,27 +573,45 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     todo = sorted(((float(t), i, a) for i, (t, a) in enumerate(changes)), key=lambda x: (x[0], x[1]))
     if any(not np.isfinite(t) for t, _, _ in todo):
         raise SimulationError("circuit change times must be finite")
-    ci = 0
     t = float(start_s)
-    ci, _ = circ.apply_due(todo, ci, t, reconfig_s)
-
+    ci, _ = circ.apply_due(todo, 0, t, reconfig_s)
     sg, sg_count, sg_next, first = _stage_groups(flows)
-    sg_order = np.argsort(sg, kind="stable")
-    sg_ptr = np.r_[0, np.cumsum(sg_count)].astype(np.int64)
-    sg_left = sg_count.copy()
-    sg_finish = np.full(sg_count.size, -np.inf)
     size = flows.size_bytes.astype(np.float64)
-    mult = flows.multiplicity.astype(np.float64)
-    delay = flows.delay_s.astype(np.float64)
-    start = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    rem = size.copy()
-    rate = np.zeros(n)
-    opt_share = np.zeros(n)
-    lat_used = np.zeros(n)
+    state: FabricState = fabric.state(circ.assignment())
+    routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
+        state, flows, flows.multiplicity.astype(np.float64), np.argsort(sg, kind="stable"),
+        np.r_[0, np.cumsum(sg_count)].astype(np.int64), sg_next, options.routing, seed)
+    run = _Run(fabric=fabric, flows=flows, options=options, seed=seed, start_s=float(start_s), wall0=wall0, t=t,
+               circ=circ, todo=todo, ci=ci, reconfig_s=reconfig_s, size=size,
+               mult=flows.multiplicity.astype(np.float64), delay=flows.delay_s.astype(np.float64),
+               start=np.full(n, np.nan), finish=np.full(n, np.nan), rem=size.copy(), rate=np.zeros(n),
+               opt_share=np.zeros(n), lat_used=np.zeros(n), is_active=np.zeros(n, dtype=bool), sg=sg,
+               sg_count=sg_count, sg_next=sg_next, sg_order=np.argsort(sg, kind="stable"),
+               sg_ptr=np.r_[0, np.cumsum(sg_count)].astype(np.int64), sg_left=sg_count.copy(),
+               sg_finish=np.full(sg_count.size, -np.inf), first=first, load=np.zeros(fabric.num_arcs),
+               g_load=np.zeros(len(fabric.group_names)),
+               mark=np.full(fabric.num_arcs, -1, dtype=np.int64),  # scratch of the compiled solve
+               state=state, routes=routes, inc_w=inc_w, inc_s=inc_s, rep_of=rep_of, label=label, lab_thr=lab_thr,
+               empty_route=(np.diff(routes.incidence.indptr) == 0) & ~routes.blocked, ins=_instances(graph, first),
+               graph=graph, epoch_policy=epoch_policy)
+    compiled = HAVE_NUMBA and solver in ("auto", "heap")
+    if compiled and loop:
+        return _drive_compiled(run)
+    return _drive_interpreted(run, compiled, solver)
+
+
+def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
+    """The event loop of :func:`run_flows` in Python (numba kernels per step when ``compiled``): the reference."""
+    fabric, flows, options, circ, todo, reconfig_s = run.fabric, run.flows, run.options, run.circ, run.todo, run.reconfig_s
+    ins, t, ci = run.ins, run.t, run.ci
+    n = len(flows)
+    size, mult, delay, start, finish, rem, rate = run.size, run.mult, run.delay, run.start, run.finish, run.rem, run.rate
+    opt_share, lat_used, is_active, load, g_load, mark = (run.opt_share, run.lat_used, run.is_active, run.load,
+                                                          run.g_load, run.mark)
+    sg, sg_count, sg_next, sg_order, sg_ptr = run.sg, run.sg_count, run.sg_next, run.sg_order, run.sg_ptr
+    sg_left, sg_finish, empty_route = run.sg_left, run.sg_finish, run.empty_route
     by_medium = {"nvlink": 0.0, "electrical": 0.0, "optical": 0.0}
-    names = fabric.group_names
-    n_groups = len(names)
+    n_groups = len(fabric.group_names)
     sampled = fabric.group >= 0
     ut_t: list[float] = []
     ut_v: list[np.ndarray] = []
@@ -458,45 +619,19 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     peak = 0.0
     drained = 0
 
-    pend_idx = np.flatnonzero(first).astype(np.int64)  # released flows waiting for their arrival time
+    pend_idx = np.flatnonzero(run.first).astype(np.int64)  # released flows waiting for their arrival time
     pend_time = t + delay[pend_idx]
     # --- phase instances (pipelined step): releases gated by predecessors, start/end events
-    n_inst = graph.size if graph is not None else 0
+    n_inst = ins.start.size
     inst_heap: list[tuple[float, int, int]] = []  # (time, 0 = end / 1 = start, instance)
-    inst_start = np.full(n_inst, np.nan)
-    inst_comm = np.full(n_inst, np.nan)
-    inst_end = np.full(n_inst, np.nan)
-    epochs: list[list] = []
-    g_before = graph.before_s if graph is not None else np.zeros(0)
-    g_after = graph.after_s if graph is not None else np.zeros(0)
-    g_key: tuple[str, ...] = graph.key if graph is not None else ()
-    if graph is not None:
-        f_inst = graph.flow_instance.astype(np.int64)
-        inst_left = np.bincount(f_inst, minlength=n_inst).astype(np.int64)
-        inst_fin = np.full(n_inst, -np.inf)
-        succ: list[list[int]] = [[] for _ in range(n_inst)]
-        for i, ps in enumerate(graph.preds):
-            for q in set(ps):
-                succ[q].append(i)
-        dep_left = np.array([len(set(ps)) for ps in graph.preds], dtype=np.int64)
-        fi = pend_idx[np.argsort(f_inst[pend_idx], kind="stable")]  # first-stage flows by instance
-        first_ptr = np.r_[0, np.cumsum(np.bincount(f_inst[fi], minlength=n_inst))].astype(np.int64)
-        first_of = fi
+    if run.graph is not None:
         pend_idx = pend_idx[:0]
         pend_time = pend_time[:0]
-        for root in np.flatnonzero(dep_left == 0):
+        for root in np.flatnonzero(ins.dep_left == 0):
             heapq.heappush(inst_heap, (t, 1, int(root)))
-        active_inst: set[int] = set()
-        cur_keys: tuple[str, ...] | None = None
     pend_min = float(pend_time.min()) if pend_time.size else np.inf  # the next arrival
     active = np.zeros(0, dtype=np.int64)  # arrived, not drained (blocked ones included)
-    is_active = np.zeros(n, dtype=bool)
 
-    state: FabricState = fabric.state(circ.assignment())
-    # lab_thr: per component, re-solve its flows of rate >= this (inf: untouched)
-    routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(state, flows, mult, sg_order, sg_ptr, sg_next,
-                                                                   options.routing, seed)
-    empty_route = (np.diff(routes.incidence.indptr) == 0) & ~routes.blocked
     need_solve = full_solve = True
     touched: list[np.ndarray] = []  # flows that arrived since the last solve
     touched_dr: list[np.ndarray] = []  # flows that drained since the last solve, and their last rates
@@ -504,11 +639,6 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     cap_of: FabricState | None = None
     cap = cap_s = inv_cap = inv_gcap = np.zeros(0)
     act = np.zeros(0, dtype=np.int64)  # active flows with a route (the ones that get rates)
-    load = np.zeros(fabric.num_arcs)  # bytes/s on every arc, kept up to date incrementally
-    g_load = np.zeros(n_groups)
-
-    compiled = HAVE_NUMBA and solver in ("auto", "heap")
-    mark = np.full(fabric.num_arcs, -1, dtype=np.int64)  # scratch of the compiled solve
     group = fabric.group
 
     def add_load(rows: np.ndarray, sign: float) -> float:
@@ -516,6 +646,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
 
         Returns the largest load / capacity over the arcs hit after an addition (``-inf`` if none).
         """
+        inc_w = run.inc_w
         if compiled:
             return float(_add_load_kernel(inc_w.indptr, inc_w.indices, inc_w.data, rows, rate, sign, load, group,
                                           g_load, inv_cap))
@@ -532,6 +663,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
         nonlocal need_solve, pend_idx, pend_time, pend_min, drained
         if idx.size == 0:
             return
+        routes = run.routes
         drained += idx.size
         touched_dr.append(idx)
         touched_dr_rate.append(rate[idx])
@@ -560,46 +692,41 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             pend_min = float(pend_time.min())
         need_solve = True
         if n_inst:
-            fi_ = f_inst[idx]
-            np.maximum.at(inst_fin, fi_, finish[idx])
-            np.subtract.at(inst_left, fi_, 1)
-            for done in np.unique(fi_[inst_left[fi_] == 0]).tolist():
-                heapq.heappush(inst_heap, (max(float(inst_fin[done]), float(inst_comm[done])) + float(g_after[done]),
+            fi_ = ins.flow[idx]
+            np.maximum.at(ins.fin, fi_, finish[idx])
+            np.subtract.at(ins.left, fi_, 1)
+            for done in np.unique(fi_[ins.left[fi_] == 0]).tolist():
+                heapq.heappush(inst_heap, (max(float(ins.fin[done]), float(ins.comm[done])) + float(ins.after[done]),
                                            0, done))
 
     def instance_events(now: float) -> bool:
-        """Start and end the instances due at ``now``; True if the set of active instances changed."""
+        """Start and end the instances due at ``now``; True if any did."""
         nonlocal pend_idx, pend_time, pend_min
         changed = False
         while inst_heap and inst_heap[0][0] <= now:
             when, kind, i = heapq.heappop(inst_heap)
             changed = True
             if kind == 0:  # end
-                inst_end[i] = when
-                active_inst.discard(i)
-                for j in succ[i]:
-                    dep_left[j] -= 1
-                    if dep_left[j] == 0:
+                ins.end[i] = when
+                ins.active[i] = False
+                for j in ins.succ[ins.succ_ptr[i]:ins.succ_ptr[i + 1]].tolist():
+                    ins.dep_left[j] -= 1
+                    if ins.dep_left[j] == 0:
                         heapq.heappush(inst_heap, (when, 1, j))
                 continue
-            inst_start[i] = when
-            comm = when + float(g_before[i])
-            inst_comm[i] = comm
-            active_inst.add(i)
-            rel = first_of[first_ptr[i]:first_ptr[i + 1]]
-            if inst_left[i] == 0:
-                heapq.heappush(inst_heap, (comm + float(g_after[i]), 0, i))
+            ins.start[i] = when
+            comm = when + float(ins.before[i])
+            ins.comm[i] = comm
+            ins.active[i] = True
+            rel = ins.first[ins.first_ptr[i]:ins.first_ptr[i + 1]]
+            if ins.left[i] == 0:
+                heapq.heappush(inst_heap, (comm + float(ins.after[i]), 0, i))
             elif rel.size:
                 pend_idx = np.concatenate([pend_idx, rel])
                 pend_time = np.concatenate([pend_time, comm + delay[rel]])
                 pend_min = float(pend_time.min())
         return changed
 
-    if compiled and loop and graph is None:
-        return _drive_compiled(
-            fabric, flows, options, seed, start_s, wall0, t, circ, todo, ci, reconfig_s, state, routes, inc_w, inc_s,
-            rep_of, label, lab_thr, empty_route, sg, sg_count, sg_next, sg_order, sg_ptr, sg_left, sg_finish, size,
-            mult, delay, first, mark)
     for _ in range(10 * n + 10 * len(todo) + 10 * n_inst + 1000):
         # --- everything that happens at t: instance starts/ends, arrivals (zero-size ones drain at once),
         # circuit changes
@@ -626,33 +753,16 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             drain(arr[zero], t)
         ci, fabric_changed = circ.apply_due(todo, ci, t, reconfig_s)
         if epoch_changed:
-            keys = tuple(sorted({g_key[i] for i in active_inst}))
-            if keys != cur_keys:
-                cur_keys = keys
-                n_added = 0
-                if epoch_policy is not None and keys:
-                    target = CircuitAssignment.of(circ.target)
-                    new = epoch_policy(keys, target)
-                    if frozenset(new.circuits) != circ.target:
-                        n_added = len(frozenset(new.circuits) - circ.live)
-                        circ.change(new, t, reconfig_s)
-                        fabric_changed = True
-                if epochs:
-                    epochs[-1][1] = t
-                epochs.append([t, t, keys, tuple(sorted(active_inst)), n_added])
-        if fabric_changed:
-            new_state = fabric.state(circ.assignment())
-            if new_state is not state:
-                state = new_state
-                routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
-                    state, flows, mult, sg_order, sg_ptr, sg_next, options.routing, seed)
-                need_solve = full_solve = True
+            fabric_changed |= run.epoch_boundary(t)
+        if fabric_changed and run.reroute():
+            need_solve = full_solve = True
         if active.size == 0 and pend_idx.size == 0 and not inst_heap:
             break
+        routes = run.routes
         # --- rates
-        if state is not cap_of:
-            cap_of = state
-            cap, inv_cap, cap_s, inv_gcap = _capacities(state, rep_of, fabric, sampled, n_groups)
+        if run.state is not cap_of:
+            cap_of = run.state
+            cap, inv_cap, cap_s, inv_gcap = _capacities(run.state, run.rep_of, fabric, sampled, n_groups)
         if need_solve:
             act = active[~routes.blocked[active]]
             fixed = act[:0]
@@ -664,10 +774,11 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
                 # components an arrival or drain touched can change. In a component touched only by
                 # drains, flows slower than the slowest drained flow keep their rates (see
                 # _resolve_set); the others are re-solved on the capacity those leave.
-                sub, fixed = _resolve_set(act, label, rate, lab_thr, touched, touched_dr, touched_dr_rate,
+                sub, fixed = _resolve_set(act, run.label, rate, run.lab_thr, touched, touched_dr, touched_dr_rate,
                                           compiled)
                 add_load(sub, -1.0)
             if sub.size:
+                inc_s = run.inc_s
                 if compiled:
                     r, k = solve_rows(inc_s.indptr, inc_s.indices, inc_s.data, sub, cap_s, mark, fixed, rate)
                 else:
@@ -702,10 +813,7 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             t_arr = min(t_arr, inst_heap[0][0])
         t_next = min(t_drain, t_arr, t_ch)
         if not np.isfinite(t_next):
-            stuck = active if active.size else pend_idx
-            f0 = int(stuck[0])
-            raise SimulationError(f"{stuck.size} flow(s) can never finish: no path (e.g. flow {f0}: GPU "
-                                  f"{int(flows.src[f0])} -> {int(flows.dst[f0])}) and no circuit change pending")
+            _stuck(flows, active if active.size else pend_idx)
         dt = t_next - t
         # --- advance
         if compiled:
@@ -741,102 +849,84 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
             drain(gone, t)
     else:  # pragma: no cover
         raise SimulationError("event loop did not terminate")
-    ut_t.append(t)
-    ut_v.append(np.zeros(n_groups))
-    # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
-    by_medium["nvlink"] += float((size * mult)[empty_route].sum())
-    end = float(np.max(finish)) if n else float(start_s)
-    if n_inst:
-        end = max(end, float(np.max(inst_end)))
-        if epochs:
-            epochs[-1][1] = end
-    ep = tuple(Epoch(start_s=e[0], end_s=e[1], keys=e[2], instances=e[3], changed=e[4]) for e in epochs
-               if e[2] or e[1] > e[0])
-    return FlowTrace(start_s=start, finish_s=finish, end_s=max(end, float(start_s)), events=events, solves=solves,
-                     bytes_by_medium=by_medium, path_latency_s=lat_used, optical_share=opt_share,
-                     nvlink=routes.nvlink.copy(), util_times_s=np.asarray(ut_t),
-                     util=np.asarray(ut_v).reshape(-1, n_groups), util_names=names, peak_utilisation=peak,
-                     iterations=iters, wall_time_s=time.perf_counter() - wall0, instance_start_s=inst_start,
-                     instance_comm_s=inst_comm, instance_end_s=inst_end, epochs=ep)
+    return run.trace(t, events, solves, iters, peak, by_medium, np.asarray(ut_t),
+                     np.asarray(ut_v).reshape(-1, n_groups))
 
 
-def _drive_compiled(fabric: Fabric, flows: FlowSet, options: SimConfig, seed: int, start_s: float, wall0: float,
-                    t: float, circ: _Circuits, todo: list[tuple[float, int, CircuitAssignment]], ci: int,
-                    reconfig_s: float, state: FabricState, routes: Routes, inc_w: sp.csr_matrix,
-                    inc_s: sp.csr_matrix, rep_of: np.ndarray, label: np.ndarray, lab_thr: np.ndarray,
-                    empty_route: np.ndarray, sg: np.ndarray, sg_count: np.ndarray, sg_next: np.ndarray,
-                    sg_order: np.ndarray, sg_ptr: np.ndarray, sg_left: np.ndarray, sg_finish: np.ndarray,
-                    size: np.ndarray, mult: np.ndarray, delay: np.ndarray, first: np.ndarray,
-                    mark: np.ndarray) -> FlowTrace:
+def _stuck(flows: FlowSet, stuck: np.ndarray) -> None:
+    f0 = int(stuck[0])
+    raise SimulationError(f"{stuck.size} flow(s) can never finish: no path (e.g. flow {f0}: GPU "
+                          f"{int(flows.src[f0])} -> {int(flows.dst[f0])}) and no circuit change pending")
+
+
+def _drive_compiled(run: _Run) -> FlowTrace:
     """The event loop of :func:`run_flows` in compiled runs of events (:func:`rfabric.sim._loop.run_events`).
 
-    Python keeps what changes the fabric: circuit changes, re-routing, capacities; the kernel does the
-    rest with the same arithmetic in the same order as the interpreted loop.
+    Python keeps what changes the fabric: circuit changes, re-routing, capacities, and the epoch
+    boundaries of a pipelined run (epoch record and policy); the kernel does the rest, instance starts
+    and ends included, with the same arithmetic in the same order as the interpreted loop.
     """
+    fabric, flows, options, circ, todo, ins = run.fabric, run.flows, run.options, run.circ, run.todo, run.ins
     n = len(flows)
-    names = fabric.group_names
-    n_groups = len(names)
+    n_groups = len(fabric.group_names)
     sampled = fabric.group >= 0
     group = fabric.group.astype(np.int64)
     i64 = np.int64
-    start = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    rem = size.copy()
-    rate = np.zeros(n)
-    opt_share = np.zeros(n)
-    lat_used = np.zeros(n)
-    is_active = np.zeros(n, dtype=bool)
-    load = np.zeros(fabric.num_arcs)
-    g_load = np.zeros(n_groups)
-    watch = np.zeros(sg_count.size, dtype=bool)
+    watch = np.zeros(run.sg_count.size, dtype=bool)
     ist = np.zeros(_loop.IST_SIZE, dtype=i64)
     fst = np.zeros(_loop.FST_SIZE)
-    fst[_loop.T] = t
-    fst[_loop.PEAK] = 0.0
+    fst[_loop.T] = run.t
     ist[_loop.NEED] = ist[_loop.FULL] = 1
-    # pending arrivals: the first stage of every chain, in flow order
+    # pending arrivals: the first stage of every chain, in flow order (with instances: at their starts)
     ht = np.empty(n + 1)
     hs = np.empty(n + 1, dtype=i64)
     hf = np.empty(n + 1, dtype=i64)
-    for f in np.flatnonzero(first):
-        ist[_loop.HEAP_N] = _loop.heap_push(ht, hs, hf, int(ist[_loop.HEAP_N]), t + delay[f], int(ist[_loop.SEQ]), int(f))
-        ist[_loop.SEQ] += 1
-    bufs = [np.empty(n + 1, dtype=i64) for _ in range(8)]  # active, act, arrived, drained, sub, fixed, gone, due
+    if run.graph is None:
+        for f in np.flatnonzero(run.first):
+            ist[_loop.HEAP_N] = _loop.heap_push(ht, hs, hf, int(ist[_loop.HEAP_N]), run.t + run.delay[f],
+                                                int(ist[_loop.SEQ]), int(f))
+            ist[_loop.SEQ] += 1
+    else:
+        for root in np.flatnonzero(ins.dep_left == 0):
+            ist[_loop.IH_N] = _loop.inst_push(ins.ht, ins.hk, ins.hi, int(ist[_loop.IH_N]), run.t, 1, int(root))
+    b_active, b_act, b_arr, b_dr, b_sub, b_fixed, b_gone, b_due = (np.empty(n + 1, dtype=i64) for _ in range(8))
     dr_rate = np.empty(n + 1)
     ut_t = np.empty(max(64, min(4 * n + 16, 1 << 16)))
     ut_v = np.empty((ut_t.size, n_groups))
     eps = float(options.merge_tolerance)
     use_lat = bool(options.link_latency)
-    max_steps = 10 * n + 10 * len(todo) + 1000
+    max_steps = 10 * n + 10 * len(todo) + 10 * ins.start.size + 1000
     cap_of: FabricState | None = None
     cap_s = inv_cap = inv_gcap = np.zeros(0)
-    w = s_ = (np.zeros(1, dtype=i64), np.zeros(0, dtype=i64), np.zeros(0))
+    ci = run.ci
+    status = -1
 
     def csr(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return m.indptr.astype(i64), m.indices.astype(i64), np.asarray(m.data, dtype=np.float64)
 
-    w, s_ = csr(inc_w), csr(inc_s)
+    w, s_ = csr(run.inc_w), csr(run.inc_s)
     while True:
         t = float(fst[_loop.T])
-        ci, fabric_changed = circ.apply_due(todo, ci, t, reconfig_s)
-        if fabric_changed:
-            new_state = fabric.state(circ.assignment())
-            if new_state is not state:
-                state = new_state
-                routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
-                    state, flows, mult, sg_order, sg_ptr, sg_next, options.routing, seed)
-                w, s_ = csr(inc_w), csr(inc_s)
-                ist[_loop.NEED] = ist[_loop.FULL] = 1
-        if state is not cap_of:
-            cap_of = state
-            cap, inv_cap, cap_s, inv_gcap = _capacities(state, rep_of, fabric, sampled, n_groups)
+        ci, fabric_changed = circ.apply_due(todo, ci, t, run.reconfig_s)
+        if status == _loop.EPOCH:
+            fabric_changed |= run.epoch_boundary(t)
+            ins.key_snap[:] = ins.key_count > 0
+            ist[_loop.EP_INIT] = 1
+        if fabric_changed and run.reroute():
+            w, s_ = csr(run.inc_w), csr(run.inc_s)
+            ist[_loop.NEED] = ist[_loop.FULL] = 1
+        if run.state is not cap_of:
+            cap_of = run.state
+            _, inv_cap, cap_s, inv_gcap = _capacities(run.state, run.rep_of, fabric, sampled, n_groups)
         t_stop = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
+        routes = run.routes
         status = _loop.run_events(  # type: ignore[call-arg]  # numba dispatcher stubs
-            ist, fst, float(t_stop), max_steps, eps, _EXACT, _TIE, use_lat, *w, *s_, cap_s, mark, inv_cap, group, load,
-            g_load, inv_gcap, routes.latency_s, routes.optical, routes.nvlink, routes.blocked, empty_route, label,
-            lab_thr, size, mult, delay, rem, rate, start, finish, lat_used, opt_share, is_active, sg, sg_finish,
-            sg_left, sg_next, sg_ptr, sg_order, watch, *bufs[:2], ht, hs, hf, bufs[2], bufs[3], dr_rate, *bufs[4:],
-            ut_t, ut_v)
+            ist, fst, float(t_stop), max_steps, eps, _EXACT, _TIE, use_lat, *w, *s_, cap_s, run.mark, inv_cap, group,
+            run.load, run.g_load, inv_gcap, routes.latency_s, routes.optical, routes.nvlink, routes.blocked,
+            run.empty_route, run.label, run.lab_thr, run.size, run.mult, run.delay, run.rem, run.rate, run.start,
+            run.finish, run.lat_used, run.opt_share, run.is_active, run.sg, run.sg_finish, run.sg_left, run.sg_next,
+            run.sg_ptr, run.sg_order, watch, b_active, b_act, ht, hs, hf, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
+            b_due, ut_t, ut_v, ins)
         if status == _loop.DONE:
             break
         if status == _loop.FULL_BUFFER:
@@ -844,25 +934,14 @@ def _drive_compiled(fabric: Fabric, flows: FlowSet, options: SimConfig, seed: in
             ut_v = np.concatenate([ut_v, np.empty_like(ut_v)])
         elif status == _loop.STUCK:
             na, nh = int(ist[_loop.N_ACTIVE]), int(ist[_loop.HEAP_N])
-            stuck = bufs[0][:na] if na else hf[:nh]
-            f0 = int(stuck[0])
-            raise SimulationError(f"{stuck.size} flow(s) can never finish: no path (e.g. flow {f0}: GPU "
-                                  f"{int(flows.src[f0])} -> {int(flows.dst[f0])}) and no circuit change pending")
+            _stuck(flows, b_active[:na] if na else hf[:nh])
         elif status == _loop.LIMIT:  # pragma: no cover
             raise SimulationError("event loop did not terminate")
-    t = float(fst[_loop.T])
     nu = int(ist[_loop.N_UT])
     by_medium = {"nvlink": float(fst[_loop.B_NV]), "electrical": float(fst[_loop.B_EL]),
                  "optical": float(fst[_loop.B_OP])}
-    # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
-    by_medium["nvlink"] += float((size * mult)[empty_route].sum())
-    end = float(np.max(finish)) if n else float(start_s)
-    return FlowTrace(start_s=start, finish_s=finish, end_s=max(end, float(start_s)), events=int(ist[_loop.EVENTS]),
-                     solves=int(ist[_loop.SOLVES]), bytes_by_medium=by_medium, path_latency_s=lat_used,
-                     optical_share=opt_share, nvlink=routes.nvlink.copy(), util_times_s=np.r_[ut_t[:nu], t],
-                     util=np.concatenate([ut_v[:nu], np.zeros((1, n_groups))]), util_names=names,
-                     peak_utilisation=float(fst[_loop.PEAK]), iterations=int(ist[_loop.ITERS]),
-                     wall_time_s=time.perf_counter() - wall0)
+    return run.trace(float(fst[_loop.T]), int(ist[_loop.EVENTS]), int(ist[_loop.SOLVES]), int(ist[_loop.ITERS]),
+                     float(fst[_loop.PEAK]), by_medium, ut_t[:nu], ut_v[:nu])
 
 
 def simulate_flows(topology: Topology, flows: FlowSet, *, assignment: CircuitAssignment | None = None,
