@@ -645,7 +645,7 @@ class YamlLoader(yaml.SafeLoader):
     * Scalars resolve as in YAML 1.2 core (https://yaml.org/spec/1.2.2/#1032-tag-resolution): only
       ``true``/``false`` are booleans (``yes``/``on`` stay strings), ``0400`` is the decimal 400 (no YAML 1.1
       octal; ``0o400`` is octal), ``1e-3`` is a float, dates stay strings, ``~``/``null``/empty is null.
-    * A key given twice in one mapping is an error naming the key and both lines.
+    * A key given twice in one mapping is an error naming its dotted path (``cluster.trainer_gpus``) and both lines.
     * Nesting deeper than :data:`MAX_YAML_DEPTH` and documents expanding (through aliases) to more than
       :data:`MAX_YAML_VALUES` values are errors, not a ``RecursionError`` or an exhausted memory.
     """
@@ -670,8 +670,6 @@ class YamlLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
         self._check_size(node)
-        if isinstance(node, yaml.MappingNode):
-            self._check_duplicates(node)
         return node
 
     def _check_size(self, node: Any) -> None:
@@ -687,18 +685,11 @@ class YamlLoader(yaml.SafeLoader):
                             f"at each use (line {node.start_mark.line + 1})", node.start_mark)
         self._values[id(node)] = n
 
-    @staticmethod
-    def _check_duplicates(node: Any) -> None:
-        seen: dict[Any, Any] = {}
-        for key, _ in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-                continue
-            ident = (key.tag, key.value)
-            if ident in seen:
-                first = seen[ident].start_mark.line + 1
-                raise YamlError(f"key '{_short(key.value)}' is given twice (lines {first} and "
-                                f"{key.start_mark.line + 1})", key.start_mark)
-            seen[ident] = key
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _check_duplicates(node)
+        return node
 
     def construct_yaml_int(self, node: Any) -> int:  # type: ignore[override]
         text = str(self.construct_scalar(node))
@@ -709,6 +700,36 @@ class YamlLoader(yaml.SafeLoader):
         if digits.startswith("0x"):
             return sign * int(digits[2:], 16)
         return sign * int(digits, 10)
+
+
+def _check_duplicates(root: Any) -> None:
+    """Refuse a key given twice in one mapping, naming its dotted path (``cluster.trainer_gpus``,
+    ``fabrics[1].kind``) and both lines. Each node is visited once, so an alias is not walked again."""
+    seen_nodes: set[int] = set()
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((c, f"{path}[{i}]") for i, c in reversed(list(enumerate(node.value))))
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            children = []
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    children.append((value, path))
+                    continue
+                kpath = _join(path, _short(key.value))
+                ident = (key.tag, key.value)
+                if ident in seen:
+                    first = seen[ident].start_mark.line + 1
+                    raise YamlError(f"key '{kpath}' is given twice (lines {first} and {key.start_mark.line + 1})",
+                                    key.start_mark)
+                seen[ident] = key
+                children.append((value, kpath))
+            stack.extend(reversed(children))
 
 
 YamlLoader.add_constructor("tag:yaml.org,2002:int", YamlLoader.construct_yaml_int)
