@@ -1,8 +1,10 @@
 """The model catalogue: transformer shapes from published configs, parameter counts computed from them.
 
-Each model is one YAML file in ``traffic/data/models/`` (keys are the fields of :class:`ModelSpec`, plus a
-``source:`` URL of the published config it was copied from). A user adds a model by dropping a YAML file
-there, or by pointing ``workload.model`` at a YAML file path.
+Each model is one YAML file in ``traffic/data/models/`` (keys are the fields of :class:`ModelSpec`, plus an
+optional ``source:`` URL of the published config it was copied from). A user adds a model by dropping a YAML
+file there, by pointing ``workload.model`` at a YAML file path, or at a Hugging Face ``config.json`` (dense
+Llama / Mistral / Qwen2 / Qwen3, Qwen2-MoE / Qwen3-MoE, Mixtral, DeepSeek-V2/V3 field names; see
+:func:`from_hf_config`).
 
 Parameter counts are computed from the shapes, never typed in, so they can be checked against the
 published totals:
@@ -16,17 +18,27 @@ published totals:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import bounded, choice, non_negative, parse_dataclass, positive, read_yaml, suggest
+from rfabric.config import bounded, choice, non_negative, parse_dataclass, read_yaml, suggest
 from rfabric.errors import ConfigError
 
 MODELS_DIR = Path(__file__).parent / "data" / "models"
 
 BF16_BYTES = 2
+
+#: Largest shapes accepted, each ~16x the largest published model's (Llama-3.1-405B: 126 layers, hidden 16384,
+#: ffn 53248, 128 heads; DeepSeek-V3: 256 experts; vocabularies up to ~256k; head_dim <= 256). A guard against
+#: typos such as ``hidden: 10**12`` (which would otherwise end far downstream, e.g. in the memory check),
+#: not a modelling limit.
+MAX_DIM = {"layers": 2048, "hidden": 262_144, "ffn": 1_048_576, "vocab": 4_194_304, "heads": 2048,
+           "head_dim": 4096, "experts": 4096}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,21 +70,21 @@ class ModelSpec:
 
     name: str
     kind: str = choice("dense", choices=("dense", "moe"))
-    source: str
-    layers: int = positive()
-    hidden: int = positive()
-    vocab: int = positive()
-    ffn: int = positive()
-    heads: int = positive()
-    kv_heads: int = positive()
-    head_dim: int = positive(128)
+    source: str = ""
+    layers: int = bounded(gt=0, le=MAX_DIM["layers"])
+    hidden: int = bounded(gt=0, le=MAX_DIM["hidden"])
+    vocab: int = bounded(gt=0, le=MAX_DIM["vocab"])
+    ffn: int = bounded(gt=0, le=MAX_DIM["ffn"])
+    heads: int = bounded(gt=0, le=MAX_DIM["heads"])
+    kv_heads: int = bounded(gt=0, le=MAX_DIM["heads"])
+    head_dim: int = bounded(128, gt=0, le=MAX_DIM["head_dim"])
     qkv_bias: bool = False
     qk_norm: bool = False
     tie_embeddings: bool = False
-    experts: int = non_negative(0)
-    shared_experts: int = non_negative(0)
+    experts: int = bounded(0, ge=0, le=MAX_DIM["experts"])
+    shared_experts: int = bounded(0, ge=0, le=MAX_DIM["experts"])
     top_k: int = non_negative(0)
-    moe_ffn: int = non_negative(0)
+    moe_ffn: int = bounded(0, ge=0, le=MAX_DIM["ffn"])
     dense_layers: int = non_negative(0)
     attention: str = choice("gqa", choices=("gqa", "mla"))
     q_lora_rank: int = non_negative(0)
@@ -215,11 +227,18 @@ def available_models() -> list[str]:
 
 
 def _is_path(name: str) -> bool:
-    return name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name
+    return name.endswith((".yaml", ".yml", ".json")) or "/" in name or "\\" in name
 
 
-@functools.cache
 def _load_file(path: str) -> ModelSpec:
+    st = Path(path).stat()
+    return _load_file_version(path, st.st_mtime_ns, st.st_size)  # an edited file is read again
+
+
+@functools.lru_cache(maxsize=128)
+def _load_file_version(path: str, mtime_ns: int, size: int) -> ModelSpec:
+    if path.endswith(".json"):
+        return _load_hf(path)
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError("model", "a model file must hold a mapping of config keys", path)
@@ -234,7 +253,8 @@ def load_model(name: str, key: str = "model") -> ModelSpec:
     Unknown names raise :class:`ConfigError` on ``key`` with a did-you-mean and the known names.
     """
     if not isinstance(name, str) or not name:
-        raise ConfigError(key, "must be a model name or a path to a model YAML file", name)
+        raise ConfigError(key, "must be a model name or a path to a model YAML file or a Hugging Face config.json",
+                          name)
     if _is_path(name):
         p = Path(name).expanduser()
         if not p.is_file():
@@ -242,15 +262,154 @@ def load_model(name: str, key: str = "model") -> ModelSpec:
         try:
             return _load_file(str(p.resolve()))
         except ConfigError as e:
-            raise ConfigError(f"{key}({p.name}).{e.key}" if e.key != "model" else key, e.message, e.value) from None
+            sub = e.key.removeprefix("model.")
+            raise ConfigError(f"{key}({p.name}).{sub}" if e.key != "model" else key, e.message, e.value) from None
     cat = _catalogue()
     path = cat.get(name.lower())
     if path is None:
         known = available_models()
         hint = suggest(name.lower(), known)
         listing = "" if hint.startswith("known:") else f" (known: {', '.join(known)})"
-        raise ConfigError(key, f"unknown model; {hint}{listing}; or give a path to a model YAML file", name)
+        raise ConfigError(key, f"unknown model; {hint}{listing}; or give a path to a model YAML file or a Hugging "
+                          "Face config.json", name)
     return _load_file(str(path))
+
+
+#: ``model_type`` values of Hugging Face configs whose field names :func:`from_hf_config` reads.
+HF_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "mixtral", "deepseek_v2",
+                  "deepseek_v3")
+
+#: Largest config.json read (real ones are a few kB).
+MAX_HF_CONFIG_BYTES = 1 << 20
+
+
+def from_hf_config(cfg: Mapping[str, Any], *, name: str = "hf-model", source: str = "") -> ModelSpec:
+    """A :class:`ModelSpec` from the fields of a Hugging Face ``config.json`` (a parsed mapping).
+
+    Field names follow ``transformers``' configuration classes (``LlamaConfig``, ``Qwen2Config``,
+    ``Qwen3MoeConfig``, ``MixtralConfig``, ``DeepseekV3Config``; https://github.com/huggingface/transformers,
+    ``src/transformers/models/<family>/configuration_<family>.py``):
+
+    * every family: ``num_hidden_layers``, ``hidden_size``, ``vocab_size``, ``intermediate_size``,
+      ``num_attention_heads``, ``num_key_value_heads`` (default: heads), ``head_dim`` (default: hidden /
+      heads), ``tie_word_embeddings`` (default false, as in these classes);
+    * attention biases: ``qwen2`` / ``qwen2_moe`` always have Q/K/V biases; Llama-style ``attention_bias``;
+      ``qwen3`` / ``qwen3_moe`` have per-head RMSNorm on Q and K;
+    * experts: ``num_experts`` (Qwen), ``num_local_experts`` (Mixtral) or ``n_routed_experts`` (DeepSeek);
+      ``num_experts_per_tok``; ``moe_intermediate_size`` (Mixtral: ``intermediate_size``);
+      ``n_shared_experts`` (DeepSeek) or ``shared_expert_intermediate_size`` (Qwen2-MoE, in units of
+      ``moe_intermediate_size``); ``first_k_dense_replace`` (DeepSeek) or leading ``mlp_only_layers`` (Qwen)
+      dense layers;
+    * DeepSeek MLA: ``q_lora_rank`` (null: no query compression), ``kv_lora_rank``, ``qk_nope_head_dim``,
+      ``qk_rope_head_dim``, ``v_head_dim``.
+
+    Other fields (rope, norms' epsilon, dtype, ...) do not change the shapes and are ignored. Layouts the
+    model cannot represent (experts on every other layer, an MLP bias, interleaved dense layers) raise
+    ``ConfigError`` naming the field, as do missing or mistyped fields.
+
+    >>> m = from_hf_config({"model_type": "mixtral", "num_hidden_layers": 32, "hidden_size": 4096,
+    ...     "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+    ...     "num_local_experts": 8, "num_experts_per_tok": 2})
+    >>> m.kind, round(m.params_b, 1), round(m.active_params / 1e9, 1)   # published: 46.7 B, 12.9 B active
+    ('moe', 46.7, 12.9)
+    """
+    if not isinstance(cfg, Mapping):
+        raise ConfigError("model", "a Hugging Face config.json must hold a JSON object", type(cfg).__name__)
+    if isinstance(cfg.get("text_config"), Mapping):  # multimodal wrappers keep the language model here
+        cfg = {**cfg["text_config"], "model_type": cfg["text_config"].get("model_type", cfg.get("model_type"))}
+    mt = cfg.get("model_type")
+    if mt is not None and mt not in HF_MODEL_TYPES:
+        raise ConfigError("model_type", f"not a supported Hugging Face model type; {suggest(str(mt), HF_MODEL_TYPES)}"
+                          f" (supported: {', '.join(HF_MODEL_TYPES)})", mt)
+
+    def num(key: str, default: Any = dataclasses.MISSING) -> Any:
+        if key not in cfg or cfg[key] is None:
+            if default is dataclasses.MISSING:
+                raise ConfigError(key, "required in a Hugging Face config.json", has_value=False)
+            return default
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(key, "must be an integer", v)
+        return v
+
+    def flag(key: str, default: bool) -> bool:
+        v = cfg.get(key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(key, "must be true or false", v)
+        return v
+
+    heads = num("num_attention_heads")
+    hidden = num("hidden_size")
+    spec: dict[str, Any] = {
+        "name": name, "source": source, "layers": num("num_hidden_layers"), "hidden": hidden,
+        "vocab": num("vocab_size"), "ffn": num("intermediate_size"), "heads": heads,
+        "kv_heads": num("num_key_value_heads", heads), "head_dim": num("head_dim", hidden // heads if heads else 0),
+        "tie_embeddings": flag("tie_word_embeddings", False),
+        "qkv_bias": mt in ("qwen2", "qwen2_moe") or flag("attention_bias", False),
+        "qk_norm": mt in ("qwen3", "qwen3_moe"),
+    }
+    if flag("mlp_bias", False):
+        raise ConfigError("mlp_bias", "MLP biases are not modelled", True)
+    experts = num("n_routed_experts", 0) or num("num_local_experts", 0) or num("num_experts", 0)
+    if experts:
+        spec.update(kind="moe", experts=experts, top_k=num("num_experts_per_tok"),
+                    moe_ffn=num("moe_intermediate_size", spec["ffn"] if mt == "mixtral" else dataclasses.MISSING))
+        shared = num("n_shared_experts", 0)
+        shared_ffn = num("shared_expert_intermediate_size", 0)
+        if shared_ffn:
+            if shared_ffn % spec["moe_ffn"]:
+                raise ConfigError("shared_expert_intermediate_size", f"must be a multiple of moe_intermediate_size "
+                                  f"({spec['moe_ffn']}) to be modelled as shared experts", shared_ffn)
+            shared = shared_ffn // spec["moe_ffn"]
+        spec["shared_experts"] = shared
+        dense = num("first_k_dense_replace", 0)
+        only = cfg.get("mlp_only_layers") or []
+        if not isinstance(only, list) or sorted(only) != list(range(len(only))):
+            raise ConfigError("mlp_only_layers", "only leading dense layers (0, 1, ..., k-1) are modelled", only)
+        dense = max(dense, len(only))
+        for key in ("decoder_sparse_step", "moe_layer_freq"):
+            if num(key, 1) != 1:
+                raise ConfigError(key, "experts on every layer after the leading dense ones are modelled, not "
+                                  "every k-th layer", cfg[key])
+        spec["dense_layers"] = dense
+    if "kv_lora_rank" in cfg and cfg["kv_lora_rank"] is not None:
+        spec.update(attention="mla", q_lora_rank=num("q_lora_rank", 0), kv_lora_rank=num("kv_lora_rank"),
+                    qk_nope_head_dim=num("qk_nope_head_dim"), qk_rope_head_dim=num("qk_rope_head_dim"),
+                    v_head_dim=num("v_head_dim"))
+        spec["head_dim"] = spec["v_head_dim"]
+    try:
+        return parse_dataclass(ModelSpec, spec, "model")
+    except ConfigError as e:  # name the config.json field, not ours
+        field_name = e.key.removeprefix("model.")
+        raise ConfigError(_HF_NAMES.get(field_name, field_name), e.message, e.value) from None
+
+
+#: ModelSpec field -> the config.json field it is read from (for error messages).
+_HF_NAMES = {"layers": "num_hidden_layers", "hidden": "hidden_size", "vocab": "vocab_size",
+             "ffn": "intermediate_size", "heads": "num_attention_heads", "kv_heads": "num_key_value_heads",
+             "experts": "num_experts", "top_k": "num_experts_per_tok", "moe_ffn": "moe_intermediate_size",
+             "dense_layers": "first_k_dense_replace", "shared_experts": "n_shared_experts"}
+
+
+def _load_hf(path: str) -> ModelSpec:
+    """A Hugging Face ``config.json`` (strict JSON, UTF-8) as a :class:`ModelSpec` (see :func:`from_hf_config`)."""
+    p = Path(path)
+    raw = p.read_bytes()[: MAX_HF_CONFIG_BYTES + 1]
+    if len(raw) > MAX_HF_CONFIG_BYTES:
+        raise ConfigError("model", f"larger than {MAX_HF_CONFIG_BYTES:,} bytes: not a config.json", path)
+
+    def no_constant(c: str) -> Any:
+        raise ValueError(f"{c} is not a JSON number")
+
+    try:
+        data = json.loads(raw.decode("utf-8-sig"), parse_constant=no_constant)
+    except UnicodeDecodeError:
+        raise ConfigError("model", "not UTF-8 text", path) from None
+    except (ValueError, RecursionError) as e:
+        raise ConfigError("model", f"malformed JSON: {str(e)[:120]}", path) from None
+    name = p.parent.name if p.stem == "config" and p.parent.name else p.stem
+    src = data.get("_name_or_path") if isinstance(data, dict) else None
+    return from_hf_config(data, name=name.lower(), source=src if isinstance(src, str) and src else str(p))
 
 
 def describe(model: ModelSpec) -> dict[str, Any]:

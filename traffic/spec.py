@@ -423,6 +423,10 @@ def resolve_rl_step(spec: RlStepSpec, cluster: ClusterConfig, path: str) -> RlSt
     if ro.max_nodes_per_token and (model.kind != "moe" or ro.ep_algorithm != "hierarchical"):
         raise ConfigError(f"{rpath}.max_nodes_per_token", "node-limited routing needs a MoE model and "
                           "rollout.ep_algorithm: hierarchical (tokens forwarded once per server)", ro.max_nodes_per_token)
+    ws = spec.weight_sync
+    if ws.enabled and ws.method == "broadcast" and ws.roots > rollout.num_replicas:
+        raise ConfigError(f"{path}.weight_sync.roots", f"more broadcast roots than the {rollout.num_replicas} "
+                          "rollout replicas", ws.roots)
     switch = None
     if ro.migration is not None and ro.switch is not None:
         raise ConfigError(f"{rpath}.migration", "request migration together with a parallelism switch is not "
@@ -559,6 +563,7 @@ def _resolve_trainer(spec: RlStepSpec, model: ModelSpec, cluster: ClusterConfig,
                           f"or smaller micro_batch_tokens", val)
     fits.sort(key=lambda f: (f[0], f[1], f[2]))
     _, _, _, lay, micro, z, mem = fits[0]
+    _check_pipeline_size(lay, micro, tr, tpath)
     dp = lay.dp
     _check_group_algorithm("dp", tr.dp_algorithm, dp * tr.cp, f"{tpath}.dp_algorithm")
     if lay.edp > 1:
@@ -571,6 +576,22 @@ def _resolve_trainer(spec: RlStepSpec, model: ModelSpec, cluster: ClusterConfig,
     if tr.ep_algorithm == "hierarchical" and lay.ep > 1:
         _check_hierarchical(lay.ep_groups(), gps, f"{tpath}.ep_algorithm", tr.ep_algorithm)
     return _Trainer(layout=lay, micro_batches=micro, zero_stage=z, logprob_passes=lp, memory=mem)
+
+
+def _check_pipeline_size(lay: TrainLayout, micro: int, tr: TrainSpec, tpath: str) -> None:
+    """Refuse, before building it, a pipelined pass whose activation hand-offs alone pass :data:`MAX_FLOWS`:
+    each micro-batch crosses ``pp * interleave - 1`` chunk boundaries forward and again backward, every rank
+    of a stage (``tp * cp * dp``) sending one flow per crossing. Without pipelining micro-batches are not
+    played one by one (two blocks), so they cost nothing here."""
+    if lay.pp == 1:
+        return
+    v = tr.interleave
+    flows = 2 * micro * (lay.pp * v - 1) * lay.tp * lay.cp * lay.dp
+    if flows > MAX_FLOWS:
+        key, val = ((f"{tpath}.micro_batches", tr.micro_batches) if tr.micro_batches
+                    else (f"{tpath}.micro_batch_tokens", tr.micro_batch_tokens))
+        raise ConfigError(key, f"{micro:,} micro-batches through {lay.pp} pipeline stages would make at least "
+                          f"{flows:,} flows per pass (limit {MAX_FLOWS:,}); use fewer, larger micro-batches", val)
 
 
 def _layout_cost(spec: RlStepSpec, model: ModelSpec, lay: TrainLayout, zero: int, tokens: float,

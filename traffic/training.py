@@ -56,11 +56,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from rfabric.config import ClusterConfig
+from rfabric.errors import ConfigError
 from rfabric.workload import FlowSet, PhaseStep
 from traffic.collectives import all_gather, all_reduce, all_to_all, point_to_point, reduce_scatter
 from traffic.models import ModelSpec
 from traffic.parallelism import TrainLayout
-from traffic.spec import RlStepPlan
+from traffic.spec import MAX_FLOWS, RlStepPlan
 
 #: flows one training phase step is kept under when ``layers_per_stage`` is automatic
 TRAIN_FLOW_BUDGET = 150_000
@@ -549,5 +550,36 @@ def train_phases(plan: RlStepPlan, seq_lengths: np.ndarray, cluster: ClusterConf
                  suffix: str = "") -> list[PhaseStep]:
     """The trainer's phase steps of one RL step: ``logprob`` (if any) and ``train``."""
     lps = auto_layers_per_stage(plan)
-    return [build_pass(plan, cluster, p, num_gpus=num_gpus, lps=lps, phase_name=p.name + suffix)
-            for p in passes(plan, seq_lengths)]
+    out = []
+    for p in passes(plan, seq_lengths):
+        step = build_pass(plan, cluster, p, num_gpus=num_gpus, lps=lps, phase_name=p.name + suffix)
+        _check_repeats(plan, step, p)
+        out.append(step)
+    return out
+
+
+#: Most repetitions of one trainer pass per RL step (optimizer updates x PPO epochs, log-prob passes); each is
+#: an instance of the simulated timeline. verl's defaults make 4 updates; 10,000 is a guard, not a limit
+#: of the model.
+MAX_PASS_REPEATS = 10_000
+
+
+def _check_repeats(plan: RlStepPlan, step: PhaseStep, p: Pass) -> None:
+    """A pass repeated ``r`` times is simulated as ``r`` copies of its flows: refuse more than
+    :data:`traffic.spec.MAX_FLOWS` in all (``mini_batches: 1000000`` would otherwise run for minutes and
+    exhaust memory), naming the key that multiplies it."""
+    played = max(1, len(step.flows)) * p.repeat
+    if played <= MAX_FLOWS and p.repeat <= MAX_PASS_REPEATS:
+        return
+    tr = plan.spec.train
+    tpath = f"{plan.path}.train"
+    if p.name == "logprob":
+        key, val = f"{tpath}.logprob_passes", tr.logprob_passes
+    else:
+        key, val = ((f"{tpath}.mini_batches", tr.mini_batches) if tr.mini_batches >= tr.ppo_epochs
+                    else (f"{tpath}.ppo_epochs", tr.ppo_epochs))
+    if p.repeat > MAX_PASS_REPEATS:
+        raise ConfigError(key, f"the {p.name} pass would be repeated {p.repeat:,} times in one RL step (limit "
+                          f"{MAX_PASS_REPEATS:,}: each repetition is simulated)", val)
+    raise ConfigError(key, f"the {p.name} pass ({len(step.flows):,} flows) repeated {p.repeat:,} times would be "
+                      f"simulated as {played:,} flows (limit {MAX_FLOWS:,})", val)

@@ -139,6 +139,38 @@ def test_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str], override
     _assert_refused(code, err, key, out)
 
 
+# ------------------------------------------------------------------------------------------------
+# Kind 3: sizes -- work that would exceed the flow budget or is implausible is refused up front
+
+SIZE_CASES = [
+    ("workload.train={micro_batches: 1000000, pp: 2}", "workload.train.micro_batches"),
+    ("workload.train={micro_batch_tokens: 1, pp: 2}", "workload.train.micro_batch_tokens"),
+    ("workload.train.mini_batches=1000000", "workload.train.mini_batches"),
+    ("workload.train.ppo_epochs=100000", "workload.train.ppo_epochs"),
+    ("workload.train.logprob_passes=1000000", "workload.train.logprob_passes"),
+    ("workload.weight_sync={method: broadcast, roots: 1000}", "workload.weight_sync.roots"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), SIZE_CASES, ids=[c[0] for c in SIZE_CASES])
+def test_oversized_work_is_refused_up_front(tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str,
+                                            key: str) -> None:
+    out = tmp_path / "out"
+    code, err = _run(tmp_path, capsys, ["run", "--set", override, "--out", str(out), "-q"])
+    _assert_refused(code, err, key, out)
+    assert "limit" in err or "replicas" in err
+
+
+@pytest.mark.parametrize(("field", "value"), [("hidden", 10**12), ("layers", 10**9), ("vocab", 10**10)])
+def test_implausible_model_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: int) -> None:
+    model = tmp_path / "m.yaml"
+    model.write_text("\n".join(f"{field}: {value}" if line.startswith(f"{field}:") else line
+                               for line in MODEL.splitlines()))
+    out = tmp_path / "out"
+    code, err = _run(tmp_path, capsys, ["run", "--set", f"workload.model={model}", "--out", str(out), "-q"])
+    _assert_refused(code, err, f"workload.model(m.yaml).{field} = {value}", out)
+
+
 def test_seed_flag_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _run(tmp_path, capsys, ["run", "--seed", "-1", "--out", str(tmp_path / "o"), "-q"])
     _assert_refused(code, err, "seed", tmp_path / "o")
@@ -344,6 +376,23 @@ def test_bad_sweep_specs(spec: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_sweep({"base": {}, **spec})
     assert e.value.key == key
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("sweep:\n  cluster.nic_gbps: [400, 200, 400]\n", "sweep.cluster.nic_gbps[2]"),
+    ("sweep:\n  'cluster.trainer_gpus,cluster.rollout_gpus': [[8, 8], [8, 8]]\n",
+     "sweep.cluster.trainer_gpus,cluster.rollout_gpus[1]"),
+    ("seeds: [0, 1, 0]\n", "seeds[2]"),
+    ("name: [1]\n", "name"),
+    ("sweep:\n  cluster.nic_gbps: []\n", "sweep.cluster.nic_gbps"),
+])
+def test_bad_sweep_files_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+                                         key: str) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("base: {cluster: {trainer_gpus: 8, rollout_gpus: 8}}\n" + text)
+    out = tmp_path / "o"
+    code, err = _run(tmp_path, capsys, ["sweep", str(sweep), "--out", str(out), "-q", "-j", "1"])
+    _assert_refused(code, err, key, out)
 
 
 def test_damaged_records_are_run_again(tmp_path: Path) -> None:
