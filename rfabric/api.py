@@ -114,14 +114,32 @@ def _load(source: ConfigSource, overrides: Overrides, seed: int | None = None) -
     if not cfg.fabrics:
         errs.items.append(ConfigError("fabrics", "name at least one fabric to simulate", has_value=False))
     with errs.capture():
-        resolved = resolve(cfg)
+        res = resolved(cfg)
     errs.raise_if_any()
-    return cfg, resolved
+    return cfg, res
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """A RunConfig with every kind-specific section parsed into its package's dataclass."""
+    """A RunConfig with every kind-specific section parsed, once, into its package's type.
+
+    The stages read these and never parse the raw sections again: :func:`build_topology` builds from
+    ``fabric_params`` (which carry ``ocs_reconfig_s``, read downstream only as
+    :attr:`Topology.ocs_reconfig_s <rfabric.topology.Topology.ocs_reconfig_s>`), :func:`plan_circuits`
+    solves with ``solver_options`` (time limit; the solver mixes its seed into the run's with
+    :meth:`solver.SolverOptions.mixed_seed`), :func:`cost` prices with ``catalogue``.
+
+    Attributes
+    ----------
+    config : RunConfig
+        The config these were parsed from.
+    fabric_params : Mapping[str, Any]
+        Fabric name -> the kind's parameter dataclass (shared ``topology`` section overlaid by the fabric's own).
+    solver_options : solver.SolverOptions
+        The ``solver`` section.
+    catalogue : PriceCatalogue
+        The ``cost`` section's catalogue with its price overrides applied.
+    """
 
     config: RunConfig
     fabric_params: Mapping[str, Any]
@@ -146,8 +164,27 @@ def fabric_params(config: RunConfig, fabric: str) -> Any:
     return topologies.REGISTRY.parse(entry.kind, {**shared, **entry.params}, f"fabrics[{i}]", key=f"fabrics[{i}].kind")
 
 
+def resolved(config: RunConfig) -> Resolved:
+    """The typed sections of ``config``: :attr:`RunConfig.resolved`, parsed by :func:`resolve` on first use.
+
+    Raises
+    ------
+    ConfigError
+        A kind-specific section is invalid (every bad key named).
+    """
+    r = config.resolved
+    if r is None or r.config is not config:
+        r = resolve(config)
+        object.__setattr__(config, "resolved", r)  # a memo on the frozen config: not data, not compared
+    return r
+
+
 def resolve(config: RunConfig) -> Resolved:
-    """Parse every kind-specific section; raises ConfigError naming every bad key (unknown keys first)."""
+    """Parse every kind-specific section; raises ConfigError naming every bad key (unknown keys first).
+
+    This is the one place the fabric parameters, the solver options and the price catalogue are parsed;
+    use :func:`resolved` to get them for a config (parsed once, then kept on it).
+    """
     params = {}
     accepted: set[str] = set()
     errs = ErrorList()
@@ -239,7 +276,7 @@ def build_topology(config: RunConfig, fabric: str | None = None) -> Topology:
     if fabric is not None:
         _expect(fabric, str, "fabric", "a fabric name")
     entry = _fabric_entry(config, fabric)
-    return topologies.build(entry.kind, fabric_params(config, entry.name), config.cluster, name=entry.name,
+    return topologies.build(entry.kind, resolved(config).fabric_params[entry.name], config.cluster, name=entry.name,
                             path=f"fabrics[{config.fabrics.index(entry)}]")
 
 
@@ -310,7 +347,7 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
     """
     _check_stage_args(config, topology, workload, need="ctw")
     template = topology.graph.graph.get("circuit_template", "solver")
-    options = solver_pkg.parse_options(config.solver, "solver")
+    options = resolved(config).solver_options
     if workload.schedule.pipelined and topology.has_ocs and topology.reconfigurable and template == "solver" \
             and options.reconfig != "never":
         return plan_epochs(topology, workload, options, seed=config.seed, nic_bps=config.cluster.nic_bps,
@@ -405,7 +442,7 @@ def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBr
     """Bill of materials and its priced breakdown for one fabric (``ConfigError`` for a wrong argument)."""
     _check_stage_args(config, topology, need="ct")
     bom = bill_of_materials(topology)
-    return bom, evaluate(bom, load_catalogue(config.cost.catalogue, config.cost.prices))
+    return bom, evaluate(bom, resolved(config).catalogue)
 
 
 def provenance(config: RunConfig) -> Provenance:
@@ -452,13 +489,12 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
     1.0
     """
     if isinstance(config, RunConfig) and not overrides:
-        cfg, resolved = config, resolve(config)
+        cfg = config
     else:
-        cfg, resolved = _load(config, overrides)
+        cfg, _ = _load(config, overrides)
     t0 = time.perf_counter()
     cfg, split_tried = choose_split(cfg)
-    if split_tried:
-        resolved = resolve(cfg)
+    res = resolved(cfg)
     workload = build_workload(cfg)
     timings = {"workload_s": time.perf_counter() - t0}
     fabrics: dict[str, FabricRun] = {}
@@ -471,7 +507,7 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
     comp = compare({n: (f.kind, f.sim, f.cost) for n, f in fabrics.items()}, cfg.reference, cfg.cluster.gpus, prov,
                    split=(cfg.cluster.trainer_gpus, cfg.cluster.rollout_gpus))
     timings["total_s"] = time.perf_counter() - t0
-    plain = resolved.plain()
+    plain = res.plain()
     if split_tried:
         plain["split_candidates"] = split_tried
     return RunResult(config=cfg, resolved=plain, workload=workload, fabrics=fabrics, comparison=comp,

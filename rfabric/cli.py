@@ -305,9 +305,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
             break
     if topo is None:
         raise ConfigError("--fabric", "no fabric with optical circuit switches in the config", args.fabric)
-    options = solver_pkg.parse_options(cfg.solver, "solver")
     phase = workload.phase(args.phase)
-    res = solver_pkg.solve_phase(topo, phase.traffic, options)
+    res = solver_pkg.solve_phase(topo, phase.traffic, api.resolved(cfg).solver_options, seed=cfg.seed)
     info = res.summary()
     domains = info.pop("domains", None) if not args.json else None
     if args.json:
@@ -334,7 +333,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         fig.savefig(args.heatmap, dpi=130)
         plt.close(fig)
     if args.export:
-        paths = solver_pkg.export_model(topo, phase.traffic, options, args.export)
+        paths = solver_pkg.export_model(topo, phase.traffic, api.resolved(cfg).solver_options, args.export)
         print("model written to " + ", ".join(map(str, paths)), file=sys.stderr)
     return 0
 

@@ -486,7 +486,20 @@ class FabricEntry:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunConfig:
-    """The whole run: cluster, workload, fabrics to compare, solver, simulator, cost, seed."""
+    """The whole run: cluster, workload, fabrics to compare, solver, simulator, cost, seed.
+
+    The kind-specific sections (``workload``, ``topology``, each fabric's ``params``, ``solver``) are kept
+    as written, so the config round-trips to YAML; their typed form is :attr:`resolved`.
+
+    Attributes
+    ----------
+    resolved : rfabric.api.Resolved or None
+        Every kind-specific section parsed once into its package's type (fabric parameters per fabric,
+        :class:`solver.SolverOptions`, the price catalogue), attached by :func:`rfabric.api.load_config`.
+        Not an argument and not part of equality or of the config's data: a RunConfig built directly, or
+        derived with :func:`dataclasses.replace`, has None, and :func:`rfabric.api.resolved` parses it once
+        on first use.
+    """
 
     seed: int = 0
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -498,9 +511,10 @@ class RunConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     name: str = "run"
+    resolved: Any = field(default=None, init=False, repr=False, compare=False)
 
 
-_TOP_KEYS = [f.name for f in dataclasses.fields(RunConfig)]
+_TOP_KEYS = [f.name for f in dataclasses.fields(RunConfig) if f.init]
 
 
 def _parse_fabrics(raw: Any) -> tuple[FabricEntry, ...]:

@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import config_hash, dumps_json, merge_overrides, read_yaml, set_dotted, suggest
+from rfabric.config import (
+    config_hash,
+    dumps_json,
+    merge_overrides,
+    parse_seed,
+    read_yaml,
+    set_dotted,
+    suggest,
+)
 from rfabric.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,7 @@ def load_sweep(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Se
     seeds = data.get("seeds", [base.get("seed", 0)])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError("seeds", "must be a non-empty list of integers", seeds)
+    seeds = [parse_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]  # the run config's seed rule
     _no_repeats("seeds", seeds)
     name = data.get("name", "sweep")
     if not isinstance(name, str) or not name:

@@ -55,6 +55,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rfabric.circuits import Circuit, CircuitAssignment
 from solver.formulation import Domain
+from solver.options import TIME_LIMIT_S
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -144,7 +145,7 @@ def _fits(domain: Domain, Y: np.ndarray, U: np.ndarray) -> bool:
 
 
 def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous: CircuitAssignment | None = None,
-            weight: np.ndarray | None = None, *, time_limit_s: float = 1.0,
+            weight: np.ndarray | None = None, *, time_limit_s: float = TIME_LIMIT_S,
             split: tuple[np.ndarray, np.ndarray] | None = None) -> Realisation:
     """Concrete circuits for counts ``x`` (symmetric ``n x n``, node pairs) and ``z`` (upper, per node).
 

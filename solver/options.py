@@ -19,6 +19,11 @@ from rfabric.errors import ConfigError
 
 BACKENDS = ("highs", "pulp", "greedy")
 
+#: The one default wall-clock limit of a solve (``solver.time_limit_s``), in seconds. The backend functions
+#: (:func:`solver.backends.highs.solve`, :func:`solver.backends.pulp.solve`, :func:`solver.decompose.realise`,
+#: :mod:`solver.transit`) default to it too, so a call outside a run uses the same limit as a run.
+TIME_LIMIT_S = 2.0
+
 #: PuLP solver names accepted by ``pulp_solver`` (short aliases first; any ``pulp.listSolvers()`` name works).
 PULP_ALIASES = {
     "CBC": "PULP_CBC_CMD",
@@ -51,7 +56,9 @@ class SolverOptions:
         ``CPLEX`` ... (any name of ``pulp.listSolvers()``; one not installed is reported with the list of
         installed ones).
     time_limit_s : float
-        Wall-clock limit per MILP solve (one OCS domain of one phase). Default 2 s.
+        Wall-clock limit of every solve the planner starts: the MILP of one OCS domain of one phase, the
+        exact per-OCS realisation step, and each routing LP of the ``transit`` model (candidate scoring
+        and alpha). Default :data:`TIME_LIMIT_S` (2 s); no floor or other limit is applied behind it.
     mip_gap : float
         Relative gap at which the MILP stops (0.001 = 0.1 %).
     node_limit : int
@@ -86,14 +93,15 @@ class SolverOptions:
     quantise : float
         Relative step used to quantise traffic for the cache signature (0.01 = 1 %).
     seed : int
-        Extra seed mixed into the run seed (HiGHS ``random_seed``, candidate generation).
+        Extra seed mixed into the run seed (HiGHS ``random_seed``, candidate generation): the solver
+        draws with :meth:`mixed_seed` of the run's seed.
     threads : int
         Solver threads (0: the solver's default).
     """
 
     backend: str = choice("highs", choices=BACKENDS)
     pulp_solver: str = "CBC"
-    time_limit_s: float = positive(2.0)
+    time_limit_s: float = positive(TIME_LIMIT_S)
     mip_gap: float = bounded(1e-3, ge=0.0, lt=1.0)
     node_limit: int = non_negative(0)
     model: str = choice("hybrid", choices=("hybrid", "transit"))
@@ -113,6 +121,14 @@ class SolverOptions:
             known = sorted(set(PULP_ALIASES) | set(_pulp_names()))
             raise ConfigError("pulp_solver", f"unknown PuLP solver; {suggest(self.pulp_solver, known)}",
                               self.pulp_solver)
+
+    def mixed_seed(self, run_seed: int) -> int:
+        """The seed the solver draws with: the run's seed plus :attr:`seed` (the only place they mix).
+
+        >>> SolverOptions(seed=5).mixed_seed(7)
+        12
+        """
+        return int(run_seed) + self.seed
 
 
 def _pulp_names() -> tuple[str, ...]:

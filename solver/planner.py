@@ -34,7 +34,7 @@ from solver.formulation import (
     pairs_to_sym,
 )
 from solver.heuristics import evaluate_alpha, greedy, node_bound, objective
-from solver.options import SolverOptions, pulp_solver_name
+from solver.options import TIME_LIMIT_S, SolverOptions, pulp_solver_name
 from solver.result import DomainResult, SolveResult, combine_alpha, rel_gap, worst_termination
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
         from solver.transit import solve_transit
 
         hyb = _counts(p, replace(options, model="hybrid"), seed)
-        tr = solve_transit(p, (hyb.x, hyb.z), seed=seed, time_limit_s=max(options.time_limit_s, 1.0))
+        tr = solve_transit(p, (hyb.x, hyb.z), seed=seed, time_limit_s=options.time_limit_s)
         return _Entry(tr.x, tr.z, tr.termination, "transit", tr.bound, hyb.heuristic_alpha, tr.rows, tr.cols,
                       tr.nonzeros, tr.message, alpha=tr.alpha)
     nb = node_bound(p)
@@ -244,12 +244,14 @@ def _counts_ocs(p: Problem, options: SolverOptions, seed: int, bound: float,
     return _mip(form, start, options, seed), form
 
 
-def alpha_of(p: Problem, x: np.ndarray, z: np.ndarray | None, model: str = "hybrid") -> float:
-    """Alpha of counts ``x``/``z`` under the routing of ``model`` (hybrid: direct + spill; transit: + 1 relay)."""
+def alpha_of(p: Problem, x: np.ndarray, z: np.ndarray | None, model: str = "hybrid", *,
+             time_limit_s: float = TIME_LIMIT_S) -> float:
+    """Alpha of counts ``x``/``z`` under the routing of ``model`` (hybrid: direct + spill; transit: + 1 relay,
+    an exact routing LP run under ``time_limit_s``)."""
     if model == "transit":
         from solver.transit import transit_alpha
 
-        return transit_alpha(p, x, z)
+        return transit_alpha(p, x, z, time_limit_s=time_limit_s)
     return evaluate_alpha(p, x, z)
 
 
@@ -276,10 +278,10 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
     prev_here = _restrict(previous, dom)
     if p.empty:  # nothing crosses this layer: keep the circuits, or pre-position them for a later phase
         if hint is not None:
-            r = realise(dom, hint[0], hint[1], prev_here)
+            r = realise(dom, hint[0], hint[1], prev_here, time_limit_s=options.time_limit_s)
             stage, msg = "lookahead", f"idle layer: circuits pre-positioned for phase '{hint[2]}'"
         elif prev_here is not None:
-            r = realise(dom, *previous_counts(dom, prev_here), prev_here)
+            r = realise(dom, *previous_counts(dom, prev_here), prev_here, time_limit_s=options.time_limit_s)
             stage, msg = "previous", "no traffic crosses this layer"
         else:
             r = None
@@ -311,10 +313,10 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
     hybrid = options.model == "hybrid"
 
     def score(r: Realisation) -> float:
-        return objective(p, r.x, r.z)[0] if hybrid else alpha_of(p, r.x, r.z, options.model)
+        return objective(p, r.x, r.z)[0] if hybrid else alpha_of(p, r.x, r.z, options.model, time_limit_s=tl)
 
     r = realise(dom, entry.x, entry.z, prev_here, weight=p.demand, time_limit_s=tl, split=entry.split)
-    alpha_model = entry.alpha if np.isfinite(entry.alpha) else alpha_of(p, entry.x, entry.z, options.model)
+    alpha_model = entry.alpha if np.isfinite(entry.alpha) else alpha_of(p, entry.x, entry.z, options.model, time_limit_s=tl)
     stage, termination, bound, msg = entry.stage, entry.termination, entry.bound, entry.message
     if r.dropped:  # the counts cannot be built port by port as requested: optimise over what can be built
         cands: list[tuple[Realisation, str]] = [(r, stage)]
@@ -354,9 +356,9 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
         if cache is not None:  # a hit realises the chosen counts directly
             cache.put(key, replace(entry, x=r.x, z=r.z, termination=termination, stage=stage, bound=bound,
                                    message=msg, alt=None, alpha=float("nan"), split=r.split))
-        alpha_model = alpha_of(p, r.x, r.z, options.model)
+        alpha_model = alpha_of(p, r.x, r.z, options.model, time_limit_s=tl)
     alpha = alpha_model if not r.dropped and np.array_equal(r.x, entry.x) and np.array_equal(r.z, entry.z) \
-        else alpha_of(p, r.x, r.z, options.model)
+        else alpha_of(p, r.x, r.z, options.model, time_limit_s=tl)
     if hybrid and termination == "optimal" and math.isfinite(bound):
         obj_r = objective(p, r.x, r.z)[0]
         if obj_r < bound - options.mip_gap * abs(bound) - 1e-5:  # never claim more than what was built
@@ -453,7 +455,7 @@ def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptio
         return SolveResult(assignment=CircuitAssignment(), termination="optimal", objective=float("nan"),
                            bound=float("nan"), wall_time_s=time.perf_counter() - t0, backend=backend, stage="none",
                            message="topology has no OCS")
-    s = seed + options.seed
+    s = options.mixed_seed(seed)
     hints = hints or {}
     parts = [solve_domain(p, options, previous, cache=cache, seed=s, hint=hints.get(p.domain.name))
              for p in problems(topology, traffic, options, previous)]
@@ -476,7 +478,7 @@ def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssi
             a = float("nan")
         else:
             x, z = previous_counts(dom, assignment)
-            a = alpha_of(p, x, z, opts.model) if not p.empty else float("nan")
+            a = alpha_of(p, x, z, opts.model, time_limit_s=opts.time_limit_s) if not p.empty else float("nan")
         parts.append((DomainResult(domain=dom.name, nodes=dom.nodes, termination="optimal", stage="previous",
                                    alpha=a, alpha_model=a, bound=float("nan"), t0_s=p.t0_s, x=x, z=z,
                                    circuits=len(cs), changed=0, kept=len(cs), dropped=0), cs))
@@ -541,7 +543,7 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
         return _plan_static(topology, workload, options, seed=seed, fixed=fixed, cache=cache, meta=meta,
                             backend=backend, t_all=t_all)
     rs = topology.ocs_reconfig_s
-    s = seed + options.seed
+    s = options.mixed_seed(seed)
     probs = [problems(topology, ph.traffic, options) for ph in workload.phases]
     phases = workload.phases
 

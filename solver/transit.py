@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from solver.backends import MipOutcome, highs
 from solver.formulation import Formulation, Problem
 from solver.heuristics import _fill_upper, _rounds
+from solver.options import TIME_LIMIT_S
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -104,7 +105,7 @@ def routing_lp(p: Problem, x: np.ndarray, z: np.ndarray) -> Formulation:
                        pi=np.zeros(0, dtype=np.int64), pj=np.zeros(0, dtype=np.int64), src=src, dst=dst, n=n)
 
 
-def transit_alpha(p: Problem, x: np.ndarray, z: np.ndarray | None = None, *, time_limit_s: float = 10.0) -> float:
+def transit_alpha(p: Problem, x: np.ndarray, z: np.ndarray | None = None, *, time_limit_s: float = TIME_LIMIT_S) -> float:
     """The alpha counts ``x``/``z`` carry with direct, one-relay and electrical paths (exact LP)."""
     if p.empty:
         return float("inf")
@@ -192,7 +193,7 @@ def circulant(p: Problem, offsets: list[int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def solve_transit(p: Problem, hybrid: tuple[np.ndarray, np.ndarray], *, seed: int = 0,
-                  time_limit_s: float = 10.0) -> TransitOutcome:
+                  time_limit_s: float = TIME_LIMIT_S) -> TransitOutcome:
     """Best of the hybrid counts and circulant backbones under one-relay routing."""
     rng = np.random.default_rng(seed)
     cands: list[tuple[str, np.ndarray, np.ndarray]] = [("hybrid", hybrid[0], hybrid[1])]

@@ -78,7 +78,30 @@ WIRINGS: dict[str, dict[str, float | int]] = {
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RFabricParams(EpsParams):
+class OcsParams(EpsParams):
+    """The optical circuit switches of every fabric that has them (``rfabric``, ``static_ocs``, ``jupiter``).
+
+    Each OCS parameter is declared here once, with its one default; the kinds inherit it.
+
+    Attributes
+    ----------
+    ocs_radix : int
+        Physical ports per OCS device (Calient S320: 320). A duplex link takes two physical ports
+        (Tx and Rx fibres) unless ``bidirectional_ocs``; the logical ports per OCS (``ports``) are
+        ``ocs_radix // 2`` or ``ocs_radix``.
+    ocs_reconfig_s : float
+        Time to re-point a circuit, in seconds (YAML ``ocs_reconfig_ms``; default 10 ms: 3D-MEMS OCS, the
+        setting of the RFabric evaluation and of TopoOpt/MixNet). It reaches the simulator, the circuit
+        planner and the packet cross-check only as :attr:`rfabric.topology.Topology.ocs_reconfig_s` of the
+        built fabric.
+    """
+
+    ocs_radix: int = bounded(320, ge=2)
+    ocs_reconfig_s: float = non_negative(10e-3)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RFabricParams(OcsParams):
     """EPS + OCS hybrid (see :mod:`topologies.rfabric_hybrid` for the wiring rules).
 
     Attributes
@@ -87,12 +110,8 @@ class RFabricParams(EpsParams):
         The named plant (:data:`WIRINGS`) that gives the defaults of ``agg_ocs_share``,
         ``agg_ocs_upper_share``, ``agg_ocs_span``, ``core_ocs_share`` and ``core_ocs_upper_share``; any of
         them given explicitly wins. Default ``span``.
-    ocs_radix : int
-        Physical ports per OCS device (Calient S320: 320). A duplex link takes two physical ports
-        (Tx and Rx fibres) unless ``bidirectional_ocs``; the logical ports per OCS (``ports``) are
-        ``ocs_radix // 2`` or ``ocs_radix``.
-    ocs_reconfig_s : float
-        Time to re-point a circuit (YAML ``ocs_reconfig_ms``; default 10 ms, 3D MEMS).
+    ocs_radix, ocs_reconfig_s
+        See :class:`OcsParams`.
     agg_ocs_share : float
         Share of each ToR's uplinks fibred to the aggregation-layer (ToR-level) OCSes, in [0, 1].
     agg_ocs_upper_share : float
@@ -119,8 +138,6 @@ class RFabricParams(EpsParams):
         Permit a plant with no always-on electrical path between some GPUs (a share of 1.0).
     """
 
-    ocs_radix: int = bounded(320, ge=2)
-    ocs_reconfig_s: float = non_negative(10e-3)
     wiring: str = choice("span", choices=tuple(WIRINGS))
     agg_ocs_share: float | None = bounded(None, ge=0.0, le=1.0)
     agg_ocs_upper_share: float | None = bounded(None, ge=0.0, le=1.0)
@@ -150,4 +167,4 @@ class StaticOcsParams(RFabricParams):
     circuit_template: str = choice("solver", choices=("solver", *TEMPLATES))
 
 
-__all__ = ["WIRINGS", "EpsParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams", "StaticOcsParams", "TEMPLATES"]
+__all__ = ["WIRINGS", "EpsParams", "OcsParams", "FatTreeParams", "RailOptimizedParams", "RFabricParams", "StaticOcsParams", "TEMPLATES"]

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rfabric.config import ClusterConfig, bounded, choice, non_negative, to_plain
+from rfabric.config import ClusterConfig, choice, non_negative, to_plain
 from rfabric.topology import Topology
-from topologies._params import TEMPLATES, EpsParams, RFabricParams
+from topologies._params import TEMPLATES, OcsParams, RFabricParams
 from topologies._registry import REGISTRY
 from topologies.rfabric_hybrid import build_plant
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class JupiterParams(EpsParams):
+class JupiterParams(OcsParams):
     """Aggregation blocks joined by a spine-free core OCS layer (:mod:`topologies.jupiter`).
 
     ``ocs_radix``, ``ocs_reconfig_s``, ``core_ocs_count``, ``ocs_wiring`` and ``bidirectional_ocs`` mean what
@@ -35,8 +35,6 @@ class JupiterParams(EpsParams):
     traffic) or a named template (``mesh``, ``tree``, ``isolated_pod``).
     """
 
-    ocs_radix: int = bounded(320, ge=2)
-    ocs_reconfig_s: float = non_negative(10e-3)
     core_ocs_count: int = non_negative(0)
     ocs_wiring: str = choice("striped", choices=("striped", "blocked"))
     bidirectional_ocs: bool = False

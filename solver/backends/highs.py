@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from solver.backends import MipOutcome
 from solver.formulation import Formulation
+from solver.options import TIME_LIMIT_S
 
 _banner_lock = threading.Lock()
 _banner_done = False
@@ -97,7 +98,7 @@ def gap_bound(objective: float, mip_gap: float, abs_gap: float = 1e-6) -> float:
     return float(objective + g / (1.0 - g) * abs(objective) + abs_gap)
 
 
-def solve(form: Formulation, *, start: np.ndarray | None = None, time_limit_s: float = 2.0, mip_gap: float = 1e-3,
+def solve(form: Formulation, *, start: np.ndarray | None = None, time_limit_s: float = TIME_LIMIT_S, mip_gap: float = 1e-3,
           node_limit: int = 0, seed: int = 0, threads: int = 0) -> MipOutcome:
     """Solve the MILP ``form`` (maximisation) with HiGHS; never raises for solver trouble."""
     return solve_arrays(form.cost, form.A, form.row_lo, form.row_hi, form.col_lo, form.col_hi, form.integer,
@@ -107,7 +108,7 @@ def solve(form: Formulation, *, start: np.ndarray | None = None, time_limit_s: f
 
 def solve_arrays(cost: np.ndarray, A: sp.spmatrix, row_lo: np.ndarray, row_hi: np.ndarray, col_lo: np.ndarray,
                  col_hi: np.ndarray, integer: np.ndarray, *, start: np.ndarray | None = None,
-                 time_limit_s: float = 2.0, mip_gap: float = 1e-3, node_limit: int = 0, seed: int = 0,
+                 time_limit_s: float = TIME_LIMIT_S, mip_gap: float = 1e-3, node_limit: int = 0, seed: int = 0,
                  threads: int = 0) -> MipOutcome:
     """``max cost @ v`` s.t. ``row_lo <= A v <= row_hi``, ``col_lo <= v <= col_hi``, ``v[integer]`` integral.
 

@@ -25,6 +25,7 @@ from rfabric.errors import ConfigError
 from solver.backends import MipOutcome
 from solver.backends.highs import gap_bound, silence_banner
 from solver.formulation import Formulation
+from solver.options import TIME_LIMIT_S
 
 
 def installed_solvers() -> list[str]:
@@ -87,7 +88,7 @@ def get_solver(name: str, *, time_limit_s: float, mip_gap: float, warm: bool, th
 
 
 def solve(form: Formulation, *, solver_name: str = "PULP_CBC_CMD", start: np.ndarray | None = None,
-          time_limit_s: float = 2.0, mip_gap: float = 1e-3, threads: int = 0) -> MipOutcome:
+          time_limit_s: float = TIME_LIMIT_S, mip_gap: float = 1e-3, threads: int = 0) -> MipOutcome:
     """Solve ``form`` through PuLP (raises ``ConfigError`` only for a solver that is not installed)."""
     import pulp
 
