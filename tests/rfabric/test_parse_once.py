@@ -126,8 +126,8 @@ def test_the_packet_backend_sees_the_reconfiguration_time_and_the_seed(case: Any
 
 
 def test_the_solver_sees_the_time_limit_and_the_seed(case: Any, monkeypatch: Any) -> None:
-    from solver.backends import highs
     import solver.transit as transit
+    from solver.backends import highs
 
     calls: list[tuple[float, int, bool]] = []
     real_arrays = highs.solve_arrays
