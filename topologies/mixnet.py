@@ -31,12 +31,12 @@ from rfabric.config import ClusterConfig, bounded, choice, non_negative, to_plai
 from rfabric.errors import ConfigError
 from rfabric.topology import Topology
 from topologies._clos import _share, assemble, nic_devices, plan
-from topologies._params import EpsParams
+from topologies._params import OcsParams
 from topologies._registry import REGISTRY
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class MixNetParams(EpsParams):
+class MixNetParams(OcsParams):
     """Regional NIC-level OCS plus an electrical fat-tree (:mod:`topologies.mixnet`).
 
     Attributes
@@ -49,15 +49,13 @@ class MixNetParams(EpsParams):
         one region only. Default 16 (128 GPUs; 16 x 6 = 96 duplex ports fit one 320-port OCS).
     ocs_radix, ocs_reconfig_s, ocs_wiring, bidirectional_ocs
         As for ``rfabric``: physical ports per OCS, circuit switching time (YAML ``ocs_reconfig_ms``,
-        default 10 ms), plane placement, circulators.
+        default 10 ms; both declared on :class:`~topologies._params.OcsParams`), plane placement, circulators.
     ocs_count : int
         OCS devices per region; 0 = the fewest that hold the region's planes.
     """
 
     nic_ocs_share: float = bounded(0.75, ge=0.0, lt=1.0)
     region_servers: int = bounded(16, ge=2)
-    ocs_radix: int = bounded(320, ge=2)
-    ocs_reconfig_s: float = non_negative(10e-3)
     ocs_count: int = non_negative(0)
     ocs_wiring: str = choice("striped", choices=("striped", "blocked"))
     bidirectional_ocs: bool = False

@@ -56,8 +56,15 @@ def test_each_key_is_parsed_into_the_typed_run(case: Any) -> None:
 
 
 def test_one_default_each() -> None:
-    rf, jup = topologies.REGISTRY.get("rfabric").params_cls(), topologies.JupiterParams()
-    assert rf.ocs_reconfig_s == jup.ocs_reconfig_s == 10e-3  # declared once, on OcsParams
+    from topologies._params import OcsParams
+
+    with_ocs = [k for k in topologies.REGISTRY.kinds()
+                if "ocs_reconfig_s" in {f.name for f in dataclasses.fields(topologies.REGISTRY.get(k).params_cls)}]
+    assert {"rfabric", "static_ocs", "jupiter"} <= set(with_ocs)
+    for kind in with_ocs:  # declared once, on OcsParams, with its one default
+        cls = topologies.REGISTRY.get(kind).params_cls
+        assert issubclass(cls, OcsParams) and "ocs_reconfig_s" not in cls.__dict__.get("__annotations__", {}), kind
+        assert cls().ocs_reconfig_s == 10e-3
     assert solver.SolverOptions().time_limit_s == solver.options.TIME_LIMIT_S
     cfg = api.load_config({"fabrics": ["rfabric"], "cluster": {"trainer_gpus": 8, "rollout_gpus": 8}})
     assert api.build_topology(cfg).ocs_reconfig_s == 10e-3
