@@ -69,7 +69,7 @@ class _Parts:
     def __init__(self) -> None:
         self.cols: list[tuple[np.ndarray, ...]] = []
 
-    def add(self, row: Any, src: Any, dst: Any, size: Any, stage: Any, delay: Any = 0.0) -> None:
+    def add(self, row: Any, src: Any, dst: Any, size: Any, stage: Any, delay: Any = 0.0, mult: Any = 1) -> None:
         src = np.asarray(src, dtype=np.int64)
         shape = src.shape
         if src.size == 0:
@@ -79,18 +79,19 @@ class _Parts:
             return np.broadcast_to(np.asarray(x, dtype=dt), shape).ravel()
 
         self.cols.append((b(row, np.int64), src.ravel(), b(dst, np.int64), b(size, np.float64), b(stage, np.int64),
-                          b(delay, np.float64)))
+                          b(delay, np.float64), b(mult, np.int64)))
 
     def flowset(self, tag: str) -> FlowSet:
         if not self.cols:
             return FlowSet.empty()
-        row, src, dst, size, stage, delay = (np.concatenate(c) for c in zip(*self.cols, strict=True))
+        row, src, dst, size, stage, delay, mult = (np.concatenate(c) for c in zip(*self.cols, strict=True))
         keep = (size > 0) & (src != dst)
-        row, src, dst, size, stage, delay = row[keep], src[keep], dst[keep], size[keep], stage[keep], delay[keep]
+        row, src, dst, size, stage, delay, mult = (row[keep], src[keep], dst[keep], size[keep], stage[keep],
+                                                   delay[keep], mult[keep])
         # deterministic order: chain, stage, src, dst
         order = np.lexsort((dst, src, stage, row))
         return FlowSet.build(src[order], dst[order], size[order], chain=row[order], stage=stage[order],
-                             delay_s=delay[order], tag=0, tags=(tag,))
+                             delay_s=delay[order], multiplicity=mult[order], tag=0, tags=(tag,))
 
 
 def _prep(groups: Any, size_bytes: Any, delay_s: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -310,15 +311,35 @@ def all_gather(groups: Any, size_bytes: Any, *, algorithm: str = "ring", stages:
                               delay_s=delay_s, step_latency_s=step_latency_s, tag=tag)
 
 
+def _server_shift(parts: _Parts, rows: np.ndarray, h: np.ndarray, size: np.ndarray, stage: int,
+                  delay: np.ndarray) -> None:
+    """The symmetric exchange inside every server of ``h`` (``(G, m, local)`` members; each sends ``size[g]``
+    to each of its ``local - 1`` server peers) as ``local`` flows ``l -> l+1`` of multiplicity ``local - 1``."""
+    G, m, local = h.shape
+    if local < 2:
+        return
+    shape = (G, m, local)
+    parts.add(np.broadcast_to(rows[:, None, None], shape), h, np.roll(h, -1, axis=2),
+              np.broadcast_to(size[:, None, None], shape), stage,
+              np.broadcast_to(np.asarray(delay, dtype=np.float64).reshape(-1, 1, 1), shape), local - 1)
+
+
 def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stages: str = "coalesced",
                delay_s: Any = 0.0, step_latency_s: float = 0.0, gpus_per_server: int = 8,
-               tag: str = "all_to_all") -> FlowSet:
+               tag: str = "all_to_all", nvlink_shift: bool = False) -> FlowSet:
     """All-to-all where every rank sends ``size_bytes / n`` to every rank.
 
     ``direct``: every pair at once (exact: ``n-1`` shifted pairwise-exchange stages). ``hierarchical``:
     first over NVLink to the local GPU whose index matches the destination's (``m S/n`` per local peer),
     then across servers between GPUs of equal local index (``l S/n`` per remote peer): the network carries
     the same ``(m-1)/m S`` per rank with ``m-1`` instead of ``n-m`` remote peers.
+
+    ``nvlink_shift`` (coalesced, groups with the same count of members in every server): the symmetric
+    exchange inside each server -- ``l (l-1)`` flows of one size -- becomes ``l`` flows from each member to
+    the next of its server with multiplicity ``l - 1``. Inside a server every GPU has one NVLink port to the
+    server's NVSwitch (``gpu -> nvs -> gpu``), so each port carries the same number of flows of the same
+    size either way, and max-min rates and finish times are the same (an exact reduction of the flow count
+    for the NVLink star; the GPU pairs in the traffic matrix are not).
     """
     _check_stages(stages)
     g, size, delay = _prep(groups, size_bytes, delay_s)
@@ -326,6 +347,7 @@ def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stage
     parts = _Parts()
     if n < 2:
         return FlowSet.empty()
+    h = _by_server(g, gpus_per_server) if nvlink_shift and stages == "coalesced" else None
     if algorithm == "direct":
         shift = np.arange(1, n)
         i = np.arange(n)
@@ -336,6 +358,11 @@ def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stage
         if stages == "exact":
             st = np.broadcast_to(shift - 1, (G, n, n - 1))
             parts.add(rows, src, dst, chunk, st, np.where(st == 0, delay[:, None, None], 0.0))
+        elif h is not None:
+            cross = src // gpus_per_server != dst // gpus_per_server
+            parts.add(rows[cross], src[cross], dst[cross], chunk[cross], 0,
+                      np.broadcast_to(delay[:, None, None], (G, n, n - 1))[cross])
+            _server_shift(parts, np.arange(G), h, size / n, 0, delay)
         else:
             parts.add(rows, src, dst, chunk, 0, np.broadcast_to(delay[:, None, None], (G, n, n - 1)))
     elif algorithm == "hierarchical":
@@ -343,7 +370,9 @@ def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stage
         if h is None:
             raise ValueError("hierarchical all-to-all needs the same number of group members in every server")
         _, m, local = h.shape
-        if local > 1:  # stage 0: (s, l) -> (s, l') carrying m * S/n
+        if local > 1 and nvlink_shift and stages == "coalesced":
+            _server_shift(parts, np.arange(G), h, size * m / n, 0, delay)
+        elif local > 1:  # stage 0: (s, l) -> (s, l') carrying m * S/n
             a = np.arange(local)
             src = np.broadcast_to(h[:, :, :, None], (G, m, local, local))
             dst = np.broadcast_to(h[:, :, None, :], (G, m, local, local))

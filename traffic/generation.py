@@ -18,13 +18,22 @@ Continuous batching
     the replica's share of the batch takes its slot at the next iteration (vLLM, Kwon et al., SOSP 2023;
     Orca, Yu et al., OSDI 2022). Its prompt is prefilled inside that iteration (chunked prefill mixed with
     decode, as vLLM and SGLang do by default). The iteration time follows the live count.
-Grouping
-    Between two changes of a replica's live set every iteration has the same live count: such a *run* of
-    ``g`` iterations is summed exactly (the roofline of iteration ``i`` is the maximum of lines in ``i``,
-    summed piecewise); its collectives' bytes are summed into one stage and its per-iteration latency
-    ``g * alpha`` joins the stage's ``delay_s``. When a replica has more runs than stages allowed
-    (``rollout.segments``), neighbouring runs share a stage (bytes, compute and alpha stay exact; only the
-    interleaving of compute and transfers within the stage is coarsened).
+Grouping (per-iteration collectives)
+    Every decode iteration runs its collectives (TP all-reduces, MoE dispatch + combine, attention--FFN
+    exchanges) once, after its compute. Between two changes of a replica's live set every iteration has
+    the same live count: such a *run* of ``g`` iterations is summed exactly (the roofline of iteration
+    ``i`` is the maximum of lines in ``i``, summed piecewise). Consecutive runs with the same live count
+    (continuous batching refills a freed slot, so the count stays put until the queue is empty) form a
+    *group*, played as one stage: its flows carry the group's bytes (``g x`` the per-iteration bytes, plus
+    the prompts prefilled in it) and wait for the group's compute plus ``g * alpha`` (``delay_s``). For
+    flows that share the same links this is exact for max-min: ``g`` back-to-back transfers of ``b`` bytes
+    at a rate that does not change take as long as one of ``g b``. The stages of a replica are then as many
+    as its live count changes (not a fixed budget); only when a phase would pass
+    :data:`ROLLOUT_FLOW_BUDGET` flows (or ``rollout.segments`` is set) do neighbouring groups share a stage
+    (bytes, compute and alpha stay exact; the interleaving of compute and transfers is coarsened, and
+    ``meta['stages'] < meta['live_count_groups']`` says so). The in-server part of every MoE all-to-all is
+    carried by shift flows with multiplicity (``nvlink_shift`` of :func:`traffic.collectives.all_to_all`,
+    exact on the NVLink star), which keeps a 16,384-GPU Qwen3-30B-A3B rollout at one stage per group.
 """
 
 from __future__ import annotations
@@ -249,18 +258,38 @@ def decode_runs(start: np.ndarray, lengths: np.ndarray, t_lo: int, t_hi: int, pr
                 live=live, ctx0=ctx0, admitted=admitted)
 
 
-def stage_of_runs(runs: Runs, num_replicas: int, max_stages: int) -> np.ndarray:
-    """Stage index of every run: one stage per run while a replica has at most ``max_stages`` runs, else
-    runs are binned by their start's share of the replica's iterations into ``max_stages`` stages."""
-    idx = np.arange(runs.replica.size)
+def live_count_groups(runs: Runs, num_replicas: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group consecutive runs of a replica with the same live count: ``(group, groups)``.
+
+    ``group[i]`` is run ``i``'s group index within its replica (0, 1, ...), ``groups[r]`` how many groups
+    replica ``r`` has. A new group starts where the live count changes (or the runs are not contiguous);
+    a refill that keeps the count (a finished sequence replaced by a queued one) stays in the group.
+    """
+    n = runs.replica.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(num_replicas, dtype=np.int64)
+    same = ((runs.replica[1:] == runs.replica[:-1]) & (runs.live[1:] == runs.live[:-1])
+            & (runs.t0[1:] == runs.t0[:-1] + runs.iters[:-1]))
+    gid = np.cumsum(np.r_[True, ~same]) - 1
     first = np.searchsorted(runs.replica, np.arange(num_replicas))
-    count = np.bincount(runs.replica, minlength=num_replicas)
-    k = idx - first[runs.replica]
-    it0 = np.cumsum(runs.iters) - runs.iters
-    tot = np.bincount(runs.replica, weights=runs.iters, minlength=num_replicas)
-    base = it0 - it0[first[runs.replica]] if idx.size else it0
-    binned = np.floor(base / np.maximum(tot[runs.replica], 1) * max_stages).astype(np.int64)
-    return np.where(count[runs.replica] <= max_stages, k, np.minimum(binned, max_stages - 1))
+    has = first < n
+    base = np.zeros(num_replicas, dtype=np.int64)
+    base[has] = gid[first[has]]
+    group = gid - base[runs.replica]
+    groups = np.zeros(num_replicas, dtype=np.int64)
+    np.maximum.at(groups, runs.replica, group + 1)
+    return group.astype(np.int64), groups
+
+
+def stage_of_runs(runs: Runs, num_replicas: int, max_stages: int) -> np.ndarray:
+    """Stage index of every run: one stage per group of runs with the same live count
+    (:func:`live_count_groups`) while a replica has at most ``max_stages`` groups; else consecutive groups
+    share stages, ``max_stages`` of them (group ``j`` of ``G`` goes to stage ``floor(j * max_stages / G)``)."""
+    group, groups = live_count_groups(runs, num_replicas)
+    if not runs.replica.size:
+        return group
+    G = groups[runs.replica]
+    return np.where(G <= max_stages, group, group * max_stages // np.maximum(G, 1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -328,8 +357,10 @@ def chain_stages(parts: list[FlowSet]) -> FlowSet:
 # --------------------------------------------------------------------------------------------------
 # the rollout phase
 
-#: most decode stages per replica when ``rollout.segments`` is 0 (automatic)
-MAX_AUTO_STAGES = 64
+#: flows a rollout phase may carry when ``rollout.segments`` is 0 (automatic): the decode plays one stage per
+#: group of iterations with the same live count unless that would pass this many flows (then groups share
+#: stages, ``meta['stages'] < meta['live_count_groups']``); a memory bound, about 0.5 kB per flow in the engine
+ROLLOUT_FLOW_BUDGET = 3_000_000
 
 
 def stack_stages(parts: list[FlowSet]) -> FlowSet:
@@ -417,7 +448,7 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
     (or per bin of runs). Each stage's flows wait (``delay_s``) for the runs' roofline compute plus their
     per-iteration alpha.
     """
-    from traffic.phases import FLOW_BUDGET, make_phase
+    from traffic.phases import make_phase
     from traffic.phases import replica_traffic as _replica_traffic
 
     spec, model = plan.spec, plan.model
@@ -427,7 +458,8 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
     roof = roofline_of(plan, layout)
     alpha = decode_alpha_s(model, layout, latency_of(spec), gps)
     kw: dict[str, Any] = {"stages": spec.collective_stages, "step_latency_s": spec.step_latency_s, "gps": gps,
-                          "ep_algorithm": ro.ep_algorithm, "ep_bytes_factor": ep_bytes_factor(model, ro.dispatch_dtype)}
+                          "ep_algorithm": ro.ep_algorithm, "ep_bytes_factor": ep_bytes_factor(model, ro.dispatch_dtype),
+                          "nvlink_shift": True}
     segs: list[FlowSet] = []
     compute = np.zeros(R)
     if ro.max_nodes_per_token and model.kind == "moe" and layout.ep > gps:
@@ -462,12 +494,14 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
     run_s = roof.run_s(runs.live, runs.ctx0, runs.iters, runs.admitted * P, runs.admitted * P * P / 2.0)
     run_s = run_s + runs.iters * alpha
     run_tok = runs.live * runs.iters + runs.admitted * P
-    n_runs = np.bincount(runs.replica, minlength=R)
+    _, n_groups = live_count_groups(runs, R)
+    G = int(n_groups.max()) if n_groups.size else 1
     S = ro.segments
     if not S:
         probe = replica_traffic(model, layout, np.ones(R), np.zeros(R), **kw)
-        S = int(max(1, min(MAX_AUTO_STAGES, FLOW_BUDGET // max(len(probe), 1) - len(segs))))
-    S = max(1, min(S, int(n_runs.max()) if n_runs.size else 1))
+        done = sum(len(x) for x in segs)
+        S = int(max(1, (ROLLOUT_FLOW_BUDGET - done) // max(len(probe), 1)))
+    S = max(1, min(S, G))
     stage = stage_of_runs(runs, R, S)
     key = runs.replica * S + stage
     tok_rs = np.bincount(key, weights=run_tok, minlength=R * S).reshape(R, S)
@@ -481,6 +515,7 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
             "decoded_tokens": float((runs.live * runs.iters).sum()), "sequences": int(((lengths > 0) & (start < t_hi)
                                                                                         & (start + lengths > t_lo)).sum()),
             "max_running": int(ro.max_running or lengths.shape[1]), "runs": int(runs.iters.size), "stages": int(S),
+            "live_count_groups": G,
             "alpha_per_iteration_s": alpha, "iterations_max": int(np.bincount(runs.replica, weights=runs.iters,
                                                                              minlength=R).max()) if R else 0}
     meta.update(meta_extra or {})

@@ -32,10 +32,6 @@ from traffic.models import ModelSpec
 from traffic.parallelism import RolloutLayout, interval_overlap
 from traffic.spec import RlStepPlan, global_batch
 
-#: automatic decode segments per rollout phase, and the flow count per phase they are kept under
-DEFAULT_SEGMENTS = 8
-FLOW_BUDGET = 1_000_000
-
 # --------------------------------------------------------------------------------------------------
 # flow-set plumbing
 
@@ -153,10 +149,11 @@ def response_lengths(plan: RlStepPlan, rng: np.random.Generator) -> np.ndarray:
 
 def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray, delay_s: np.ndarray, *,
                     stages: str, step_latency_s: float, gps: int, ep_algorithm: str,
-                    ep_bytes_factor: float = 1.0) -> FlowSet:
+                    ep_bytes_factor: float = 1.0, nvlink_shift: bool = False) -> FlowSet:
     """One forward pass of ``tokens[r]`` tokens through every replica r, after ``delay_s[r]`` of compute:
-    TP all-reduces, MoE all-to-all (bytes x ``ep_bytes_factor``, e.g. FP8 dispatch) or attention--FFN
-    exchange. Chain r = replica r."""
+    TP all-reduces, MoE all-to-all (bytes x ``ep_bytes_factor``, e.g. FP8 dispatch; ``nvlink_shift``: its
+    in-server part as shift flows with multiplicity, :func:`traffic.collectives.all_to_all`) or
+    attention--FFN exchange. Chain r = replica r."""
     H, b = model.hidden, model.dtype_bytes
     Lm = model.moe_layers
     Ld = model.layers - Lm
@@ -175,7 +172,7 @@ def replica_traffic(model: ModelSpec, layout: RolloutLayout, tokens: np.ndarray,
         per = rg // layout.ep
         size = 2 * Lm * np.repeat(tokens / rg, per) * model.top_k * H * b * ep_bytes_factor
         fs = all_to_all(layout.ep_groups(), size, algorithm=ep_algorithm, delay_s=np.repeat(delay_s, per),
-                        gpus_per_server=gps, tag="ep/all_to_all", **kw)
+                        gpus_per_server=gps, tag="ep/all_to_all", nvlink_shift=nvlink_shift, **kw)
         parts.append(remap_chains(fs, np.arange(layout.num_replicas * per) // per))
     if afd:
         att, ffn = layout.attention_part(), layout.ffn_part()

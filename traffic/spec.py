@@ -196,9 +196,10 @@ class RolloutSpec:
     ``length_sigma``, clipped to ``response_tokens_max``; ``fixed``: every response has the mean length).
     Each replica runs at most ``max_running`` sequences at once (0 = its whole share: a static batch) and
     refills a freed slot from its queue at the next iteration (continuous batching, see
-    :mod:`traffic.generation`). Decode is played as runs of iterations with an unchanged live count, at
-    most ``segments`` stages per replica (0 = automatic: up to 64, fewer when a phase would pass a million
-    flows -- large MoE replicas). ``dispatch_dtype``: ``fp8`` sends MoE dispatch in FP8 (DeepEP), combine
+    :mod:`traffic.generation`). Decode plays its collectives per iteration, consecutive iterations with an
+    unchanged live count grouped into one stage; ``segments`` caps the stages per replica (0 = automatic:
+    one per live-count group unless the phase would pass ``traffic.generation.ROLLOUT_FLOW_BUDGET`` flows
+    -- large MoE replicas with a direct all-to-all across servers). ``dispatch_dtype``: ``fp8`` sends MoE dispatch in FP8 (DeepEP), combine
     stays bf16. ``max_nodes_per_token`` (0 = no limit): node-limited routing (DeepSeek-V3: 4) with the
     ``hierarchical`` EP all-to-all, which sends a token once per remote server it touches (DeepEP's NVLink
     forwarding) -- see :func:`traffic.generation.node_limited_factor`. ``migration``: request migration

@@ -226,3 +226,26 @@ def test_per_group_sizes_and_delays() -> None:
     fs = all_reduce(g, np.array([1e6, 3e6]), delay_s=np.array([0.0, 2.0]))
     assert np.allclose(sent(fs, 4), [1e6, 1e6, 3e6, 3e6])
     assert fs.delay_s[fs.chain == 1].tolist() == [2.0, 2.0]
+
+
+def test_all_to_all_nvlink_shift_keeps_bytes_and_port_loads() -> None:
+    g = np.arange(16).reshape(1, 16)  # two 8-GPU servers
+    full = all_to_all(g, 16e6)
+    for algo in ("direct", "hierarchical"):
+        a = all_to_all(g, 16e6, algorithm=algo)
+        s = all_to_all(g, 16e6, algorithm=algo, nvlink_shift=True)
+        assert s.total_bytes == pytest.approx(a.total_bytes, rel=1e-12)
+        intra = s.src // 8 == s.dst // 8
+        # in-server: one flow per GPU to the next GPU of its server, multiplicity 7
+        assert int(intra.sum()) == 16 and set(s.multiplicity[intra].tolist()) == {7}
+        assert np.all(s.dst[intra] % 8 == (s.src[intra] + 1) % 8)
+        # every GPU's NVLink port sends and receives the same bytes as with the full exchange
+        w = s.size_bytes * s.multiplicity
+        wa = a.size_bytes * a.multiplicity
+        ia = a.src // 8 == a.dst // 8
+        for end in ("src", "dst"):
+            assert np.bincount(getattr(s, end)[intra], weights=w[intra], minlength=16) == pytest.approx(
+                np.bincount(getattr(a, end)[ia], weights=wa[ia], minlength=16))
+        # cross-server flows unchanged
+        assert np.array_equal(np.sort(s.size_bytes[~intra]), np.sort(a.size_bytes[~ia]))
+    assert len(all_to_all(g, 16e6, nvlink_shift=True)) == 16 + 128 < len(full) == 240

@@ -213,7 +213,7 @@ def test_fp8_dispatch_and_latency_options(cluster: ClusterConfig) -> None:
     def ep_bytes(p: PhaseStep) -> float:
         fs = p.flows
         ep = np.array([t == "ep/all_to_all" for t in fs.tags])[fs.tag]
-        return float(fs.size_bytes[ep].sum())
+        return float((fs.size_bytes * fs.multiplicity)[ep].sum())
 
     assert ep_bytes(f8) == approx(ep_bytes(bf) * (1 + 4 / 128 + 2) / 4)
     off = build_workload({**base, "latency": {"enabled": False}}, cluster, seed=0).phase("rollout")
@@ -294,3 +294,60 @@ def test_node_limited_routing_scales_cross_server_dispatch() -> None:
 
     with pytest.raises(ConfigError, match="max_nodes_per_token"):
         parse_spec({"model": "qwen3-30b-a3b", "rollout": {"max_nodes_per_token": 4}}, cl)
+
+
+def test_live_count_groups_by_hand() -> None:
+    from traffic.generation import live_count_groups, stage_of_runs
+
+    lengths = np.array([[3, 1, 2, 4], [2, 2, 2, 2]])
+    start = admission_schedule(lengths, 2)
+    runs = decode_runs(start, lengths, 0, 7, prompt_tokens=10, skip_admission_at=0)
+    # replica 0: runs [0,1) live 2, [1,3) live 2 (seq2 refills seq1's slot), [3,7) live 1 -> 2 groups;
+    # replica 1: [0,2) live 2, [2,4) live 2 (both slots refilled at once) -> 1 group
+    assert runs.replica.tolist() == [0, 0, 0, 1, 1]
+    group, groups = live_count_groups(runs, 2)
+    assert group.tolist() == [0, 0, 1, 0, 0] and groups.tolist() == [2, 1]
+    assert stage_of_runs(runs, 2, 8).tolist() == [0, 0, 1, 0, 0]
+    assert stage_of_runs(runs, 2, 1).tolist() == [0, 0, 0, 0, 0]  # capped: groups share the stage
+
+
+@pytest.mark.parametrize("model", ["qwen2.5-14b", "qwen3-30b-a3b"])
+def test_grouped_decode_equals_per_iteration_play(cluster: ClusterConfig, model: str) -> None:
+    """One stage per live-count group plays exactly like one stage per iteration (replicas inside a server:
+    the flows of consecutive iterations share their links), and the in-server all-to-all as shift flows of
+    multiplicity ep - 1 like the full pairwise exchange (exact to 1e-9)."""
+    import topologies
+    from rfabric.sim.engine import simulate_flows
+    from traffic.generation import decode_alpha_s, latency_of, rollout_phases, roofline_of, stack_stages
+    from traffic.phases import replica_traffic
+
+    spec = {"model": model, "rollout": {"tp": 4, "ep": 4 if "a3b" in model else 0, "prompt_tokens": 64,
+                                        "max_running": 0}}
+    plan = parse_spec(spec, cluster)
+    lay = plan.rollout
+    R = lay.num_replicas
+    lengths = np.tile(np.array([[5, 2, 2, 7]]), (R, 1))
+    lengths[1] = [3, 3, 6, 1]  # another live-count profile on replica 1
+    ph = rollout_phases(plan, lengths, sfx="", num_gpus=cluster.gpus, gps=8)[0]
+    assert ph.meta["stages"] == ph.meta["live_count_groups"] == 3  # 4 -> 2 -> 1 live on replica 0
+    # per iteration, by hand: prefill stage, then one stage per decode iteration with that iteration's
+    # roofline compute + alpha, collectives of `live` tokens, full pairwise all-to-all
+    P = 64
+    rf = roofline_of(plan, lay)
+    alpha = decode_alpha_s(plan.model, lay, latency_of(plan.spec), 8)
+    kw = {"stages": "coalesced", "step_latency_s": 0.0, "gps": 8, "ep_algorithm": "direct"}
+    tok = np.full(R, 4.0 * P)
+    c0 = rf.iteration_s(tok, 4.0 * P * P / 2.0, 0.0) + alpha
+    parts = [replica_traffic(plan.model, lay, tok, c0, **kw)]
+    for t in range(int(lengths.max())):
+        live = (lengths > t).sum(axis=1).astype(float)
+        ctx = np.where(lengths > t, P + t, 0).sum(axis=1).astype(float)
+        c = np.where(live > 0, rf.iteration_s(live, ctx, ctx) + alpha, 0.0)
+        parts.append(replica_traffic(plan.model, lay, live, c, **kw))
+    manual = stack_stages(parts)
+    topo = topologies.build("fat_tree", {}, cluster)
+    want = simulate_flows(topo, manual).end_s
+    got = ph.compute_before_s + simulate_flows(topo, ph.flows).end_s + ph.compute_after_s
+    assert got == approx(want)
+    assert ph.flows.total_bytes == approx(manual.total_bytes)
+    assert len(ph.flows) < len(manual)

@@ -120,7 +120,7 @@ def test_rollout_lengths_long_tailed_and_segments_shrink(cluster: ClusterConfig)
     wl = build_workload(DEFAULT, cluster, seed=0)
     ro = wl.phase("rollout")
     fs = ro.flows
-    per_stage = np.bincount(fs.stage, weights=fs.size_bytes)
+    per_stage = np.bincount(fs.stage, weights=fs.size_bytes * fs.multiplicity)
     decode = per_stage[1:]  # stage 0: prefill
     assert decode[0] > decode[-1] > 0  # batch drains: later segments carry fewer tokens
     mean_tokens = ro.meta["decoded_tokens"] / ro.meta["sequences"]
@@ -164,7 +164,9 @@ def test_rollout_ep_and_dispatch(cluster: ClusterConfig) -> None:
     ep = by_tag(fs, "ep/all_to_all")
     tokens = 8 * 8 * (64 + 16)
     per_gpu = 2 * m.moe_layers * tokens / 64 * m.top_k * m.hidden * 2 * (1 - 1 / 8)
-    assert fs.size_bytes[ep].sum() == pytest.approx(64 * per_gpu)
+    # the in-server all-to-all is carried by shift flows of multiplicity ep - 1 (traffic.collectives.all_to_all)
+    assert (fs.size_bytes * fs.multiplicity)[ep].sum() == pytest.approx(64 * per_gpu)
+    assert set(fs.multiplicity[ep].tolist()) == {7}
 
 
 def test_parallelism_switch_makes_a_second_rollout_step(cluster: ClusterConfig) -> None:
