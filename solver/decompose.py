@@ -133,15 +133,25 @@ def ocs_counts(domain: Domain, assignment: CircuitAssignment | None) -> tuple[np
     return Y, U
 
 
+def _nonzero3(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 3-d array (same order), through one flat pass (faster on a large sparse split)."""
+    return np.unravel_index(np.flatnonzero(Y), Y.shape)  # type: ignore[return-value]
+
+
 def _fits(domain: Domain, Y: np.ndarray, U: np.ndarray) -> bool:
     """Whether a per-OCS split stays within every node's ports and every OCS's upper ports."""
-    if Y.min(initial=0) < 0 or U.min(initial=0) < 0:
+    # everything from the non-zeros of Y (K x n x n and mostly zero): one pass over the dense array
+    k, a, b = _nonzero3(Y)
+    v = Y[k, a, b]
+    if v.min(initial=0) < 0 or U.min(initial=0) < 0:
         return False
-    if np.any(np.diagonal(Y, axis1=1, axis2=2)) or not np.array_equal(Y, Y.transpose(0, 2, 1)):
+    if np.any(a == b) or not np.array_equal(v, Y[k, b, a]):  # symmetric, empty diagonal
         return False
+    K, n = Y.shape[0], Y.shape[1]
+    used = np.bincount(k * n + a, weights=v, minlength=K * n).reshape(K, n)  # Y.sum(axis=2), exact in float64
     cap = domain.port_matrix
     cap_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
-    return bool(np.all(Y.sum(axis=2) + U <= cap) and np.all(U.sum(axis=1) <= cap_up))
+    return bool(np.all(used + U <= cap) and np.all(U.sum(axis=1) <= cap_up))
 
 
 def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous: CircuitAssignment | None = None,
@@ -210,37 +220,69 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
 def _ports(domain: Domain, Y: np.ndarray, U: np.ndarray,
            prev: list[tuple[int, int, int, Circuit]]) -> tuple[list[Circuit], int]:
     """Concrete circuits of a fitting split: previous circuits in place up to the counts, then ascending ports."""
-    rem, remu = Y.copy(), U.copy()
-    free = [[set(ports) for ports in per] for per in domain.lower_ports]
-    free_up = [set(up) for up in domain.upper_ports]
+    # the split is K x n x n and sparse: work on its upper-triangle non-zeros (in (k, a, b) order) and build
+    # free-port sets only for the (OCS, node) slots that are touched
+    kk, aa, bb = _nonzero3(Y)
+    up = aa < bb
+    kk, aa, bb = kk[up].tolist(), aa[up].tolist(), bb[up].tolist()
+    rem = dict(zip(zip(kk, aa, bb, strict=True), Y[np.array(kk, dtype=np.int64), np.array(aa, dtype=np.int64),
+                                                   np.array(bb, dtype=np.int64)].tolist(), strict=True))
+    remu = U.copy()
+    free: dict[tuple[int, int], set[int]] = {}
+    free_up: dict[int, set[int]] = {}
+
+    def slot(k: int, a: int) -> set[int]:
+        s = free.get((k, a))
+        if s is None:
+            s = free[(k, a)] = set(domain.lower_ports[k][a])
+        return s
+
+    def upper(k: int) -> set[int]:
+        s = free_up.get(k)
+        if s is None:
+            s = free_up[k] = set(domain.upper_ports[k])
+        return s
+
     circuits: list[Circuit] = []
     for k, a, b, c in prev:
-        if b >= 0 and rem[k, a, b] > 0:
-            rem[k, a, b] -= 1
-            rem[k, b, a] -= 1
+        if b >= 0 and rem.get((k, min(a, b), max(a, b)), 0) > 0:
+            rem[(k, min(a, b), max(a, b))] -= 1
             for port in (c.port_a, c.port_b):
-                free[k][a].discard(port)
-                free[k][b].discard(port)
+                slot(k, a).discard(port)
+                slot(k, b).discard(port)
             circuits.append(c)
         elif b < 0 and remu[k, a] > 0:
             remu[k, a] -= 1
             for port in (c.port_a, c.port_b):
-                free[k][a].discard(port)
-                free_up[k].discard(port)
+                slot(k, a).discard(port)
+                upper(k).discard(port)
             circuits.append(c)
     kept = len(circuits)
-    for k, name in enumerate(domain.ocs):
-        pools = [sorted(s, reverse=True) for s in free[k]]
-        up_pool = sorted(free_up[k], reverse=True)
-        iu, ju = np.nonzero(np.triu(rem[k], k=1))
-        for a, b in zip(iu.tolist(), ju.tolist(), strict=True):
-            for _ in range(int(rem[k, a, b])):
-                pa, pb = pools[a].pop(), pools[b].pop()
+    pools: dict[tuple[int, int], list[int]] = {}
+
+    def pool(k: int, a: int) -> list[int]:
+        p = pools.get((k, a))
+        if p is None:
+            p = pools[(k, a)] = sorted(slot(k, a), reverse=True)
+        return p
+
+    by_ocs: dict[int, list[tuple[int, int, int]]] = {}
+    for (k, a, b), m in rem.items():
+        if m > 0:
+            by_ocs.setdefault(k, []).append((a, b, m))
+    for k in sorted(set(by_ocs) | set(np.flatnonzero(remu.sum(axis=1)).tolist())):
+        name = domain.ocs[k]
+        for a, b, m in by_ocs.get(k, ()):
+            for _ in range(m):
+                pa, pb = pool(k, a).pop(), pool(k, b).pop()
                 circuits.append(Circuit(name, min(pa, pb), max(pa, pb)))
-        for a in np.flatnonzero(remu[k]).tolist():
-            for _ in range(int(remu[k, a])):
-                pa, pb = pools[a].pop(), up_pool.pop()
-                circuits.append(Circuit(name, min(pa, pb), max(pa, pb)))
+        ups = np.flatnonzero(remu[k]).tolist()
+        if ups:
+            up_pool = sorted(upper(k), reverse=True)
+            for a in ups:
+                for _ in range(int(remu[k, a])):
+                    pa, pb = pool(k, a).pop(), up_pool.pop()
+                    circuits.append(Circuit(name, min(pa, pb), max(pa, pb)))
     return circuits, kept
 
 
@@ -525,9 +567,10 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     v = np.rint(out.values).astype(np.int64)
     Y = np.zeros((K, n, n), dtype=np.int64)
     U = np.zeros((K, n), dtype=np.int64)
-    np.add.at(Y, (yk, ea[ye], eb[ye]), v[oy:ou])
-    np.add.at(Y, (yk, eb[ye], ea[ye]), v[oy:ou])
-    np.add.at(U, (uk, ui), v[ou:owy])
+    # (ocs, pair) and (ocs, node) indices are distinct: plain assignment, no np.add.at
+    Y[yk, ea[ye], eb[ye]] = v[oy:ou]
+    Y[yk, eb[ye], ea[ye]] = v[oy:ou]
+    U[uk, ui] = v[ou:owy]
     return Y, U, ub, out.message
 
 
