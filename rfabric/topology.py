@@ -200,15 +200,25 @@ class Topology:
         return self.with_circuits(None)
 
     # ---- compilation -------------------------------------------------------------------------
-    def compile(self) -> LinkTable:
-        """Integer-indexed numpy arrays for the simulator (physical FIBRE edges are skipped)."""
+    def compile(self, always_on: bool = False) -> LinkTable:
+        """Integer-indexed numpy arrays for the simulator (physical FIBRE edges are skipped).
+
+        ``always_on``: the table of :meth:`always_on` (OCS nodes left out too, same node and arc order),
+        without building that graph (a networkx copy of the whole fabric).
+        """
         g = self.graph
-        names = tuple(g.nodes)
+        edges = [(u, v, d) for u, v, d in g.edges(data=True) if d.get("medium") is not Medium.FIBRE]
+        if always_on:
+            nodes = g.nodes
+            if any(nodes[u]["role"] is NodeRole.OCS or nodes[v]["role"] is NodeRole.OCS for u, v, _ in edges):
+                return self.always_on().compile()  # an electrical OCS edge: let with_circuits decide
+            names = tuple(n for n, r in g.nodes(data="role") if r is not NodeRole.OCS)
+        else:
+            names = tuple(g.nodes)
         idx = {n: i for i, n in enumerate(names)}
         roles = list(NodeRole)
         role_code = {r: i for i, r in enumerate(roles)}
         node_role = np.fromiter((role_code[g.nodes[n]["role"]] for n in names), dtype=np.int8, count=len(names))
-        edges = [(u, v, d) for u, v, d in g.edges(data=True) if d.get("medium") is not Medium.FIBRE]
         m = len(edges)
         u_id = np.fromiter((idx[u] for u, _, _ in edges), dtype=np.int32, count=m)
         v_id = np.fromiter((idx[v] for _, v, _ in edges), dtype=np.int32, count=m)

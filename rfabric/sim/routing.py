@@ -405,8 +405,7 @@ class Fabric:
         """
         if routing not in ROUTINGS:
             raise SimulationError(f"unknown routing model '{routing}' (known: {', '.join(ROUTINGS)})")
-        base = topology.always_on()
-        lt = base.compile()
+        lt = topology.compile(always_on=True)
         names = lt.node_names
         idx = {n: i for i, n in enumerate(names)}
         pairs: set[tuple[str, str]] = set()

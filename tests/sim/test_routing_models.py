@@ -169,3 +169,15 @@ def test_deprecated_ecmp_key_sets_routing_with_a_warning() -> None:
             parse_run_config({"sim": {"routing": "adaptive", "ecmp": "hash"}})
         with pytest.raises(ConfigError, match="sim.routing"):
             SimConfig(routing="random")
+
+
+@pytest.mark.parametrize("kind", ["fat_tree", "rail_optimized", "static_ocs", "rfabric", "jupiter", "mixnet", "topoopt"])
+def test_always_on_table_without_the_graph_copy(kind: str) -> None:
+    """``Topology.compile(always_on=True)`` is the table of ``always_on().compile()`` (same nodes, arcs, order)."""
+    topo = built(kind, 128, 8, **({} if kind == "topoopt" else {"switch_radix": 16}))
+    a, b = topo.always_on().compile(), topo.compile(always_on=True)
+    assert a.node_names == b.node_names
+    for f in ("node_role", "arc_src", "arc_dst", "capacity_bps", "latency_s", "medium", "gpu_node"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    if topo.has_ocs:  # the OCS nodes are left out of the always-on table only
+        assert len(topo.compile().node_names) > len(b.node_names)
