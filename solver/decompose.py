@@ -45,6 +45,7 @@ are reported dropped like any other unrealisable circuit.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -331,7 +332,7 @@ KEMPE_TRIES = 4
 WALK_STEPS = 50
 
 
-def _walk(pending: list[tuple[int, int]], cnt: np.ndarray, placed: list[list[int]], adj: list[list[list[int]]],
+def _walk(pending: list[tuple[int, int]], cnt: np.ndarray, placed: list[list[int]], adj: list[defaultdict[int, list[int]]],
           put: Callable[[int, int, int], None]) -> None:
     """Place left-over circuits by eviction (a seeded random walk, in place; leaves failures in ``pending``).
 
@@ -395,7 +396,8 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
             cnt_up[k] -= 1
             U[k, a] += 1
     placed: list[list[int]] = []  # [ocs, a, b] of movable lower circuits
-    adj: list[list[list[int]]] = [[[] for _ in range(n)] for _ in range(K)]  # circuit ids per OCS and node
+    # circuit ids per OCS and node, created on first use (K x n empty lists cost ~0.1 s at 96 x 512)
+    adj: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in range(K)]
 
     def put(k: int, a: int, b: int) -> None:
         cid = len(placed)
