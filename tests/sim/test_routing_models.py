@@ -181,3 +181,26 @@ def test_always_on_table_without_the_graph_copy(kind: str) -> None:
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
     if topo.has_ocs:  # the OCS nodes are left out of the always-on table only
         assert len(topo.compile().node_names) > len(b.node_names)
+
+
+@pytest.mark.parametrize("kind", ["fat_tree", "rfabric", "jupiter", "topoopt"])
+def test_switch_distances_match_all_pairs_shortest_paths(kind: str) -> None:
+    """The per-destination BFS gives scipy's all-pairs hop distances at every NIC switch (the columns used)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    from rfabric.sim.routing import _FAR
+
+    topo = built(kind, 128, 8, **({} if kind == "topoopt" else {"switch_radix": 16}))
+    circ = circuit_template(topo, "mesh") if topo.has_ocs and kind != "topoopt" else None
+    fab = Fabric.build(topo, [circ])
+    st = fab.state(circ)
+    s = fab.sw_nodes.size
+    sw_s, sw_d = fab.sw_of_node[fab.arc_src], fab.sw_of_node[fab.arc_dst]
+    for dist, cap, allowed in ((st.dist_a, st.capacity_bps, np.ones(fab.num_arcs, dtype=bool)),
+                               (fab.dist_b, fab.base_capacity_bps, ~fab.arc_circuit)):
+        m = (sw_s >= 0) & (sw_d >= 0) & (cap > 0) & allowed & ~fab.arc_virtual
+        d = shortest_path(sp.csr_matrix((np.ones(int(m.sum())), (sw_s[m], sw_d[m])), shape=(s, s)), unweighted=True)
+        t = np.unique(fab.tor[fab.tor >= 0])
+        assert t.size > 1
+        assert np.array_equal(np.where(np.isfinite(d), d, _FAR).astype(np.int32)[:, t], dist[:, t])
