@@ -207,24 +207,46 @@ class Topology:
         without building that graph (a networkx copy of the whole fabric).
         """
         g = self.graph
-        edges = [(u, v, d) for u, v, d in g.edges(data=True) if d.get("medium") is not Medium.FIBRE]
+        fibre = Medium.FIBRE
         if always_on:
-            nodes = g.nodes
-            if any(nodes[u]["role"] is NodeRole.OCS or nodes[v]["role"] is NodeRole.OCS for u, v, _ in edges):
-                return self.always_on().compile()  # an electrical OCS edge: let with_circuits decide
             names = tuple(n for n, r in g.nodes(data="role") if r is not NodeRole.OCS)
         else:
             names = tuple(g.nodes)
         idx = {n: i for i, n in enumerate(names)}
         roles = list(NodeRole)
         role_code = {r: i for i, r in enumerate(roles)}
-        node_role = np.fromiter((role_code[g.nodes[n]["role"]] for n in names), dtype=np.int8, count=len(names))
-        m = len(edges)
-        u_id = np.fromiter((idx[u] for u, _, _ in edges), dtype=np.int32, count=m)
-        v_id = np.fromiter((idx[v] for _, v, _ in edges), dtype=np.int32, count=m)
-        cap = np.fromiter((d["capacity_bps"] for _, _, d in edges), dtype=np.float64, count=m)
-        lat = np.fromiter((d.get("latency_s", 0.0) for _, _, d in edges), dtype=np.float64, count=m)
-        med = np.fromiter((MEDIUM_CODES[d["medium"]] for _, _, d in edges), dtype=np.int8, count=m)
+        node_role = np.fromiter((role_code[r] for r in (g.nodes[n]["role"] for n in names)), dtype=np.int8,
+                                count=len(names))
+        # one pass over the adjacency in networkx's edges() order (an edge at its first endpoint)
+        u_l: list[int] = []
+        v_l: list[int] = []
+        cap_l: list[float] = []
+        lat_l: list[float] = []
+        med_l: list[int] = []
+        seen: set[object] = set()
+        for u, nbrs in g.adjacency():
+            iu = idx.get(u)
+            for v, d in nbrs.items():
+                if v in seen:
+                    continue
+                med = d.get("medium")
+                if med is fibre:
+                    continue
+                iv = idx.get(v)
+                if iu is None or iv is None:  # an electrical OCS edge: let with_circuits decide
+                    return self.always_on().compile()
+                u_l.append(iu)
+                v_l.append(iv)
+                cap_l.append(d["capacity_bps"])
+                lat_l.append(d.get("latency_s", 0.0))
+                med_l.append(MEDIUM_CODES[med])
+            seen.add(u)
+        m = len(u_l)
+        u_id = np.array(u_l, dtype=np.int32)
+        v_id = np.array(v_l, dtype=np.int32)
+        cap = np.array(cap_l, dtype=np.float64)
+        lat = np.array(lat_l, dtype=np.float64)
+        med = np.array(med_l, dtype=np.int8)
         arc_src = np.empty(2 * m, dtype=np.int32)
         arc_dst = np.empty(2 * m, dtype=np.int32)
         arc_src[0::2], arc_src[1::2] = u_id, v_id

@@ -181,6 +181,13 @@ def test_always_on_table_without_the_graph_copy(kind: str) -> None:
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
     if topo.has_ocs:  # the OCS nodes are left out of the always-on table only
         assert len(topo.compile().node_names) > len(b.node_names)
+    # arcs in networkx's edge order, both directions of an edge side by side
+    from rfabric.topology import Medium
+
+    edges = [(u, v) for u, v, d in topo.graph.edges(data=True) if d.get("medium") is not Medium.FIBRE]
+    names = b.node_names
+    assert [(names[x], names[y]) for x, y in zip(b.arc_src[0::2].tolist(), b.arc_dst[0::2].tolist(), strict=True)] == edges
+    assert np.array_equal(b.arc_src[1::2], b.arc_dst[0::2])
 
 
 @pytest.mark.parametrize("kind", ["fat_tree", "rfabric", "jupiter", "topoopt"])
