@@ -4,7 +4,7 @@ Run as ``python tests/benchmarks/bench_topologies.py [--sizes 1024 16384] [--kin
 Each case runs in a fresh interpreter (one core), so the peak resident memory it reports is that case's
 alone (``resource.getrusage`` high-water mark minus the interpreter's after imports). Targets (issue #3):
 build <= 10 s at 16,384 GPUs and <= 60 s at 65,536 GPUs, compile to the link table in the same budget;
-issue #15: a new kind (``jupiter``) builds at 16,384 GPUs in <= 1 s.
+issue #15: a new kind (``jupiter``, ``mixnet``, ``topoopt``) builds at 16,384 GPUs in <= 1 s.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import subprocess
 import sys
 import time
 
-KINDS = ("fat_tree", "rail_optimized", "rfabric", "static_ocs", "jupiter")
+KINDS = ("fat_tree", "rail_optimized", "rfabric", "static_ocs", "jupiter", "mixnet", "topoopt")
 SIZES = (1024, 16384, 65536)
 BUDGET_S = {16384: 10.0, 65536: 60.0}
 #: issue #15: each kind added by it builds at 16,384 GPUs in <= 1 s
-NEW_KIND_BUDGET_S = {("jupiter", 16384): 1.0}
+NEW_KIND_BUDGET_S = {("jupiter", 16384): 1.0, ("mixnet", 16384): 1.0, ("topoopt", 16384): 1.0}
 
 
 def _rss_mib() -> float:
@@ -34,8 +34,9 @@ def one(kind: str, gpus: int, radix: int) -> dict[str, float | int | str]:
 
     base = _rss_mib()
     cluster = ClusterConfig(trainer_gpus=gpus // 2, rollout_gpus=gpus // 2)
+    params = {"switch_radix": radix} if "switch_radix" in topologies.param_names(kind) else {}
     t0 = time.perf_counter()
-    topo = topologies.build(kind, {"switch_radix": radix}, cluster)
+    topo = topologies.build(kind, params, cluster)
     t1 = time.perf_counter()
     table = topo.compile()
     t2 = time.perf_counter()
