@@ -60,6 +60,9 @@ class TopoOptParams:
         Per-hop forwarding latency at a host and per-link propagation latency.
     fibre_length_m : float
         Length of every fibre run (500 m, the MixNet/TopoOpt costing convention).
+    ocs_reconfig_s : float
+        The device's switching time (YAML ``ocs_reconfig_ms``), recorded on the Topology; never paid, since the
+        topology is set once per job. Default 10 ms (so a shared ``topology:`` section applies to it too).
     """
 
     device: str = choice("patch_panel", choices=("patch_panel", "ocs"))
@@ -69,6 +72,7 @@ class TopoOptParams:
     switch_latency_s: float = non_negative(500e-9)
     link_latency_s: float = non_negative(500e-9)
     fibre_length_m: float = non_negative(500.0)
+    ocs_reconfig_s: float = non_negative(10e-3)
     circuit_template: str = choice("solver", choices=("solver",))
 
 
@@ -117,4 +121,5 @@ def topoopt(params: TopoOptParams, cluster: ClusterConfig, name: str = "topoopt"
         "bidirectional_ocs": params.bidirectional_ocs, "device": params.device, "ring_planes": params.ring_planes,
         "circuit_template": params.circuit_template, "host_forwarding": True,
     })
-    return Topology(name=name, kind="topoopt", graph=G, params=to_plain(params), reconfigurable=False)
+    return Topology(name=name, kind="topoopt", graph=G, params=to_plain(params), ocs_reconfig_s=params.ocs_reconfig_s,
+                    reconfigurable=False)
