@@ -14,8 +14,8 @@ paths). The topology is engineered once per job the way TopoOpt (Wang et al., NS
    ``(D[a, b] + D[b, a]) / (circuits[a, b] + 1)`` and places one circuit per pair, best first, where both
    servers have a free port on a common device (TopoOpt's MP-traffic edges, greedy instead of its
    matching).
-3. **Fill.** Ports still free after the demand is covered are paired along further coprime strides
-   (more chords, shorter relayed paths); nothing is left free that two servers could use.
+3. **Fill.** Ports still free after the demand is covered are paired along further strides (coprime ones
+   first: more chords, shorter relayed paths) until no two servers have free ports on a common device.
 
 Deterministic (no random choice). The concurrent-throughput alpha of a multi-hop topology is not
 computed here (the simulator routes it); results report it as NaN with the circuit counts.
@@ -115,13 +115,15 @@ def plan_direct(p: Problem) -> tuple[np.ndarray, tuple[Circuit, ...], str]:
         if placed == 0:
             break
     demand_circuits = len(ports.circuits) - ring_circuits
-    more = [s for s in totient_strides(n, n // 2) if s not in strides] + list(strides)
-    for s in more:
-        if not ports.any_free():
-            break
-        has = ports.count.sum(axis=0) > 0
-        for a in np.flatnonzero(has & has[(np.arange(n) + s) % n]).tolist():
-            ports.place(a, (a + s) % n)
+    coprime = totient_strides(n, n // 2)
+    more = [s for s in coprime if s not in strides] + [s for s in range(1, n // 2 + 1) if s not in coprime] + strides
+    progress = True
+    while progress and ports.any_free():  # until no two servers share a device with free ports on both
+        progress = False
+        for s in more:
+            has = ports.count.sum(axis=0) > 0
+            for a in np.flatnonzero(has & has[(np.arange(n) + s) % n]).tolist():
+                progress |= ports.place(a, (a + s) % n)
     fill = len(ports.circuits) - ring_circuits - demand_circuits
     msg = (f"direct-connect: {ring_circuits} ring circuits (strides {strides}), {demand_circuits} demand circuits, "
            f"{fill} filler; multi-hop alpha not modelled (the simulator relays through hosts)")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import topologies
 from rfabric.circuits import check_assignment
@@ -67,3 +69,32 @@ def test_topoopt_plan_rings_then_demand() -> None:
     # deterministic
     again = solve_phase(topo, TrafficMatrix.from_pairs(128, src, dst, size), parse_options({"backend": "highs"}))
     assert again.assignment == res.assignment
+
+
+@settings(max_examples=25, deadline=None)
+@given(servers=st.integers(2, 12), gps=st.sampled_from([2, 4]), rings=st.sampled_from([0, 2, 4]),
+       pairs=st.lists(st.tuples(st.integers(0, 47), st.integers(0, 47), st.integers(1, 9)), max_size=30))
+def test_direct_plan_respects_ports_and_connects(servers: int, gps: int, rings: int,
+                                                 pairs: list[tuple[int, int, int]]) -> None:
+    n = servers * gps
+    cluster = ClusterConfig(trainer_gpus=gps * (servers // 2 or 1), rollout_gpus=gps * (servers - (servers // 2 or 1)),
+                            gpus_per_server=gps)
+    rings = min(rings, gps)
+    topo = topologies.build("topoopt", {"ring_planes": rings}, cluster)
+    src = [a % n for a, _, _ in pairs]
+    dst = [b % n for _, b, _ in pairs]
+    tm = TrafficMatrix.from_pairs(n, src, dst, [float(w) * GB for _, _, w in pairs])
+    res = solve_phase(topo, tm, parse_options({"backend": "greedy"}))
+    check_assignment(topo, res.assignment)  # ports exist, none used twice, no self-circuit
+    if not res.domains:
+        return
+    x = res.domains[0].x
+    assert np.all(x.sum(axis=1) <= gps) and np.array_equal(x, x.T)
+    if res.domains[0].t0_s > 0:
+        # no two ports left free on one device (they could have made a circuit); rings connect every server
+        used = {(c.ocs, p) for c in res.assignment.circuits for p in (c.port_a, c.port_b)}
+        for o in topo.ocs_nodes:
+            owner = topo.graph.nodes[o]["port_owner"]
+            assert sum(1 for p, h in enumerate(owner) if h and (o, p) not in used) <= 1
+        if rings >= 2:
+            assert nx.is_connected(nx.from_numpy_array((x > 0).astype(int)))
