@@ -8,6 +8,8 @@
   circuits spread evenly over all pairs (pod-to-pod "spine-free" at the core layer).
 * ``isolated_pod``: circuits stay inside pods: the aggregation layer as ``tree``; on the core layer each
   OCS joins aggregation switches of the *same* pod (inter-pod traffic uses the always-on path only).
+* On a NIC-level OCS (``mixnet``, ``topoopt``) planes have no Clos counterpart: every template pairs the
+  servers of each plane round-robin (``mesh``).
 
 Every result passes :func:`rfabric.circuits.check_assignment`.
 
@@ -30,7 +32,7 @@ from rfabric.errors import ConfigError
 from rfabric.topology import NodeRole, Topology
 from topologies._params import TEMPLATES
 
-_LOWER = {"agg": NodeRole.TOR, "core": NodeRole.AGG}
+_LOWER = {"agg": NodeRole.TOR, "core": NodeRole.AGG, "nic": NodeRole.HOST}
 
 
 def round_robin(n: int, r: int) -> list[tuple[int, int]]:
@@ -93,7 +95,7 @@ def _mesh(topology: Topology, ocs: str) -> list[Circuit]:
 def _isolated(topology: Topology, ocs: str) -> list[Circuit]:
     g = topology.graph
     d = g.nodes[ocs]
-    if d["layer"] == "agg":
+    if d["layer"] in ("agg", "nic"):  # a NIC-level OCS serves one region: its circuits never leave it
         return _tree(topology, ocs)
     owner = d["port_owner"]
     by_pod: dict[int, list[int]] = defaultdict(list)

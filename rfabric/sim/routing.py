@@ -138,6 +138,10 @@ class SprayGroups:
     pod_up: np.ndarray
     pod_down: np.ndarray
     sw_pod: np.ndarray
+    #: per switch index: a host's ToR (-1: not a host) and its host->ToR / ToR->host arcs (real arcs)
+    host_tor: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    host_up: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    host_down: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _same_rows(m: np.ndarray, rtol: float = 1e-12) -> bool:
@@ -170,17 +174,37 @@ def spray_groups(topology: Topology, node_names: tuple[str, ...], node_role: np.
     switches without ToR links, uneven cores) returns None and spraying falls back to the exact walk.
 
     ``allowed`` marks the always-on switch arcs; ``nic_switch`` is the switch index each GPU's NIC is on.
+    Hosts (``mixnet``: a server node between its NICs and its ToR) are accepted when each has exactly one
+    always-on link, to a ToR: that link is a single arc each way, so a flow crosses it whole and the
+    aggregates above the ToR stay exact (``host_tor`` / ``host_up`` / ``host_down``).
     """
     tor_c, agg_c, core_c = (_ROLE_CODE[r] for r in (NodeRole.TOR, NodeRole.AGG, NodeRole.CORE))
+    host_c = _ROLE_CODE[NodeRole.HOST]
     n_sw = sw_nodes.size
     role = node_role[sw_nodes].astype(np.int64)
     g = topology.graph
     sw_pod = np.fromiter((int(g.nodes[node_names[v]].get("pod", -1)) for v in sw_nodes), dtype=np.int64, count=n_sw)
     used_tor = nic_switch[nic_switch >= 0]
-    if used_tor.size and np.any(role[used_tor] != tor_c):
+    if used_tor.size and np.any((role[used_tor] != tor_c) & (role[used_tor] != host_c)):
         return None
     ss, sd = sw_of_node[arc_src], sw_of_node[arc_dst]
     arcs = np.flatnonzero((ss >= 0) & (sd >= 0) & allowed & (cap > 0))
+    host_tor = np.full(n_sw, -1, dtype=np.int64)
+    host_up = np.full(n_sw, -1, dtype=np.int64)
+    host_dn = np.full(n_sw, -1, dtype=np.int64)
+    is_host = role[ss[arcs]] == host_c
+    into_host = role[sd[arcs]] == host_c
+    if np.any(is_host | into_host):
+        ht, th = arcs[is_host], arcs[into_host]
+        hosts = np.flatnonzero(role == host_c)
+        if (np.any(role[sd[ht]] != tor_c) or np.any(role[ss[th]] != tor_c)
+                or np.unique(ss[ht]).size != ht.size or np.unique(sd[th]).size != th.size
+                or ht.size != hosts.size or th.size != hosts.size):
+            return None  # a host with no ToR, two ToRs, or a host-host link: not a tree below the ToRs
+        host_tor[ss[ht]] = sd[ht]
+        host_up[ss[ht]] = ht
+        host_dn[sd[th]] = th
+        arcs = arcs[~(is_host | into_host)]
     rs, rd = role[ss[arcs]], role[sd[arcs]]
     kinds = {"ta": (rs == tor_c) & (rd == agg_c), "at": (rs == agg_c) & (rd == tor_c),
              "ac": (rs == agg_c) & (rd == core_c), "ca": (rs == core_c) & (rd == agg_c)}
@@ -249,7 +273,8 @@ def spray_groups(topology: Topology, node_names: tuple[str, ...], node_role: np.
     if cores.size and ac.size:
         add(ac, sw_pod[ss[ac]], pu_v)
         add(ca, sw_pod[sd[ca]], pd_v)
-    return SprayGroups(members=tuple(members), up=up_v, down=dn_v, pod_up=pu_v, pod_down=pd_v, sw_pod=sw_pod)
+    return SprayGroups(members=tuple(members), up=up_v, down=dn_v, pod_up=pu_v, pod_down=pd_v, sw_pod=sw_pod,
+                       host_tor=host_tor, host_up=host_up, host_down=host_dn)
 
 
 @_njit(cache=True)
@@ -539,7 +564,8 @@ class Fabric:
                                 down=np.where(spray.down >= 0, spray.down + base_arcs, -1),
                                 pod_up=np.where(spray.pod_up >= 0, spray.pod_up + base_arcs, -1),
                                 pod_down=np.where(spray.pod_down >= 0, spray.pod_down + base_arcs, -1),
-                                sw_pod=spray.sw_pod)
+                                sw_pod=spray.sw_pod, host_tor=spray.host_tor, host_up=spray.host_up,
+                                host_down=spray.host_down)
         fab = Fabric(topology=topology, node_names=names, arc_src=arc_src, arc_dst=arc_dst, base_capacity_bps=cap,
                      base_latency_s=lat, arc_circuit=circuit, arc_nvlink=nvlink, circuit_pair=circuit_pair,
                      sw_of_node=sw_of_node, sw_nodes=sw_nodes, up_nic=up_nic, up_sw=up_sw, dn_sw=dn_sw, dn_nic=dn_nic,
@@ -708,11 +734,27 @@ class FabricState:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0), optical
 
+    @staticmethod
+    def _lift(sg: SprayGroups, ps: np.ndarray, pd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                          np.ndarray]:
+        """(host ToR of ps or -1, of pd or -1, ps lifted to its ToR, pd lifted)."""
+        if sg.host_tor.size == 0:
+            neg = np.full(ps.size, -1, dtype=np.int64)
+            return neg, neg, ps, pd
+        hs, hd = sg.host_tor[ps], sg.host_tor[pd]
+        return hs, hd, np.where(hs >= 0, hs, ps), np.where(hd >= 0, hd, pd)
+
     def _spray_ok(self, ps: np.ndarray, pd: np.ndarray) -> np.ndarray:
         """Switch pairs whose always-on spraying the tier aggregates express exactly."""
         sg = self.fabric.spray
         if sg is None:
             return np.zeros(ps.size, dtype=bool)
+        hs, hd, ps, pd = self._lift(sg, ps, pd)
+        same = ps == pd  # two hosts under one ToR: host -> ToR -> host
+        return np.where(same, (hs >= 0) & (hd >= 0), self._spray_ok_tors(sg, ps, pd))
+
+    @staticmethod
+    def _spray_ok_tors(sg: SprayGroups, ps: np.ndarray, pd: np.ndarray) -> np.ndarray:
         pp, pq = sg.sw_pod[ps], sg.sw_pod[pd]
         ok = (sg.up[ps] >= 0) & (sg.down[pd] >= 0) & (pp >= 0) & (pq >= 0)
         inter = pp != pq
@@ -728,12 +770,16 @@ class FabricState:
         """(request, aggregate arc, share) rows of sprayed always-on routes (``_spray_ok`` pairs only)."""
         sg = self.fabric.spray
         assert sg is not None
-        req = np.arange(ps.size, dtype=np.int64)
-        pp, pq = sg.sw_pod[ps], sg.sw_pod[pd]
-        ii = np.flatnonzero(pp != pq)
-        r = np.concatenate([req, req, ii, ii])
-        a = np.concatenate([sg.up[ps], sg.down[pd], sg.pod_up[pp[ii]], sg.pod_down[pq[ii]]])
-        return r, a.astype(np.int64), np.concatenate([w, w, w[ii], w[ii]])
+        hs, hd, ts, td = self._lift(sg, ps, pd)
+        hu, hn = np.flatnonzero(hs >= 0), np.flatnonzero(hd >= 0)  # host endpoints: their ToR link, whole
+        req = np.flatnonzero(ts != td)  # the ToR-level part (two hosts under one ToR have none)
+        pp, pq = sg.sw_pod[ts[req]], sg.sw_pod[td[req]]
+        inter = pp != pq
+        ii = req[inter]
+        r = np.concatenate([req, req, ii, ii, hu, hn])
+        a = np.concatenate([sg.up[ts[req]], sg.down[td[req]], sg.pod_up[pp[inter]], sg.pod_down[pq[inter]],
+                            sg.host_up[ps[hu]], sg.host_down[pd[hn]]])
+        return r, a.astype(np.int64), np.concatenate([w[req], w[req], w[ii], w[ii], w[hu], w[hn]])
 
     def _class_capacity(self, cls: str, s: np.ndarray, d: np.ndarray, spray: bool = False) -> np.ndarray:
         """Bottleneck throughput of the split routing of each pair in class ``cls``."""

@@ -27,6 +27,8 @@ CLOS = [
     ("fat_tree", 48, 8, {"switch_radix": 64}),  # one pod: two tiers
     ("rail_optimized", 32, 4, {"switch_radix": 8}),
     ("rfabric", 64, 2, {"switch_radix": 8}),
+    ("mixnet", 128, 4, {"switch_radix": 8, "region_servers": 4}),  # hosts under a 3-tier Clos of 1 NIC/server
+    ("mixnet", 64, 8, {"switch_radix": 8, "region_servers": 4, "nic_ocs_share": 0.5}),  # 4 NICs/server on ToRs
 ]
 
 
