@@ -18,7 +18,9 @@ Model (conventions of :mod:`topologies`):
   (:func:`topologies._clos.place_planes`); with ``ocs_radix: 0`` each device is sized to one plane (TopoOpt's
   ``d`` devices of ``n`` ports);
 * ``Topology.reconfigurable`` is False: the planner sets one assignment for the job (the solver's
-  direct-connect planner, :mod:`solver.direct`), with ``ring_planes`` NIC planes held by ring circuits.
+  direct-connect planner, :mod:`solver.direct`), with ``ring_planes`` NIC planes held by ring circuits. The
+  kind takes no ``ocs_reconfig_ms`` (never paid; ``Topology.ocs_reconfig_s`` is 0), so a run whose only
+  fabrics are ``topoopt`` and EPS kinds must not set it in the shared ``topology:`` section.
 
 Parts (counted from the graph by :func:`rfabric.bom.bill_of_materials`): N NIC ports; per NIC one
 transceiver (NIC end; the device does no O/E conversion), two device ports (one with
@@ -60,9 +62,6 @@ class TopoOptParams:
         Per-hop forwarding latency at a host and per-link propagation latency.
     fibre_length_m : float
         Length of every fibre run (500 m, the MixNet/TopoOpt costing convention).
-    ocs_reconfig_s : float
-        The device's switching time (YAML ``ocs_reconfig_ms``), recorded on the Topology; never paid, since the
-        topology is set once per job. Default 10 ms (so a shared ``topology:`` section applies to it too).
     """
 
     device: str = choice("patch_panel", choices=("patch_panel", "ocs"))
@@ -72,7 +71,6 @@ class TopoOptParams:
     switch_latency_s: float = non_negative(500e-9)
     link_latency_s: float = non_negative(500e-9)
     fibre_length_m: float = non_negative(500.0)
-    ocs_reconfig_s: float = non_negative(10e-3)
     circuit_template: str = choice("solver", choices=("solver",))
 
 
@@ -121,5 +119,4 @@ def topoopt(params: TopoOptParams, cluster: ClusterConfig, name: str = "topoopt"
         "bidirectional_ocs": params.bidirectional_ocs, "device": params.device, "ring_planes": params.ring_planes,
         "circuit_template": params.circuit_template, "host_forwarding": True,
     })
-    return Topology(name=name, kind="topoopt", graph=G, params=to_plain(params), ocs_reconfig_s=params.ocs_reconfig_s,
-                    reconfigurable=False)
+    return Topology(name=name, kind="topoopt", graph=G, params=to_plain(params), reconfigurable=False)
