@@ -671,6 +671,25 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
     return Path(out)
 
 
+def write_trace(sim: SimulationResult, path: str | os.PathLike[str], workload: Workload | None = None) -> Path:
+    """Write ``sim``'s timeline as a Chrome trace / Perfetto JSON file (strict JSON, atomically); see
+    :func:`rfabric.trace.chrome_trace` for the layout. ``workload``: the one simulated (adds collectives)."""
+    from rfabric.trace import chrome_trace
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(dumps_json(chrome_trace(sim, workload)))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # Sweeps
 

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate one fabric: per-phase table and timeline figure")
     _common(p, out=True, out_required=True)
     p.add_argument("--fabric", help="fabric to simulate (default: the first)")
+    p.add_argument("--trace", metavar="JSON", help="also write the timeline as a Chrome trace / Perfetto JSON "
+                                                   "file (open in ui.perfetto.dev or chrome://tracing)")
 
     p = sub.add_parser("sweep", help="run a sweep file; resumable (finished runs are never recomputed)")
     p.add_argument("sweep_file", metavar="SWEEP_YAML")
@@ -342,6 +344,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from rfabric import api
 
     _check_out(args.out)
+    _check_file_out(args.trace, "--trace")
     cfg = api.load_config(args.config, args.overrides, seed=args.seed)
     fabric = args.fabric or cfg.fabrics[0].name
     topo = api.build_topology(cfg, fabric)
@@ -357,6 +360,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"iteration_time_s: {res.iteration_time_s:.6g}")
     api.write_simulation(res, args.out)
     print(f"results in {args.out}", file=sys.stderr)
+    if args.trace:
+        api.write_trace(res, args.trace, workload)
+        print(f"trace in {args.trace} (open it in https://ui.perfetto.dev)", file=sys.stderr)
     return 0
 
 
