@@ -671,6 +671,36 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
     return Path(out)
 
 
+def config_reference() -> str:
+    """The configuration reference (markdown): every key of a run config, generated from the dataclasses the
+    loader parses -- the run's sections, each workload kind, each topology kind, the solver options. What
+    ``rfabric config --reference`` prints and ``docs/config.md`` holds (a test keeps them equal)."""
+    from rfabric.config import ClusterConfig, CostConfig, RunConfig, SimConfig
+    from rfabric.reference import Section, describe_dataclass, first_paragraph, render_markdown
+
+    sections = [Section("Top level", first_paragraph(RunConfig),
+                        tuple(describe_dataclass(RunConfig, "", skip=("cluster", "sim", "cost"))))]
+    for name, cls in (("cluster", ClusterConfig), ("sim", SimConfig), ("cost", CostConfig)):
+        sections.append(Section(f"`{name}`", first_paragraph(cls), tuple(describe_dataclass(cls, name))))
+    for kind in traffic.REGISTRY.kinds():
+        entry = traffic.REGISTRY.get(kind)
+        sections.append(Section(f"`workload` (kind: `{kind}`)", f"{entry.doc}. {first_paragraph(entry.params_cls)}",
+                                tuple(describe_dataclass(entry.params_cls, "workload"))))
+    for kind in topologies.REGISTRY.kinds():
+        params = topologies.REGISTRY.get(kind).params_cls
+        sections.append(Section(f"`topology` / `fabrics[]` (kind: `{kind}`)",
+                                "Parameters shared by all fabrics go under `topology:`; a fabric's own under its "
+                                f"`fabrics:` entry. {first_paragraph(params)}",
+                                tuple(describe_dataclass(params, "topology"))))
+    sections.append(Section("`solver`", first_paragraph(solver_pkg.SolverOptions),
+                            tuple(describe_dataclass(solver_pkg.SolverOptions, "solver"))))
+    preamble = ("Generated from the configuration dataclasses by `rfabric config --reference` (do not edit; "
+                "regenerate with `rfabric config --reference > docs/config.md`). Keys are shown in the unit the "
+                "shipped configs use; every other unit spelling of the same key is accepted (`nic_gbps: 400` = "
+                "`nic_bps: 4e11`) and converted once by the loader. `--set dotted.key=value` overrides any key.")
+    return render_markdown("Configuration reference", preamble, sections)
+
+
 def write_trace(sim: SimulationResult, path: str | os.PathLike[str], workload: Workload | None = None) -> Path:
     """Write ``sim``'s timeline as a Chrome trace / Perfetto JSON file (strict JSON, atomically); see
     :func:`rfabric.trace.chrome_trace` for the layout. ``workload``: the one simulated (adds collectives)."""

@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="store_true")
 
+    p = sub.add_parser("config", help="print the effective run config (YAML), or --reference: every key")
+    _common(p)
+    p.add_argument("--reference", action="store_true", help="print the configuration reference (markdown): every "
+                                                            "key with type, unit, default and meaning")
+
     p = sub.add_parser("models", help="list the model catalogue")
     p.add_argument("--json", action="store_true")
     return ap
@@ -426,6 +431,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from rfabric import api
+
+    if args.reference:
+        sys.stdout.write(api.config_reference())
+        return 0
+    import yaml
+
+    cfg = api.load_config(args.config, args.overrides, seed=args.seed)
+    sys.stdout.write(yaml.safe_dump(api.config_data(cfg), sort_keys=False))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from traffic.models import available_models, load_model
 
@@ -442,7 +460,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "topology": cmd_topology, "traffic": cmd_traffic, "solve": cmd_solve,
             "simulate": cmd_simulate, "sweep": cmd_sweep, "plot": cmd_plot, "validate": cmd_validate,
-            "models": cmd_models}
+            "models": cmd_models, "config": cmd_config}
 
 
 def _terminate(signum: int, frame: Any) -> None:  # SIGTERM behaves like Ctrl-C: clean up, no orphans

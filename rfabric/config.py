@@ -351,15 +351,22 @@ class ClusterConfig:
     """
 
     trainer_gpus: int = positive(64)
+    """GPUs that train (whole servers)."""
     rollout_gpus: int = non_negative(64)
+    """GPUs that generate (whole servers; 0 only for a ``collective`` workload)."""
     gpus_per_server: int = positive(8)
+    """GPUs per server, joined by NVLink."""
     nic_bps: float = positive(400e9)
+    """Network bandwidth of one GPU's NIC, each direction."""
     nvlink_bps: float = positive(3200e9)  # per GPU, each direction (H800: 400 GB/s)
     nic_latency_s: float = non_negative(1e-6)
+    """Latency of the GPU-NIC hop (PCIe) of every path."""
     placement: str = choice("contiguous", choices=("contiguous", "interleaved", "fragmented"))
+    """Which physical server slot each logical server takes: ``contiguous``, ``interleaved`` (trainer and rollout servers alternate) or ``fragmented`` (``placement_fraction`` of the servers swapped at random)."""
     placement_seed: int = non_negative(0)
     placement_fraction: float = bounded(0.25, ge=0.0, le=1.0)
     split: str = choice("explicit", choices=("explicit", "auto"))
+    """``explicit``: take ``trainer_gpus`` / ``rollout_gpus`` as given; ``auto``: choose them (whole servers, same total) for the shortest estimated steady-state period."""
 
     @property
     def gpus(self) -> int:
@@ -419,8 +426,11 @@ class SimConfig:
 
     routing: str = choice("spray", choices=ROUTINGS)
     merge_tolerance: float = bounded(0.0, ge=0.0, lt=1.0)
+    """Drain, at each drain event, the flows that would drain within this fraction of their own duration (0 = exact; 0.01 keeps step times within ~0.03 %, see rfabric.sim.engine)."""
     steps: int = positive(1)
+    """RL steps simulated back to back (the iteration time is their mean)."""
     link_latency: bool = True
+    """Add each flow's path latency (switch and link hops) to its finish time."""
 
     def __init__(self, *, routing: str = "spray", merge_tolerance: float = 0.0, steps: int = 1,
                  link_latency: bool = True, ecmp: str | None = None) -> None:
@@ -471,8 +481,11 @@ class CostConfig:
     """Which price catalogue, and item overrides (``prices: {ocs_port_usd: 300}``)."""
 
     catalogue: str = "mixnet-2025"
+    """Price catalogue: a name from ``rfabric/data/prices`` (``mixnet-2025``, ...) or a path to a user catalogue YAML."""
     prices: Mapping[str, Any] = field(default_factory=dict)  # item -> USD/W, or {Gb/s: value}
+    """Item overrides of the catalogue: item -> USD (or W), or {Gb/s: value} for rate-keyed items."""
     include_gpus: bool = False
+    """Reserved: accepted but not read yet (network capex never includes GPUs; the cluster capex column always does)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -502,15 +515,22 @@ class RunConfig:
     """
 
     seed: int = 0
+    """Seed of every random choice of the run (response lengths, placement, solver tie-breaks): 0 .. 2**32-1."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     workload: Mapping[str, Any] = field(default_factory=dict)
+    """What runs on the cluster: a mapping with ``kind`` (``rl_step`` or ``collective``) and that kind's keys (sections below)."""
     topology: Mapping[str, Any] = field(default_factory=dict)
+    """Fabric parameters shared by every fabric that takes them (e.g. ``switch_radix``); a fabric's own entry overrides them."""
     fabrics: tuple[FabricEntry, ...] = ()
+    """The fabrics to compare: builder names (``fat_tree``) or mappings ``{name, kind, <topology keys>}``."""
     reference: str = ""
+    """Name of the fabric the others are compared against (default: the first)."""
     solver: Mapping[str, Any] = field(default_factory=dict)
+    """How OCS circuits are chosen per phase (section ``solver`` below)."""
     sim: SimConfig = field(default_factory=SimConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     name: str = "run"
+    """Name of the run (in result files)."""
     resolved: Any = field(default=None, init=False, repr=False, compare=False)
 
 

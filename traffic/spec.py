@@ -50,6 +50,7 @@ class GpuSpec:
 
     name: str = "h800"
     source: str = ""
+    """Public source of the GPU's figures (a URL), for the record."""
     peak_flops: float = positive(989e12)
     mfu: float = bounded(0.4, gt=0.0, le=1.0)
     hbm_bytes_per_s: float = positive(3.35e12)
@@ -103,10 +104,14 @@ class TrainSpec:
     zero_stage: int | None = None
     recompute: str = choice("full", choices=("none", "selective", "full"))
     dp_algorithm: str = "ring"
+    """Algorithm of the data-parallel gradient reduction (``ring``, ``double_binary_tree``, ``halving_doubling``, ``hierarchical``; see traffic.collectives)."""
     tp_algorithm: str = "ring"
+    """Algorithm of the tensor-parallel all-reduces (as ``dp_algorithm``)."""
     ep_algorithm: str = "direct"
+    """Algorithm of the expert-parallel all-to-alls: ``direct`` or ``hierarchical``."""
     grad_reduce_dtype: str = choice("fp32", choices=("fp32", "bf16"))
     optimizer_s: float = non_negative(0.0)
+    """Optimizer step time after the gradient reduction, before the parameter all-gather."""
     logprob_passes: int | None = None
     mini_batches: int = positive(4)
     ppo_epochs: int = positive(1)
@@ -128,6 +133,7 @@ class RlSpec:
     prompts_per_step: int = positive(256)
     samples_per_prompt: int = positive(8)
     weak_scaling: bool = False
+    """Every rollout replica generates ``rollout.batch_per_replica`` sequences (the batch grows with the GPUs) instead of the fixed batch."""
 
     @property
     def batch(self) -> int:
@@ -148,8 +154,11 @@ class SwitchSpec:
 
     after_finished: float = bounded(0.5, gt=0.0, lt=1.0)
     tp: int = positive()
+    """Tensor parallelism of a replica after the switch."""
     dp_attention: int = positive(1)
+    """Attention data-parallel groups per replica after the switch."""
     ep: int = non_negative(0)
+    """Expert parallelism after the switch (0 = the whole new replica)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -170,6 +179,7 @@ class LatencySpec:
     fixed cost of one expert-parallel dispatch or combine kernel (DeepEP low-latency fit: 21 us)."""
 
     enabled: bool = True
+    """Add per-message latency (alpha) to collectives."""
     protocol: str = choice("ll", choices=("ll", "ll128", "simple"))
     base_s: float | None = None
     nvlink_hop_s: float | None = None
@@ -215,10 +225,13 @@ class RolloutSpec:
     response_tokens_mean: float = positive(2048.0)
     response_tokens_max: int = positive(16384)
     length_distribution: str = choice("lognormal", choices=("lognormal", "fixed"))
+    """Response lengths: ``lognormal`` (long-tailed, seeded) or ``fixed`` (every response ``response_tokens_mean``)."""
     length_sigma: float = non_negative(1.0)
     segments: int = non_negative(0)
     ep_algorithm: str = "direct"
+    """Algorithm of the expert-parallel dispatch/combine: ``direct`` or ``hierarchical`` (once per remote server, DeepEP-style)."""
     switch: SwitchSpec | None = None
+    """Optional mid-step parallelism switch (keys below)."""
     max_running: int = non_negative(0)
     dispatch_dtype: str = choice("bf16", choices=("bf16", "fp8"))
     max_nodes_per_token: int = non_negative(0)
@@ -243,7 +256,9 @@ class WeightSyncSpec:
     """
 
     enabled: bool = True
+    """Play the weight sync (false: the step has no sync phase)."""
     method: str = choice("p2p", choices=("p2p", "broadcast", "gather_broadcast", "checkpoint_engine"))
+    """``p2p``, ``broadcast``, ``gather_broadcast`` or ``checkpoint_engine`` (see above)."""
     roots: int = non_negative(0)
     bucket_bytes: float = positive(2.0**30)
     reload_bytes_per_s: float = positive(10e9)
@@ -254,7 +269,9 @@ class ScoreSpec:
     """Optional scoring pass (reference / reward model forward) on the rollout GPUs after generation."""
 
     enabled: bool = False
+    """Add a scoring pass after generation."""
     model: str = ""
+    """Model of the scoring pass (catalogue name or file; empty: the policy model)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -273,8 +290,10 @@ class RlStepSpec:
     """
 
     kind: str = "rl_step"
+    """``rl_step``."""
     schedule: Schedule = field(default_factory=lambda: Schedule(mode="one_step_off"))
     model: str = "qwen2.5-14b"
+    """Model: a catalogue name (``rfabric models``), a model YAML file or a Hugging Face ``config.json``."""
     gpu: GpuSpec = field(default_factory=GpuSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
@@ -300,9 +319,12 @@ class CollectiveSpec:
     """
 
     kind: str = "collective"
+    """``collective``."""
     collective: str = choice("all_reduce", choices=("all_reduce", "reduce_scatter", "all_gather", "all_to_all",
                                                     "broadcast", "p2p"))
+    """Which collective: ``all_reduce``, ``reduce_scatter``, ``all_gather``, ``all_to_all``, ``broadcast`` or ``p2p``."""
     algorithm: str = ""
+    """Its algorithm (empty: the collective's first, e.g. ``ring`` for all-reduce; see traffic.collectives)."""
     size_bytes: float = positive(1e9)
     gpus: str = choice("all", choices=("all", "trainer", "rollout"))
     group_size: int = non_negative(0)
@@ -310,11 +332,17 @@ class CollectiveSpec:
     root: int = non_negative(0)
     peer_offset: int = positive(1)
     collective_stages: str = choice("coalesced", choices=STAGES)
+    """``coalesced``: the steps of a multi-step algorithm merged into one stage per chain; ``exact``: every step its own stage."""
     step_latency_s: float = non_negative(0.0)
+    """Per-step latency added back to a coalesced multi-step collective."""
     phase: str = choice("train", choices=PHASES)
+    """Phase tag of the generated phase (train, rollout, weight_sync, score)."""
     repeat: int = positive(1)
+    """Times the collective runs back to back."""
     compute_before_s: float = non_negative(0.0)
+    """Compute before the collective's flows start."""
     compute_after_s: float = non_negative(0.0)
+    """Compute after its last flow."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 main process leaves no worker behind, a killed worker's runs are lost (resumable), not failed, a second sweep
 into the same directory is refused, and every resumed sweep.csv equals an uninterrupted one.
 
-Each case starts real processes (~5 s); the SIGINT case runs by default, the others with ``-m slow``."""
+Each case starts real processes (~5 s idle, 8-15 s on the shared 2-core machine); the SIGINT case runs by
+default, the others with ``-m slow``, which ``.ci/run`` always runs."""
 
 from __future__ import annotations
 
