@@ -175,13 +175,13 @@ def _attribute_entries(doc: str) -> dict[str, str]:
             continue
         if not in_section or set(stripped) == {"-"}:
             continue
-        if stripped and not line.startswith((" " * 8, "\t\t")) and " : " in stripped:
+        if stripped and not line[0].isspace() and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+            flush()  # the next section starts
+            in_section, cur, text = False, [], []
+        elif stripped and not line[0].isspace():  # an entry: "name, other : type" (the type is optional)
             flush()
             cur = [n.strip() for n in stripped.split(" : ")[0].split(",")]
             text = []
-        elif stripped and not line.startswith((" " * 8, "\t\t")) and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
-            flush()
-            in_section, cur, text = False, [], []
         elif cur:
             text.append(stripped)
     flush()

@@ -72,6 +72,7 @@ class TopoOptParams:
     link_latency_s: float = non_negative(500e-9)
     fibre_length_m: float = non_negative(500.0)
     circuit_template: str = choice("solver", choices=("solver",))
+    """Only ``solver``: the planner engineers the job's one topology from its traffic."""
 
 
 @REGISTRY.register("topoopt", TopoOptParams)
