@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -493,11 +494,13 @@ def _run_ray(todo: Sequence[_Job], fn: Callable[..., Any], store: Callable[..., 
     except ImportError:
         raise ConfigError("--executor", "Ray is not installed: pip install -e '.[ray]'", "ray") from None
     started = False
+    reaper = None
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+            reaper = _start_reaper()
         started = True
     try:
         remote = ray.remote(_timed)
@@ -514,3 +517,18 @@ def _run_ray(todo: Sequence[_Job], fn: Callable[..., Any], store: Callable[..., 
     finally:
         if started:
             ray.shutdown()
+        if reaper is not None:  # the cluster is down: nothing left to reap
+            reaper.kill()
+            reaper.wait()
+
+
+def _start_reaper() -> subprocess.Popen[bytes] | None:
+    """Linux: a watchdog process (:mod:`rfabric._ray_reaper`) that stops the local Ray cluster this process
+    started if this process dies without stopping it (SIGKILL): Ray's dashboard and runtime-env agents
+    otherwise outlive a killed driver. It runs in its own session, so a signal to the driver's process
+    group spares it. Elsewhere (no /proc): None, and a killed driver may leave Ray processes behind."""
+    if sys.platform != "linux":
+        return None
+    script = Path(__file__).with_name("_ray_reaper.py")
+    return subprocess.Popen([sys.executable, "-I", str(script), str(os.getpid())], start_new_session=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

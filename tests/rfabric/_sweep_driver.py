@@ -1,6 +1,6 @@
 """A sweep through the real command line (``rfabric.cli.main``) whose runs sleep, for the fault tests.
 
-Usage: python _sweep_driver.py SWEEP_YAML OUT_DIR WORKERS. Each run writes its worker's pid to
+Usage: python _sweep_driver.py SWEEP_YAML OUT_DIR WORKERS [EXECUTOR]. Each run writes its worker's pid to
 OUT_DIR/pids/<pid> (so a test can find and signal the workers), sleeps ``RFABRIC_TEST_SLEEP_S`` seconds,
 and returns a row computed from its config, so an interrupted-then-resumed sweep.csv can be compared with
 an uninterrupted one.
@@ -42,4 +42,5 @@ if __name__ == "__main__":
     api.sweep_fabric = slow_fabric  # type: ignore[assignment]
     api.sweep_combine = first_part  # type: ignore[assignment]
     sweep_file, out, workers = sys.argv[1:4]
-    raise SystemExit(main(["sweep", sweep_file, "--out", out, "-j", workers, "-q"]))
+    executor = sys.argv[4] if len(sys.argv) > 4 else "local"
+    raise SystemExit(main(["sweep", sweep_file, "--out", out, "-j", workers, "--executor", executor, "-q"]))

@@ -43,12 +43,13 @@ def _wait(cond, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def
     return False
 
 
-def _start(tmp_path: Path, out: Path, sleep_s: float, workers: int = 2, name: str = "s") -> subprocess.Popen[str]:
+def _start(tmp_path: Path, out: Path, sleep_s: float, workers: int = 2, name: str = "s",
+           executor: str = "local") -> subprocess.Popen[str]:
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(SWEEP)
     env = {**os.environ, "RFABRIC_TEST_PIDS": str(tmp_path / f"pids-{name}"), "RFABRIC_TEST_SLEEP_S": str(sleep_s),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(DRIVER), str(spec), str(out), str(workers)], env=env, text=True,
+    return subprocess.Popen([sys.executable, str(DRIVER), str(spec), str(out), str(workers), executor], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -132,3 +133,33 @@ def test_second_sweep_into_the_same_directory_is_refused(tmp_path: Path) -> None
     first.communicate(timeout=30)
     assert second.returncode == 2, err
     assert "--out" in err and "another sweep" in err and str(first.pid) in err and "Traceback" not in err
+
+
+def _session(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                rest = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(rest[3]) == sid and rest[0] not in ("Z", "X"):
+                out.append(int(d.name))
+    return out
+
+
+@pytest.mark.slow  # starts a local Ray cluster (~15-30 s on the shared machine); .ci/run runs it
+def test_sigkill_of_a_ray_driver_leaves_no_ray_process(tmp_path: Path) -> None:
+    """A sweep that started its own local Ray: after SIGKILL of the driver, no process of its session (Ray's
+    GCS, raylet, dashboard and runtime-env agents, workers) outlives it -- the agents did before the reaper."""
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    p = _start(tmp_path, out, 60.0, executor="ray")
+    assert _wait(lambda: len(_workers(tmp_path)) >= 1, 120), p.stderr.read() if p.poll() is not None else "no task ran"
+    ray_procs = [q for q in _session(p.pid) if q != p.pid]
+    assert len(ray_procs) >= 4, ray_procs  # gcs, raylet, agents, workers: the cluster the sweep started
+    p.kill()
+    p.communicate(timeout=30)
+    assert _wait(lambda: not _session(p.pid), 30), [Path(f"/proc/{q}/cmdline").read_text() for q in _session(p.pid)]
+    assert _resume(tmp_path, out) == _reference(tmp_path)
