@@ -16,7 +16,9 @@ DEEPEP_LL_ALPHA_US
     7168, top-8, FP8 dispatch / BF16 combine: EP64 dispatch 173 us, combine 314 us. A GPU receives
     ``128 * 8 * (7168 + 7168/128 * 4)`` = 7.57 MB (FP8 with one fp32 scale per 128 channels) in dispatch and
     ``128 * 8 * 7168 * 2`` = 14.68 MB in combine; at the 50 GB/s line rate those take 151.4 us and 293.6 us,
-    leaving alpha = 21.6 us (dispatch) and 20.4 us (combine). We use 21 us per kernel.
+    leaving alpha = 21.6 us (dispatch) and 20.4 us (combine). We use 21 us per kernel: a *fit* on the EP64
+    row; the EP8--EP256 rows of the same table (and EP8 before DeepEP PR #173, when in-node traffic went
+    over RDMA) are the checks, within 6--20 % (README calibration table).
 
 >>> lat = Latency.from_table("ll")
 >>> round(lat.all_reduce_s(8, 1, "ring") * 1e6, 2)  # TP8 inside one server: 6.6 + 14 * 0.6
