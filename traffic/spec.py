@@ -42,16 +42,13 @@ class GpuSpec:
 
     ``workload.gpu`` is a catalogue name (``h800``, ``h100``, ``h200``, ``h20``, ``b200``, ``a100``) or a
     mapping (with ``name``: that entry, overridden key by key). ``peak_flops`` (YAML ``peak_tflops``) dense
-    bf16; ``mfu`` the fraction reached in training and prefill; ``hbm_bytes_per_s`` memory bandwidth and
-    ``decode_mbu`` the fraction of it reached in decode; ``memory_bytes`` (YAML ``memory_gb``) HBM per GPU
-    (trainer memory check, rollout replica sizing); ``nvlink_bps`` (YAML ``nvlink_gbps``) NVLink per GPU and
-    direction, as published (the fabric's NVLink speed is ``cluster.nvlink_gbps``).
-
-    Sources of the default fractions: ``mfu`` 0.4 -- Llama 3 405B reaches 38--43 % MFU on 8k--16k H100s
-    (arXiv 2407.21783, Table 4), RL trainers less (verl: 0.2--0.4 on H20 for MoE), see calibration.md;
-    ``decode_mbu`` 0.6 -- model bandwidth utilisation (MBU, achieved / peak HBM bandwidth in decode, as
-    defined by Databricks/MosaicML, "LLM Inference Performance Engineering: Best Practices", 2023); 0.6 is a
-    modelling choice at the low end of what tuned serving stacks report, not a fit.
+    bf16; ``mfu`` the fraction reached in training and prefill (default 0.4: Llama 3 405B reaches 38--43 % MFU
+    on 8k--16k H100s, arXiv 2407.21783 Table 4); ``hbm_bytes_per_s`` memory bandwidth and ``decode_mbu`` the
+    fraction of it reached in decode (default 0.6: model bandwidth utilisation as defined by Databricks/MosaicML,
+    "LLM Inference Performance Engineering: Best Practices", 2023 -- a modelling choice, not a fit);
+    ``memory_bytes`` (YAML ``memory_gb``) HBM per GPU (trainer memory check, rollout replica sizing);
+    ``nvlink_bps`` (YAML ``nvlink_gbps``) NVLink per GPU and direction, as published (the fabric's NVLink
+    speed is ``cluster.nvlink_gbps``).
     """
 
     name: str = "h800"
