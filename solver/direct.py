@@ -10,10 +10,11 @@ paths). The topology is engineered once per job the way TopoOpt (Wang et al., NS
    the all-reduce's ring and a connected backbone for relayed traffic). Strides are spread geometrically
    over ``1 .. n/2`` (short and long chords lower the diameter). A ring's circuits alternate between two
    NIC planes (a plane holds one port per server).
-2. **Demand.** Ports left over take demand-driven circuits in rounds: each round ranks server pairs by
-   ``(D[a, b] + D[b, a]) / (circuits[a, b] + 1)`` and places one circuit per pair, best first, where both
-   servers have a free port on a common device (TopoOpt's MP-traffic edges, greedy instead of its
-   matching).
+2. **Demand.** Ports left over take demand-driven circuits one at a time: the next goes to the server
+   pair with the largest ``(D[a, b] + D[b, a]) / (circuits[a, b] + 1)`` (demand per circuit it would then
+   have) whose servers have a free port on a common device; a pair that cannot get one is dropped
+   (TopoOpt's demand-driven edges, greedy instead of its matching). With the step's aggregate demand the
+   heavy collectives take the ports first; light pairs are relayed over them.
 3. **Fill.** Ports still free after the demand is covered are paired along further strides (coprime ones
    first: more chords, shorter relayed paths) until no two servers have free ports on a common device.
 
@@ -23,6 +24,7 @@ computed here (the simulator routes it); results report it as NaN with the circu
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -106,14 +108,14 @@ def plan_direct(p: Problem) -> tuple[np.ndarray, tuple[Circuit, ...], str]:
     S = np.triu(p.demand + p.demand.T, k=1)
     ia, ib = np.nonzero(S > 0)
     w = S[ia, ib]
-    while ia.size and ports.any_free():
-        score = w / (ports.x[ia, ib] + 1.0)
-        placed = 0
-        for j in np.argsort(-score, kind="stable").tolist():
-            if ports.place(int(ia[j]), int(ib[j])):
-                placed += 1
-        if placed == 0:
-            break
+    # one circuit at a time to the pair with the most demand per circuit it would have (ties: pair order)
+    heap = [(-float(w[j]) / (ports.x[ia[j], ib[j]] + 1.0), j) for j in range(ia.size)]
+    heapq.heapify(heap)
+    while heap:
+        _, j = heapq.heappop(heap)
+        a, b = int(ia[j]), int(ib[j])
+        if ports.place(a, b):
+            heapq.heappush(heap, (-float(w[j]) / (ports.x[a, b] + 1.0), j))
     demand_circuits = len(ports.circuits) - ring_circuits
     coprime = totient_strides(n, n // 2)
     more = [s for s in coprime if s not in strides] + [s for s in range(1, n // 2 + 1) if s not in coprime] + strides

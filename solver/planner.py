@@ -437,7 +437,8 @@ def _combine(topology: Topology, parts: list[tuple[DomainResult, tuple[Circuit, 
 
 def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
                 previous: CircuitAssignment | None = None, *, cache: SolveCache | None = None,
-                seed: int = 0, hints: dict[str, tuple[np.ndarray, np.ndarray, str]] | None = None) -> SolveResult:
+                seed: int = 0, hints: dict[str, tuple[np.ndarray, np.ndarray, str]] | None = None,
+                direct_demand: dict[str, np.ndarray] | None = None) -> SolveResult:
     """Circuits for one phase's traffic over every OCS of ``topology``.
 
     Each domain (core layer, each pod's aggregation layer) is solved on its own (``layers: sequential``):
@@ -457,9 +458,31 @@ def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptio
                            message="topology has no OCS")
     s = options.mixed_seed(seed)
     hints = hints or {}
+    probs = problems(topology, traffic, options, previous)
+    if direct_demand:  # direct-connect domains engineered for another demand (the step's per-phase maxima)
+        probs = [replace(p, demand=direct_demand[p.domain.name]) if p.domain.name in direct_demand else p
+                 for p in probs]
     parts = [solve_domain(p, options, previous, cache=cache, seed=s, hint=hints.get(p.domain.name))
-             for p in problems(topology, traffic, options, previous)]
+             for p in probs]
     return _combine(topology, parts, backend, t0)
+
+
+def direct_demand(topology: Topology, workload: Workload, options: SolverOptions) -> dict[str, np.ndarray]:
+    """Per direct-connect domain: the elementwise maximum over phases of each phase's normalised demand.
+
+    A phase's demand is normalised to circuits at its own line-rate time (``alpha = 1``), so the maximum
+    asks, per server pair, for the circuits the most demanding phase needs to run at line rate: a short
+    blocking phase (weight sync) weighs as much as a long one, not in proportion to its bytes.
+    """
+    if not any(d.direct for d in domains(topology)):
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for ph in workload.phases:
+        for p in problems(topology, ph.traffic, options):
+            if p.domain.direct and not p.empty:
+                name = p.domain.name
+                out[name] = np.maximum(out[name], p.demand) if name in out else p.demand
+    return out
 
 
 def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssignment,
@@ -682,7 +705,8 @@ def _plan_static(topology: Topology, workload: Workload, options: SolverOptions,
             total = t if total is None else total + t
         if total is None:
             total = TrafficMatrix.from_pairs(workload.num_gpus, [], [], [])
-        res = solve_phase(topology, total, options, cache=cache, seed=seed)
+        res = solve_phase(topology, total, options, cache=cache, seed=seed,
+                          direct_demand=direct_demand(topology, workload, options))
         chosen = res.assignment
         solve_time = res.wall_time_s
         how = f"solved once on the whole step's traffic (alpha {res.objective:.4g} on it)"

@@ -98,3 +98,19 @@ def test_direct_plan_respects_ports_and_connects(servers: int, gps: int, rings: 
             assert sum(1 for p, h in enumerate(owner) if h and (o, p) not in used) <= 1
         if rings >= 2:
             assert nx.is_connected(nx.from_numpy_array((x > 0).astype(int)))
+
+
+def test_direct_demand_weighs_each_phase_at_its_own_line_rate() -> None:
+    from types import SimpleNamespace
+
+    from solver.planner import direct_demand
+
+    topo = topologies.build("topoopt", {}, ClusterConfig())  # 16 servers of 8 GPUs
+    heavy = TrafficMatrix.from_pairs(128, np.arange(8), np.arange(8, 16), np.full(8, 100 * GB))  # server 0 -> 1
+    light = TrafficMatrix.from_pairs(128, np.arange(16, 24), np.arange(24, 32), np.full(8, GB))  # server 2 -> 3
+    wl = SimpleNamespace(phases=[SimpleNamespace(traffic=heavy), SimpleNamespace(traffic=light)])
+    (d,) = direct_demand(topo, wl, parse_options({})).values()  # type: ignore[arg-type]
+    # each phase saturates its sender's 8 NICs: 8 circuits' worth, whatever its bytes
+    assert d[0, 1] == pytest.approx(8.0) and d[2, 3] == pytest.approx(8.0) and d.sum() == pytest.approx(16.0)
+    assert direct_demand(topologies.build("mixnet", {"switch_radix": 16}, ClusterConfig()), wl,  # type: ignore[arg-type]
+                         parse_options({})) == {}
