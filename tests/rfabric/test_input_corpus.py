@@ -255,6 +255,18 @@ def test_json_stdout_is_strict(capsys: pytest.CaptureFixture[str], cmd: list[str
     _strict(capsys.readouterr().out)
 
 
+@pytest.mark.parametrize("backend", ["highs", "pulp"])
+def test_solve_json_stdout_has_no_solver_banner(capfd: pytest.CaptureFixture[str], backend: str) -> None:
+    """Captured at the file-descriptor level: a solver library printing from C (HiGHS' "Running HiGHS ...
+    Copyright" banner, CBC's log) would land on fd 1 and break `rfabric solve --json | python -m json.tool`."""
+    assert main(["solve", "--phase", "train", "--json", "-q", "--set", f"solver.backend={backend}"]) == 0
+    out, err = capfd.readouterr()
+    doc = _strict(out)
+    assert isinstance(doc, dict) and str(doc["backend"]).startswith(backend)
+    for banner in ("Running HiGHS", "Copyright", "Welcome to the CBC", "Coin0"):
+        assert banner not in out and banner not in err
+
+
 def test_run_outputs_are_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The default run's rollout phase has NaN alpha/bound/gap: written as null."""
     out = tmp_path / "out"
