@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import enum
+import functools
 import inspect
 import math
 import re
@@ -139,6 +140,7 @@ def _allowed(meta: Mapping[str, Any], factor: float) -> str:
     return ", ".join(parts)
 
 
+@functools.cache
 def _field_comments(cls: type) -> dict[str, str]:
     """``name: type = default  # comment`` -> {name: comment} from the class source."""
     try:
@@ -194,6 +196,7 @@ def _sentences(doc: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+@functools.cache
 def _attribute_docstrings(cls: type) -> dict[str, str]:
     """A string literal right after a field (``x: int = 0`` then ``\"\"\"What x is.\"\"\"``, as Sphinx reads)."""
     try:

@@ -19,23 +19,28 @@ from rfabric.units import convert_key
 DOC = Path(__file__).parents[2] / "docs" / "config.md"
 
 
+@pytest.fixture(scope="module")
+def reference() -> str:
+    return api.config_reference()
+
+
 def _rows(text: str) -> list[list[str]]:
     return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in text.splitlines()
             if line.startswith("| `")]
 
 
-def test_docs_config_md_is_current() -> None:
+def test_docs_config_md_is_current(reference: str) -> None:
     """Regenerate with: rfabric config --reference > docs/config.md"""
-    assert DOC.read_text() == api.config_reference(), "docs/config.md is stale: rfabric config --reference > docs/config.md"
+    assert DOC.read_text() == reference, "docs/config.md is stale: rfabric config --reference > docs/config.md"
 
 
-def test_cli_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_the_reference(capsys: pytest.CaptureFixture[str], reference: str) -> None:
     assert main(["config", "--reference"]) == 0
-    assert capsys.readouterr().out == api.config_reference()
+    assert capsys.readouterr().out == reference
 
 
-def test_every_key_has_type_default_and_meaning() -> None:
-    rows = _rows(api.config_reference())
+def test_every_key_has_type_default_and_meaning(reference: str) -> None:
+    rows = _rows(reference)
     assert len(rows) > 150
     for key, typ, _unit, default, _allowed, meaning in rows:
         assert typ and default, key
@@ -47,8 +52,8 @@ def test_every_key_has_type_default_and_meaning() -> None:
     *[("workload", traffic.REGISTRY.get(k).params_cls) for k in traffic.REGISTRY.kinds()],
     *[("topology", topologies.REGISTRY.get(k).params_cls) for k in topologies.REGISTRY.kinds()],
 ])
-def test_every_field_is_documented_in_a_spelling_the_loader_takes(prefix: str, cls: type) -> None:
-    keys = {r[0].strip("`") for r in _rows(api.config_reference())}
+def test_every_field_is_documented_in_a_spelling_the_loader_takes(reference: str, prefix: str, cls: type) -> None:
+    keys = {r[0].strip("`") for r in _rows(reference)}
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
@@ -57,8 +62,8 @@ def test_every_field_is_documented_in_a_spelling_the_loader_takes(prefix: str, c
         assert spelled, f"{prefix}.{f.name} missing from the reference"
 
 
-def test_units_and_defaults_are_those_of_the_loader() -> None:
-    rows = {r[0].strip("`"): r for r in _rows(api.config_reference())}
+def test_units_and_defaults_are_those_of_the_loader(reference: str) -> None:
+    rows = {r[0].strip("`"): r for r in _rows(reference)}
     assert rows["cluster.nic_gbps"][2:4] == ["Gb/s", "400"]  # nic_bps = 4e11 shown in Gb/s
     assert rows["topology.ocs_reconfig_ms"][2:4] == ["ms", "10"]
     assert rows["workload.weight_sync.bucket_gib"][2:4] == ["GiB", "1"]  # 2**30 bytes
