@@ -346,7 +346,7 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
     for the whole job; with ``circuit_template: solver`` the planner picks one assignment from the step's traffic.
     """
     _check_stage_args(config, topology, workload, need="ctw")
-    template = topology.graph.graph.get("circuit_template", "solver")
+    template = topology.circuit_template
     options = resolved(config).solver_options
     if workload.schedule.pipelined and topology.has_ocs and topology.reconfigurable and template == "solver" \
             and options.reconfig != "never":

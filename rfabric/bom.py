@@ -19,7 +19,7 @@ the counts against the formulas. Counting rules of :func:`bill_of_materials`:
 * ``fibre``: one per OPTICAL link and per switch--OCS link (a duplex run), grouped by layer and
   ``length_m``: ``host`` (NIC--ToR), ``agg`` (ToR--agg), ``core`` (agg--core), ``ocs.agg``, ``ocs.core``.
 * ``gpu`` and ``server`` lines (tier ``host``) for whole-cluster figures.
-Logical CIRCUIT edges (a graph from ``with_circuits``) are not parts and are skipped.
+Logical CIRCUIT edges (a graph from :func:`rfabric.circuits.logical_topology`) are not parts and are skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow
 
-from rfabric.circuits import CircuitAssignment
+from rfabric.circuits import CircuitAssignment, logical_topology
 from rfabric.results import BillOfMaterials, BomLine
 from rfabric.topology import SWITCH_ROLES, Medium, NodeRole, Topology
 
@@ -127,7 +127,7 @@ def bill_of_materials(topology: Topology) -> BillOfMaterials:
 def _logical(topology: Topology, assignment: CircuitAssignment | None) -> Topology:
     if assignment is None and not topology.has_ocs:
         return topology
-    return topology.with_circuits(assignment)
+    return logical_topology(topology, assignment)
 
 
 def cut_bandwidth_bps(topology: Topology, side_a: np.ndarray, side_b: np.ndarray,
@@ -201,7 +201,7 @@ def oversubscription(topology: Topology) -> dict[str, float]:
                 up[a] += cap
                 up_e[a] += cap
             elif rb is NodeRole.OCS:
-                if g.nodes[b]["layer"] == ocs_up_layer[ra]:
+                if topology.ocs_layer(b) == ocs_up_layer[ra]:
                     up[a] += cap
                 else:
                     down[a] += cap
@@ -225,7 +225,7 @@ def fabric_report(topology: Topology) -> dict[str, Any]:
     g = topology.graph
     bom = bill_of_materials(topology)
     gg = g.graph
-    nic = float(gg.get("nic_bps", 0.0))
+    nic = topology.nic_bps
     bis = bisection_bandwidth_bps(topology)
     full = topology.num_gpus // 2 * nic
     return {

@@ -1,8 +1,11 @@
-"""OCS circuit assignments and their independent checker.
+"""OCS circuit assignments, their independent checker, and their realisation as a logical topology.
 
 A circuit joins two ports of one OCS; each OCS port is fibred to one switch port (the topology's
 ``port_owner``), so a circuit is a logical link between two switches. Circuits are duplex: one OCS port
 per switch uplink (the bill of materials doubles OCS ports unless the plant is bidirectional).
+
+The physical :class:`~rfabric.topology.Topology` describes the plant; :func:`logical_topology` realises an
+assignment on it (Mininet's split of a topology's description from its realisation).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 
 from rfabric.errors import RfabricError
-from rfabric.topology import NodeRole, Topology
+from rfabric.topology import Medium, NodeRole, Topology
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -46,9 +50,8 @@ class CircuitAssignment:
     def endpoints(self, topology: Topology) -> list[tuple[str, str]]:
         """The switch pair (sorted) of each circuit."""
         out = []
-        g = topology.graph
         for c in self.circuits:
-            owner = g.nodes[c.ocs]["port_owner"]
+            owner = topology.port_owner(c.ocs)
             a, b = owner[c.port_a], owner[c.port_b]
             out.append((a, b) if a <= b else (b, a))
         return out
@@ -66,7 +69,7 @@ class CircuitAssignment:
         g = topology.graph
         out: dict[tuple[str, str], tuple[int, float, float]] = {}
         for c in self.circuits:
-            owner = g.nodes[c.ocs]["port_owner"]
+            owner = topology.port_owner(c.ocs)
             a, b = owner[c.port_a], owner[c.port_b]
             ea, eb = g.edges[a, c.ocs], g.edges[b, c.ocs]
             bps = min(ea["link_bps"], eb["link_bps"])
@@ -92,6 +95,48 @@ class CircuitAssignment:
         return m
 
 
+@dataclass(frozen=True)
+class LogicalTopology(Topology):
+    """The logical topology one circuit assignment realises on a physical fabric (from :func:`logical_topology`).
+
+    A :class:`~rfabric.topology.Topology` (compile it, count its GPUs, cut it) whose graph has no OCS
+    nodes and no FIBRE edges: each circuit is a CIRCUIT link between its two switches. ``physical`` is the
+    fabric it was realised on and ``assignment`` the circuits lit (None: only the always-on part).
+    """
+
+    physical: Topology | None = None
+    assignment: CircuitAssignment | None = None
+
+
+def logical_topology(topology: Topology, assignment: CircuitAssignment | None = None) -> LogicalTopology:
+    """Realise ``assignment`` on the physical ``topology``: OCS nodes removed, each circuit a CIRCUIT link.
+
+    Circuits between the same pair of switches add up into one edge (``links`` counts them); a circuit
+    parallel to an existing electrical link adds its capacity to that edge and is recorded in
+    ``circuit_bps``/``circuits`` so results can split bytes by medium. A circuit's rate and latency are
+    those of :meth:`CircuitAssignment.pair_capacity`. ``assignment`` None gives the always-on part: what
+    stays up while every OCS reconfigures. The physical graph is not modified.
+    """
+    g = nx.Graph()
+    g.graph.update(topology.graph.graph)
+    g.add_nodes_from((n, d) for n, d in topology.graph.nodes(data=True) if d.get("role") is not NodeRole.OCS)
+    g.add_edges_from((u, v, dict(d)) for u, v, d in topology.graph.edges(data=True)
+                     if d.get("medium") is not Medium.FIBRE)
+    if assignment is not None:
+        for (a, b), (count, bps, lat) in sorted(assignment.pair_capacity(topology).items()):
+            if g.has_edge(a, b):
+                d = g.edges[a, b]
+                d["capacity_bps"] += bps
+                d["circuit_bps"] = d.get("circuit_bps", 0.0) + bps
+                d["circuits"] = d.get("circuits", 0) + count
+            else:
+                g.add_edge(a, b, links=count, link_bps=bps / count, capacity_bps=bps, latency_s=lat,
+                           medium=Medium.CIRCUIT, circuit_bps=bps, circuits=count)
+    return LogicalTopology(name=topology.name, kind=topology.kind, graph=g, params=topology.params,
+                           ocs_reconfig_s=topology.ocs_reconfig_s, reconfigurable=topology.reconfigurable,
+                           physical=topology, assignment=assignment)
+
+
 class AssignmentError(RfabricError):
     """An assignment that breaks a physical rule (raised by ``check_assignment(..., strict=True)``)."""
 
@@ -110,7 +155,7 @@ def check_assignment(topology: Topology, assignment: CircuitAssignment, *, stric
         if c.ocs not in g or g.nodes[c.ocs].get("role") is not NodeRole.OCS:
             problems.append(f"{c}: '{c.ocs}' is not an OCS of topology '{topology.name}'")
             continue
-        owner = g.nodes[c.ocs]["port_owner"]
+        owner = topology.port_owner(c.ocs)
         ok = True
         for p in (c.port_a, c.port_b):
             if not 0 <= p < len(owner):

@@ -17,8 +17,12 @@ Conventions every builder follows (``topologies/``) and every consumer relies on
   edge switch--OCS has ``links`` = the number of that switch's ports on that OCS and medium FIBRE.
   An OCS switches light: it has no capacity of its own; a circuit joins two switch ports.
 
-The physical graph is the fibre plant; :meth:`Topology.with_circuits` yields the *logical* graph a
-simulator runs on, with OCS nodes removed and each circuit a CIRCUIT link between the two switches.
+The physical graph is the fibre plant (the *description*); :func:`rfabric.circuits.logical_topology`
+realises a circuit assignment on it as the *logical* graph a simulator runs on (a
+:class:`~rfabric.circuits.LogicalTopology`), with OCS nodes removed and each circuit a CIRCUIT link
+between the two switches. Builders' attributes that consumers read have typed accessors here
+(:meth:`Topology.port_owner`, :meth:`Topology.ocs_layer`, :attr:`Topology.circuit_template`,
+:attr:`Topology.nic_bps`).
 """
 
 from __future__ import annotations
@@ -27,15 +31,12 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from rfabric.errors import ConfigError
-
-if TYPE_CHECKING:
-    from rfabric.circuits import CircuitAssignment
 
 
 class NodeRole(enum.Enum):
@@ -170,41 +171,36 @@ class Topology:
         """Display names of the groups returned by :meth:`gpu_groups` (same order)."""
         return list(self._level(level)[1])
 
-    # ---- circuits ----------------------------------------------------------------------------
-    def with_circuits(self, assignment: CircuitAssignment | None) -> Topology:
-        """The logical topology: OCS nodes removed, each circuit a CIRCUIT link between its two switches.
+    # ---- typed views of the builders' attributes ---------------------------------------------
+    def port_owner(self, ocs: str) -> tuple[str, ...]:
+        """The switch fibred to each duplex port of OCS node ``ocs`` (``""`` for an unwired port).
 
-        Circuits between the same pair of switches add up into one edge (``links`` counts them); a
-        circuit parallel to an existing electrical link adds its capacity to that edge and is recorded in
-        ``circuit_bps``/``circuits`` so results can split bytes by medium.
+        Raises ``KeyError`` if ``ocs`` is not a node of the graph.
         """
-        g = nx.Graph()
-        g.graph.update(self.graph.graph)
-        g.add_nodes_from((n, d) for n, d in self.graph.nodes(data=True) if d.get("role") is not NodeRole.OCS)
-        g.add_edges_from((u, v, dict(d)) for u, v, d in self.graph.edges(data=True) if d.get("medium") is not Medium.FIBRE)
-        if assignment is not None:
-            for (a, b), (count, bps, lat) in sorted(assignment.pair_capacity(self).items()):
-                if g.has_edge(a, b):
-                    d = g.edges[a, b]
-                    d["capacity_bps"] += bps
-                    d["circuit_bps"] = d.get("circuit_bps", 0.0) + bps
-                    d["circuits"] = d.get("circuits", 0) + count
-                else:
-                    g.add_edge(a, b, links=count, link_bps=bps / count, capacity_bps=bps, latency_s=lat,
-                               medium=Medium.CIRCUIT, circuit_bps=bps, circuits=count)
-        return Topology(name=self.name, kind=self.kind, graph=g, params=self.params,
-                        ocs_reconfig_s=self.ocs_reconfig_s, reconfigurable=self.reconfigurable)
+        return self.graph.nodes[ocs]["port_owner"]  # type: ignore[no-any-return]
 
-    def always_on(self) -> Topology:
-        """The logical topology with no circuits: what stays up while every OCS reconfigures."""
-        return self.with_circuits(None)
+    def ocs_layer(self, ocs: str) -> str:
+        """The layer of OCS node ``ocs``: ``"agg"``, ``"core"`` or ``"nic"`` (``KeyError`` for another node)."""
+        return str(self.graph.nodes[ocs]["layer"])
+
+    @property
+    def circuit_template(self) -> str:
+        """How a fabric whose circuits are set once chooses them: ``"solver"`` (from the job's traffic, the
+        default) or a named template of :mod:`topologies.templates` (``tree``, ``mesh``, ``isolated_pod``)."""
+        return str(self.graph.graph.get("circuit_template", "solver"))
+
+    @property
+    def nic_bps(self) -> float:
+        """NIC speed per GPU, bits/s per direction (0.0 when the builder did not record one)."""
+        return float(self.graph.graph.get("nic_bps", 0.0))
 
     # ---- compilation -------------------------------------------------------------------------
     def compile(self, always_on: bool = False) -> LinkTable:
         """Integer-indexed numpy arrays for the simulator (physical FIBRE edges are skipped).
 
-        ``always_on``: the table of :meth:`always_on` (OCS nodes left out too, same node and arc order),
-        without building that graph (a networkx copy of the whole fabric).
+        ``always_on``: the table of the always-on part, ``rfabric.circuits.logical_topology(self)`` (OCS
+        nodes left out too, same node and arc order), without building that graph (a networkx copy of the
+        whole fabric). Raises ``ConfigError`` if a non-FIBRE edge reaches an OCS.
         """
         g = self.graph
         fibre = Medium.FIBRE
@@ -233,8 +229,9 @@ class Topology:
                 if med is fibre:
                     continue
                 iv = idx.get(v)
-                if iu is None or iv is None:  # an electrical OCS edge: let with_circuits decide
-                    return self.always_on().compile()
+                if iu is None or iv is None:  # an OCS reached by a non-FIBRE edge: not a plant of this model
+                    raise ConfigError("topology", f"edge {u}--{v} joins an OCS but its medium is {med}, not "
+                                      "fibre: an OCS switches light between fibres only", self.name)
                 u_l.append(iu)
                 v_l.append(iv)
                 cap_l.append(d["capacity_bps"])

@@ -130,9 +130,8 @@ def _build_domains(topology: Topology) -> list[Domain]:
     g = topology.graph
     by_key: dict[tuple[str, int], list[str]] = {}
     for o in topology.ocs_nodes:
-        d = g.nodes[o]
-        layer = d["layer"]
-        pod = -1 if layer == "core" else int(d["pod"])
+        layer = topology.ocs_layer(o)
+        pod = -1 if layer == "core" else int(g.nodes[o]["pod"])
         by_key.setdefault((layer, pod), []).append(o)
     order = sorted(by_key, key=lambda k: (k[0] != "core", k[1]))
     return [_domain(topology, layer, pod, by_key[(layer, pod)]) for layer, pod in order]
@@ -149,7 +148,7 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
 
     members: dict[str, list[str]] = {}
     for o in ocs_names:
-        for sw in g.nodes[o]["port_owner"]:
+        for sw in topology.port_owner(o):
             if sw and g.nodes[sw]["role"] is lower_role:
                 members.setdefault(node_of(sw), [])
                 if sw not in members[node_of(sw)]:
@@ -165,7 +164,7 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
     upper_ports = []
     rates = []
     for o in ocs_names:
-        owner = g.nodes[o]["port_owner"]
+        owner = topology.port_owner(o)
         per: list[list[int]] = [[] for _ in nodes]
         up: list[int] = []
         for port, sw in enumerate(owner):
@@ -187,7 +186,7 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
                 if d.get("medium") in _ELECTRIC and g.nodes[nb]["role"] is eps_role:
                     total += d["capacity_bps"]
         eps[nidx[name]] = total
-    nic = float(g.graph.get("nic_bps", 0.0)) or 1.0
+    nic = topology.nic_bps or 1.0
     gpu_groups = topology.gpu_groups(level)
     counts = np.bincount(gpu_groups, minlength=len(groups)) if gpu_groups.size else np.zeros(len(groups))
     if layer == "core":

@@ -558,7 +558,7 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
         nothing = tuple(PhaseDecision(phase=p.name, action="none", circuits=0, changed=0,
                                       reason="topology has no OCS") for p in workload.phases)
         return CircuitSchedule(assignments=(empty,) * n, decisions=nothing, meta=meta)
-    template = topology.graph.graph.get("circuit_template", "solver")
+    template = topology.circuit_template
     if fixed is None and not topology.reconfigurable and template != "solver":
         raise SolverError(f"static OCS topology '{topology.name}' uses circuit_template '{template}': pass "
                           "that template's assignment as plan_schedule(..., fixed=...)")

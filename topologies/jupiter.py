@@ -52,7 +52,7 @@ def jupiter(params: JupiterParams, cluster: ClusterConfig, name: str = "jupiter"
         wiring="core", agg_ocs_share=0.0, agg_ocs_upper_share=0.0, agg_ocs_span=1, core_ocs_share=1.0,
         core_ocs_upper_share=0.0, core_ocs_count=params.core_ocs_count, ocs_wiring=params.ocs_wiring,
         bidirectional_ocs=params.bidirectional_ocs, allow_circuit_only=True)
-    topo = build_plant(plant, cluster, name, kind="jupiter", reconfigurable=False, path=path)
-    topo.graph.graph["circuit_template"] = params.circuit_template
+    topo = build_plant(plant, cluster, name, kind="jupiter", reconfigurable=False, path=path,
+                       circuit_template=params.circuit_template)
     return Topology(name=name, kind="jupiter", graph=topo.graph, params=to_plain(params),
                     ocs_reconfig_s=params.ocs_reconfig_s, reconfigurable=False)

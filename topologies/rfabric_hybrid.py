@@ -33,8 +33,12 @@ from topologies._registry import REGISTRY
 
 
 def build_plant(params: RFabricParams, cluster: ClusterConfig, name: str, *, kind: str, reconfigurable: bool,
-                path: str = "") -> Topology:
-    """The OCS plant shared by ``rfabric`` and ``static_ocs``."""
+                path: str = "", circuit_template: str | None = None) -> Topology:
+    """The OCS plant shared by ``rfabric``, ``static_ocs`` and ``jupiter``.
+
+    ``circuit_template`` (fabrics whose circuits are set once) is recorded in the graph attributes as the
+    graph is built (:attr:`rfabric.topology.Topology.circuit_template`); the graph is not changed after.
+    """
     p = plan(cluster, params, attach="tor", path=path, agg_ocs_share=float(params.agg_ocs_share or 0.0),
              agg_ocs_upper_share=float(params.agg_ocs_upper_share or 0.0),
              core_ocs_share=float(params.core_ocs_share or 0.0),
@@ -46,6 +50,8 @@ def build_plant(params: RFabricParams, cluster: ClusterConfig, name: str, *, kin
     graph = assemble(p, cluster, params, kind=kind, ocs=spec)
     graph.graph.update({"ocs_radix": params.ocs_radix, "bidirectional_ocs": params.bidirectional_ocs,
                         "ocs_ports": params.ocs_radix if params.bidirectional_ocs else params.ocs_radix // 2})
+    if circuit_template is not None:
+        graph.graph["circuit_template"] = circuit_template
     return Topology(name=name, kind=kind, graph=graph, params=to_plain(params), ocs_reconfig_s=params.ocs_reconfig_s,
                     reconfigurable=reconfigurable)
 

@@ -67,9 +67,8 @@ def _planes(topology: Topology, ocs: str) -> dict[int, list[int]]:
 
 def _mesh_plane(topology: Topology, ocs: str, q: int, ports: list[int]) -> list[Circuit]:
     g = topology.graph
-    d = g.nodes[ocs]
-    lower_role = _LOWER[d["layer"]]
-    owner = d["port_owner"]
+    lower_role = _LOWER[topology.ocs_layer(ocs)]
+    owner = topology.port_owner(ocs)
     lower = [p for p in ports if g.nodes[owner[p]]["role"] is lower_role]
     return [Circuit(ocs, min(lower[a], lower[b]), max(lower[a], lower[b])) for a, b in round_robin(len(lower), q)]
 
@@ -94,10 +93,9 @@ def _mesh(topology: Topology, ocs: str) -> list[Circuit]:
 
 def _isolated(topology: Topology, ocs: str) -> list[Circuit]:
     g = topology.graph
-    d = g.nodes[ocs]
-    if d["layer"] in ("agg", "nic"):  # a NIC-level OCS serves one region: its circuits never leave it
+    if topology.ocs_layer(ocs) in ("agg", "nic"):  # a NIC-level OCS serves one region: its circuits never leave it
         return _tree(topology, ocs)
-    owner = d["port_owner"]
+    owner = topology.port_owner(ocs)
     by_pod: dict[int, list[int]] = defaultdict(list)
     for port, sw in enumerate(owner):
         if sw and g.nodes[sw]["role"] is NodeRole.AGG:

@@ -1,6 +1,6 @@
 """Play a flow set on a topology in ns-3: the translator, the TCP bulk senders and the OCS controller.
 
-The translation mirrors what the flow-level simulator sees (``topology.with_circuits(assignment)``):
+The translation mirrors what the flow-level simulator sees (``logical_topology(topology, assignment)``):
 every node of the logical graph becomes an ns-3 node running IPv4 with global routing (hop-count
 shortest paths; equal-cost paths sprayed per packet with ``ecmp="per_packet"``, or with ``ecmp="pinned"``
 every GPU pair forwarded along the flow model's own route, see :func:`pinned_routes`), every logical edge a
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.circuits import Circuit, CircuitAssignment
+from rfabric.circuits import Circuit, CircuitAssignment, logical_topology
 from rfabric.config import bounded, choice, non_negative, positive
 from rfabric.errors import ConfigError
 from rfabric.topology import Medium, NodeRole, Topology
@@ -162,7 +162,7 @@ def _logical_edges(topology: Topology, states: list[tuple[float, frozenset[Circu
     logical = []
     for _, lit in states:
         if lit not in cache:
-            cache[lit] = topology.with_circuits(CircuitAssignment.of(lit) if lit else None)
+            cache[lit] = logical_topology(topology, CircuitAssignment.of(lit) if lit else None)
         logical.append(cache[lit])
     base = logical[0]
     nodes = list(base.graph.nodes)

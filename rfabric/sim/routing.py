@@ -1,9 +1,9 @@
 """Routes: which arcs each flow crosses, and in what share, for one state of the circuits.
 
 The simulator's arcs (:class:`Fabric`) are the directed links of the always-on logical graph
-(``topology.always_on()``: every non-fibre edge, two arcs each) followed by one arc per direction for
+(``logical_topology(topology)``: every non-fibre edge, two arcs each) followed by one arc per direction for
 every switch pair that some circuit assignment of the run joins. A circuit bundle keeps its own arcs
-even when an electrical link joins the same two switches (``Topology.with_circuits`` would merge them;
+even when an electrical link joins the same two switches (:func:`~rfabric.circuits.logical_topology` would merge them;
 capacities add up the same), so circuits can go dark on their own and bytes split by medium. A
 :class:`FabricState` is the fabric with one set of live circuits: circuit arcs carry the live circuits'
 capacity (``CircuitAssignment.pair_capacity``), dark ones zero.

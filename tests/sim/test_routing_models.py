@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rfabric.circuits import logical_topology
 from rfabric.config import SimConfig, parse_run_config, to_plain
 from rfabric.errors import ConfigError, SimulationError
 from rfabric.sim import simulate_flows
@@ -175,9 +176,10 @@ def test_deprecated_ecmp_key_sets_routing_with_a_warning() -> None:
 
 @pytest.mark.parametrize("kind", ["fat_tree", "rail_optimized", "static_ocs", "rfabric", "jupiter", "mixnet", "topoopt"])
 def test_always_on_table_without_the_graph_copy(kind: str) -> None:
-    """``Topology.compile(always_on=True)`` is the table of ``always_on().compile()`` (same nodes, arcs, order)."""
+    """``Topology.compile(always_on=True)`` is the table of ``logical_topology(topo).compile()`` (same nodes, arcs,
+    order)."""
     topo = built(kind, 128, 8, **({} if kind == "topoopt" else {"switch_radix": 16}))
-    a, b = topo.always_on().compile(), topo.compile(always_on=True)
+    a, b = logical_topology(topo).compile(), topo.compile(always_on=True)
     assert a.node_names == b.node_names
     for f in ("node_role", "arc_src", "arc_dst", "capacity_bps", "latency_s", "medium", "gpu_node"):
         assert np.array_equal(getattr(a, f), getattr(b, f)), f

@@ -10,6 +10,7 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from rfabric.circuits import logical_topology
 from rfabric.config import ClusterConfig
 from rfabric.topology import SWITCH_ROLES, Medium, NodeRole, Topology
 
@@ -78,7 +79,7 @@ def check_invariants(topo: Topology, cluster: ClusterConfig) -> None:
         else:
             assert d["pod"] == -1
     # always-on reachability: every GPU reaches every other without any circuit
-    lt = topo.always_on().compile()
+    lt = logical_topology(topo).compile()
     n = lt.num_nodes
     adj = coo_matrix((np.ones(lt.num_arcs), (lt.arc_src, lt.arc_dst)), shape=(n, n))
     _, label = connected_components(adj, directed=False)

@@ -6,6 +6,7 @@ import pytest
 
 import topologies
 from rfabric.bom import bill_of_materials, bisection_bandwidth_bps, fabric_report, oversubscription
+from rfabric.circuits import logical_topology
 from rfabric.config import ClusterConfig
 from topologies.templates import circuit_template
 
@@ -92,7 +93,7 @@ def test_tree_template_reproduces_the_clos() -> None:
     ft = topologies.build("fat_tree", base, cluster)
     rf = topologies.build("rfabric", {**base, "agg_ocs_share": 0.5, "agg_ocs_upper_share": 1.0,
                                       "core_ocs_share": 0.5, "core_ocs_upper_share": 1.0}, cluster)
-    logical = rf.with_circuits(circuit_template(rf, "tree"))
+    logical = logical_topology(rf, circuit_template(rf, "tree"))
 
     def switch_links(g) -> dict:
         roles = {"tor", "agg", "core"}
