@@ -24,7 +24,16 @@ from rfabric.plotting.figures import FIGURES
 from rfabric.plotting.sweep import save
 
 HERE = Path(__file__).resolve().parent
-EXPERIMENTS = ("scaling", "reconfig", "ocs_price", "eps_share", "phases")
+#: experiment -> the figures drawn from its results (FIGURES keys); the evaluation (issue #17) first
+EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "headline": ("headline", "anatomy"),
+    "dynamic_map": ("dynamic_map",),
+    **{n: (n,) for n in ("ocs_price", "eps_share", "nic_speed", "response_length", "mini_batches", "routing",
+                         "sync_method", "schedule")},
+    "scaling": ("scaling",),
+    "reconfig": ("reconfig",),
+    "phases": ("phases",),
+}
 
 
 def config_path(name: str, smoke: bool) -> Path:
@@ -43,7 +52,7 @@ def run(name: str, out: Path, *, smoke: bool = False, workers: int = 1, executor
         else:
             stats = api.run_sweep(cfg, out, workers=workers, executor=executor, progress=progress)
             print(f"{name}: {stats}", file=sys.stderr)
-    paths = save(FIGURES[name](out), out / name)
+    paths = [p for fig in EXPERIMENTS[name] for p in save(FIGURES[fig](out), out / fig)]
     print(f"{name}: {time.perf_counter() - t0:.1f} s -> {', '.join(map(str, paths))}", file=sys.stderr)
     return paths
 
@@ -57,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--plot-only", action="store_true")
     args = ap.parse_args(argv)
-    names = EXPERIMENTS if args.name == "all" else (args.name,)
+    names = tuple(EXPERIMENTS) if args.name == "all" else (args.name,)
     try:
         for n in names:
             out = args.out / n if (args.out and len(names) > 1) else (args.out or Path("results") / (n + ("-smoke" if args.smoke else "")))

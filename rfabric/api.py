@@ -15,6 +15,7 @@ import csv
 import functools
 import hashlib
 import io
+import json
 import logging
 import math
 import os
@@ -548,7 +549,8 @@ def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
 SUMMARY_COLUMNS = ["fabric", "kind", "gpus", "iteration_time_s", "steps_per_s", "capex_usd", "perf_per_usd",
                    "perf_per_usd_vs_ref", "time_vs_ref", "capex_cluster_usd", "power_w", "perf_per_w",
                    "perf_per_w_vs_ref", "perf_per_cluster_usd_vs_ref", "reconfig_time_s", "mode", "trainer_gpus",
-                   "rollout_gpus", "trainer_busy_frac", "rollout_busy_frac", "critical_cluster"]
+                   "rollout_gpus", "trainer_busy_frac", "rollout_busy_frac", "critical_cluster", "power_cluster_w",
+                   "perf_per_cluster_w_vs_ref"]
 
 
 def summary_csv(result: RunResult) -> str:
@@ -784,14 +786,28 @@ def sweep_fabric(config: Mapping[str, Any], fabric: str) -> dict[str, Any]:
     The simulation comes back without per-flow times and utilisation samples (the sweep keeps neither).
     """
     t0 = time.perf_counter()
-    cfg, _ = choose_split(load_config(config))
-    workload = build_workload(cfg)
+    cfg, workload = _point_workload(config)
     t1 = time.perf_counter()
     fr = run_fabric(cfg, workload, fabric)
     sim = replace(fr.sim, flow_start_s={}, flow_finish_s={}, link_util_times_s=None, link_util=None)
     return {"name": fabric, "kind": fr.kind, "sim": sim, "cost": fr.cost, "workload_s": t1 - t0,
             "split": (cfg.cluster.trainer_gpus, cfg.cluster.rollout_gpus), "provenance": provenance(cfg),
             "total_s": time.perf_counter() - t0}
+
+
+_POINT_CACHE: dict[str, tuple[RunConfig, Workload]] = {}
+
+
+def _point_workload(config: Mapping[str, Any]) -> tuple[RunConfig, Workload]:
+    """A sweep point's config with its split chosen and its workload, built once per process for all the
+    point's fabrics that the process runs in a row (``choose_split`` and the workload build are the same for
+    each). Keyed by the point's canonical JSON; holds one point (a 16k-GPU workload is hundreds of MB)."""
+    key = json.dumps(config, sort_keys=True, default=repr)
+    if key not in _POINT_CACHE:
+        _POINT_CACHE.clear()
+        cfg, _ = choose_split(load_config(config))
+        _POINT_CACHE[key] = (cfg, build_workload(cfg))
+    return _POINT_CACHE[key]
 
 
 def sweep_combine(config: Mapping[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -95,6 +95,11 @@ class CostBreakdown:
     def power_network_w(self) -> float:
         return float(sum(ln.total_w for ln in self.lines if ln.network))
 
+    @property
+    def power_cluster_w(self) -> float:
+        """Network plus GPUs and servers (the ``gpu_w`` / ``server_w`` catalogue lines), in W."""
+        return float(sum(ln.total_w for ln in self.lines))
+
     def by_part(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for ln in self.lines:
@@ -209,6 +214,8 @@ class ComparisonRow:
     trainer_busy_frac: float = 0.0  # share of the step period the trainer pool computes or syncs
     rollout_busy_frac: float = 0.0
     critical_cluster: str = ""  # the pool that limits the period: trainer | rollout | both
+    power_cluster_w: float = 0.0  # network + GPUs + servers
+    perf_per_cluster_w_vs_ref: float = 0.0  # steps/s per whole-cluster W, over the reference's
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,17 +256,18 @@ def compare(results: Mapping[str, tuple[str, SimulationResult, CostBreakdown]], 
     if reference not in results:
         raise KeyError(reference)
 
-    def metrics(sim: SimulationResult, cost: CostBreakdown) -> tuple[float, float, float, float]:
+    def metrics(sim: SimulationResult, cost: CostBreakdown) -> tuple[float, float, float, float, float]:
         perf = sim.steps_per_s
         return (perf, perf / cost.capex_network_usd if cost.capex_network_usd else float("inf"),
                 perf / cost.power_network_w if cost.power_network_w else float("inf"),
-                perf / cost.capex_cluster_usd if cost.capex_cluster_usd else float("inf"))
+                perf / cost.capex_cluster_usd if cost.capex_cluster_usd else float("inf"),
+                perf / cost.power_cluster_w if cost.power_cluster_w else float("inf"))
 
     _, ref_sim, ref_cost = results[reference]
-    _, ref_ppu, ref_ppw, ref_ppc = metrics(ref_sim, ref_cost)
+    _, ref_ppu, ref_ppw, ref_ppc, ref_ppcw = metrics(ref_sim, ref_cost)
     rows = []
     for fabric, (kind, sim, cost) in results.items():
-        perf, ppu, ppw, ppc = metrics(sim, cost)
+        perf, ppu, ppw, ppc, ppcw = metrics(sim, cost)
         rows.append(ComparisonRow(
             fabric=fabric, kind=kind, gpus=gpus, iteration_time_s=sim.iteration_time_s, steps_per_s=perf,
             capex_usd=cost.capex_network_usd, capex_cluster_usd=cost.capex_cluster_usd, power_w=cost.power_network_w,
@@ -270,5 +278,6 @@ def compare(results: Mapping[str, tuple[str, SimulationResult, CostBreakdown]], 
             trainer_gpus=split[0], rollout_gpus=split[1],
             trainer_busy_frac=float(sim.extra.get("trainer_busy_frac", 0.0)),
             rollout_busy_frac=float(sim.extra.get("rollout_busy_frac", 0.0)),
-            critical_cluster=str(sim.extra.get("critical_cluster", ""))))
+            critical_cluster=str(sim.extra.get("critical_cluster", "")), power_cluster_w=cost.power_cluster_w,
+            perf_per_cluster_w_vs_ref=ppcw / ref_ppcw if ref_ppcw else float("nan")))
     return Comparison(reference=reference, rows=tuple(rows), provenance=provenance or Provenance())

@@ -133,7 +133,73 @@ def fig_phases(d: Path) -> Any:
     return fig
 
 
+def fig_headline(d: Path) -> Any:
+    """The evaluation's figures of merit per model and size (:func:`rfabric.plotting.evaluation.plot_headline`)."""
+    from rfabric.plotting.evaluation import plot_headline
+
+    rows = read_sweep(d)
+    _require_axis(rows, "headline", lambda k: k.startswith("cluster.") and k.endswith("_gpus"),
+                  lambda k: k in ("workload.model",), "cluster sizes (cluster.*_gpus)")
+    return plot_headline(rows, title="One-step-off disaggregated RL: every fabric against the non-blocking Fat-Tree "
+                         "(mean over seeds, bars: min..max)")
+
+
+def fig_anatomy(d: Path) -> Any:
+    """Why the headline looks as it does: bytes on circuits, each pool's bubble, the weight sync."""
+    from rfabric.plotting.evaluation import ANATOMY_PANELS, plot_headline
+
+    rows = read_sweep(d)
+    _require_axis(rows, "anatomy", lambda k: k.startswith("cluster.") and k.endswith("_gpus"),
+                  lambda k: k in ("workload.model",), "cluster sizes (cluster.*_gpus)")
+    return plot_headline(rows, panels=ANATOMY_PANELS, title="Anatomy of the headline runs (mean over seeds, "
+                         "bars: min..max)")
+
+
+def fig_dynamic_map(d: Path) -> Any:
+    """RFabric's step-time gain over static OCS: placement x OCS share, one panel per reconfiguration delay."""
+    from rfabric.plotting.evaluation import plot_gain_map
+
+    rows = read_sweep(d)
+    for k in ("cluster.placement", "topology.agg_ocs_share", "topology.ocs_reconfig_ms"):
+        if not rows or k not in rows[0]:
+            raise ConfigError("figure", f"'dynamic_map' needs a sweep over {k}", "dynamic_map")
+    return plot_gain_map(rows, "topology.agg_ocs_share", "cluster.placement", "topology.ocs_reconfig_ms",
+                         xlabel="share of ToR uplinks on OCS", ylabel="placement", panel_label="OCS reconfig (ms)")
+
+
+_SENSITIVITY = {
+    "ocs_price": ("cost.prices.ocs_port_usd", "OCS port price (USD)"),
+    "eps_share": ("topology.agg_ocs_share", "share of ToR uplinks on OCS (rest electrical)"),
+    "nic_speed": ("cluster.nic_gbps", "NIC speed (Gb/s)"),
+    "response_length": ("workload.rollout.length_sigma", "response length spread (lognormal sigma)"),
+    "mini_batches": ("workload.train.mini_batches", "optimizer updates per RL step"),
+    "routing": ("sim.routing", "routing of electrical paths"),
+    "sync_method": ("workload.weight_sync.method", "weight sync method"),
+    "schedule": ("workload.schedule.mode", "RL schedule"),
+}
+
+
+def _fig_sensitivity(name: str) -> Callable[[Path], Any]:
+    key, label = _SENSITIVITY[name]
+
+    def fig(d: Path) -> Any:
+        from rfabric.plotting.evaluation import plot_sensitivity
+
+        rows = read_sweep(d)
+        _require_axis(rows, name, lambda k: k == key, lambda k: False, f"{label} ({key})")
+        f = plot_sensitivity(rows, key, label=label)
+        f.suptitle(f"Sensitivity: {label} {_gpus(rows)}", fontsize=10)
+        return f
+
+    fig.__doc__ = f"Sensitivity of the evaluation's figures of merit to {label} ({key})."
+    return fig
+
+
 FIGURES: dict[str, Callable[[Path], Any]] = {
+    "headline": fig_headline,
+    "anatomy": fig_anatomy,
+    "dynamic_map": fig_dynamic_map,
+    **{n: _fig_sensitivity(n) for n in _SENSITIVITY if n not in ("ocs_price", "eps_share")},
     "scaling": fig_scaling,
     "reconfig": fig_reconfig,
     "ocs_price": fig_ocs_price,
