@@ -2,7 +2,7 @@
 
 Regenerate the golden file after an intended change of the model (and say why in the commit)::
 
-    RFABRIC_UPDATE_GOLDEN=1 pytest tests/experiments/test_experiments.py -k golden   # both golden files
+    RFABRIC_UPDATE_GOLDEN=1 pytest tests/experiments/test_experiments.py -k golden   # every golden file
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ GOLDEN = Path(__file__).parent / "golden" / "scaling-smoke.csv"
 # the same sweep with the sequential schedule (workload.schedule.mode: sync): the regression of the pre-pipeline
 # step, which must stay exactly as it was before pipelined schedules existed
 GOLDEN_SYNC = Path(__file__).parent / "golden" / "scaling-smoke-sync.csv"
+# the evaluation's headline (issue #17) at CI size: split auto, weak scaling, gather + broadcast sync, two seeds
+GOLDEN_HEADLINE = Path(__file__).parent / "golden" / "headline-smoke.csv"
 # columns compared (others, e.g. wall times, vary run to run); relative tolerance per numeric column
 COMPARED = {"fabric": None, "kind": None, "gpus": 0.0, "cluster.trainer_gpus": 0.0, "iteration_time_s": 1e-6,
             "capex_usd": 1e-9, "perf_per_usd_vs_ref": 1e-6, "time_vs_ref": 1e-6, "power_w": 1e-9}
@@ -71,8 +73,8 @@ def test_resume_recomputes_nothing(smoke_results: dict[str, Path]) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in (d / "runs").glob("*.json")} == before
 
 
-def _key(r: dict[str, str]) -> tuple[str, str]:
-    return (r["cluster.trainer_gpus"], r["fabric"])
+def _key(r: dict[str, str]) -> tuple[str, str, str]:
+    return (r["seed"], r["cluster.trainer_gpus"], r["fabric"])
 
 
 def _check_golden(sweep_csv: Path, golden: Path) -> None:
@@ -104,3 +106,13 @@ def test_golden_scaling_smoke_sync_mode(tmp_path: Path) -> None:
     api.run_sweep(ROOT / "experiments" / "configs" / "smoke" / "scaling.yaml", tmp_path,
                   overrides=["workload.schedule.mode=sync"], workers=1)
     _check_golden(tmp_path / "sweep.csv", GOLDEN_SYNC)
+
+
+def test_golden_headline_smoke(smoke_results: dict[str, Path]) -> None:
+    _check_golden(smoke_results["headline"] / "sweep.csv", GOLDEN_HEADLINE)
+    rows = list(csv.DictReader((smoke_results["headline"] / "sweep.csv").open()))
+    assert {r["seed"] for r in rows} == {"0", "1"}
+    # split auto chose the pools: the reported split is whole servers summing to the point's total
+    for r in rows:
+        assert int(r["trainer_gpus"]) + int(r["rollout_gpus"]) == 2 * int(r["cluster.trainer_gpus"])
+        assert int(r["trainer_gpus"]) % 8 == 0 and float(r["perf_per_cluster_w_vs_ref"]) > 0
