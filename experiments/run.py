@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 EXPERIMENTS: dict[str, tuple[str, ...]] = {
     "headline": ("headline", "anatomy"),
     "dynamic_map": ("dynamic_map",),
+    "dynamic_map_p2p": ("dynamic_map",),
     **{n: (n,) for n in ("ocs_price", "eps_share", "nic_speed", "response_length", "mini_batches", "routing",
                          "sync_method", "schedule")},
     "scaling": ("scaling",),

@@ -49,7 +49,7 @@ def derived(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def stats(values: Sequence[float]) -> tuple[float, float, float]:
+def stats(values: Sequence[Any]) -> tuple[float, float, float]:
     """(mean, min, max) of the finite ``values`` (nan, nan, nan if none)."""
     v = [float(x) for x in values if x not in (None, "") and math.isfinite(float(x))]
     if not v:
@@ -146,15 +146,17 @@ def plot_gain_map(rows: Sequence[dict[str, Any]], x: str, y: str, panel: str, *,
     xs = sorted({r[x] for r in rows}, key=_order)
     ys = sorted({r[y] for r in rows}, key=_order)
     ps = sorted({r[panel] for r in rows}, key=_order)
+    times: dict[tuple[str, Any, Any, Any], list[float]] = defaultdict(list)
+    for r in rows:
+        times[(str(r["fabric"]), r[x], r[y], r[panel])].append(r["iteration_time_s"])
     grids = []
     for pv in ps:
         g = np.full((len(ys), len(xs)), np.nan)
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
-                def t(f: str, yv: Any = yv, xv: Any = xv) -> float:
-                    return stats([r["iteration_time_s"] for r in rows if str(r["fabric"]) == f and r[x] == xv
-                                  and r[y] == yv and r[panel] == pv])[0]
-                g[i, j] = 100.0 * (t(static) / t(dynamic) - 1.0)
+                t_static = stats(times[(static, xv, yv, pv)])[0]
+                t_dynamic = stats(times[(dynamic, xv, yv, pv)])[0]
+                g[i, j] = 100.0 * (t_static / t_dynamic - 1.0)
         grids.append(g)
     vmax = max(1.0, float(np.nanmax(np.abs(np.stack(grids))))) if grids else 1.0
     fig, axes = plt.subplots(1, len(ps), figsize=(3.3 * len(ps) + 1.2, 0.55 * len(ys) + 2.0),
