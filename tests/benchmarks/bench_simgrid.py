@@ -4,10 +4,12 @@ Run as ``python tests/benchmarks/bench_simgrid.py --simgrid-python PATH/bin/pyth
 
 The peer is **not** part of this project nor of its dependencies. SimGrid (Casanova et al., JPDC 2014;
 https://simgrid.org) is a C++ simulator whose network model solves max-min fair sharing (lazily: only
-where an action changes). Its Python bindings build from PyPI (``simgrid`` 4.1, ~15 min of C++; they need
-Boost headers, e.g. Debian's ``libboost-dev``) into a virtual environment of their own, with numpy::
-
-    python3 -m venv sg && sg/bin/pip install simgrid numpy
+where an action changes). Its Python bindings build from PyPI's ``simgrid`` 4.1 source (C++; they need Boost headers, e.g.
+Debian's ``libboost-dev``, and pybind11 < 3: ``pip install simgrid`` fails with pybind11 3.x) into a virtual
+environment of their own, with numpy; e.g. configure the sdist with CMake (``-Denable_python=ON
+-Dminimal-bindings=ON -Denable_smpi=OFF -Denable_model-checking=OFF -Denable_lto=OFF``), ``make
+python-bindings`` (~15 min on 2 cores), and point ``--simgrid-python`` at a wrapper that puts the built
+``lib/`` on ``PYTHONPATH`` and ``LD_LIBRARY_PATH``.
 
 This script runs in the project's environment, writes each scenario (links, one route per host pair,
 flows and their steps) to an ``.npz`` file and runs ``--simgrid-python`` on this same file in runner mode,
@@ -45,9 +47,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-pytestmark = pytest.mark.benchmark
+try:  # the runner mode runs in SimGrid's environment, without pytest
+    import pytest
+
+    pytestmark = pytest.mark.benchmark
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
 
 HOSTS = 1024
 SCENARIOS = ("permutation", "ring", "all_to_all", "ring_steps")
@@ -133,14 +139,14 @@ def simgrid_runner(spec_path: str, out_path: str) -> None:
     hosts = int(spec["hosts"])
     src, dst, size, step = spec["src"], spec["dst"], spec["size"], spec["step"]
     cap = spec["cap_Bps"]
-    e = sg.Engine(["bench_simgrid", "--cfg=network/model:CM02", "--cfg=network/TCP-gamma:0",
+    e = sg.Engine(["bench_simgrid", "--cfg=contexts/factory:thread", "--cfg=network/model:CM02", "--cfg=network/TCP-gamma:0",
                    "--cfg=network/crosstraffic:0", "--cfg=precision/timing:1e-12",
                    "--cfg=precision/work-amount:1e-12", "--log=root.thres:critical"])
-    zone = sg.NetZone.create_full_zone("fabric")
-    hs = [zone.create_host(f"h{i}", 1e9) for i in range(hosts)]
+    zone = e.netzone_root.add_netzone_full("fabric")
+    hs = [zone.add_host(f"h{i}", 1e9) for i in range(hosts)]
     ptr, arcs = spec["route_ptr"], spec["route_arc"]
     used = np.unique(arcs)
-    links = {int(a): zone.create_link(f"l{int(a)}", float(cap[a])).seal() for a in used}
+    links = {int(a): zone.add_link(f"l{int(a)}", float(cap[a])).seal() for a in used}
     for i, (s, d) in enumerate(zip(spec["pair_src"].tolist(), spec["pair_dst"].tolist(), strict=True)):
         zone.add_route(hs[s], hs[d], [sg.LinkInRoute(links[int(a)]) for a in arcs[ptr[i]:ptr[i + 1]]], False)
     zone.seal()
@@ -151,14 +157,11 @@ def simgrid_runner(spec_path: str, out_path: str) -> None:
     def controller() -> None:
         for k in range(bounds.size - 1):
             idx = order[bounds[k]:bounds[k + 1]].tolist()
-            comms = [sg.Comm.sendto_async(hs[int(src[f])], hs[int(dst[f])], float(size[f])) for f in idx]
-            pending = sg.ActivitySet(comms)
-            ids = {id(c): f for c, f in zip(comms, idx, strict=True)}
-            while not pending.empty():
-                c = pending.wait_any()
-                finish[ids[id(c)]] = sg.Engine.clock
+            comms = [sg.Comm.sendto_async(hs[int(src[f])], hs[int(dst[f])], int(size[f])) for f in idx]
+            sg.ActivitySet(comms).wait_all()
+            finish[idx] = [c.finish_time for c in comms]
 
-    sg.Actor.create("controller", hs[0], controller)
+    hs[0].add_actor("controller", controller)
     t0 = time.perf_counter()
     e.run()
     wall = time.perf_counter() - t0
