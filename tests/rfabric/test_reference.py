@@ -71,3 +71,15 @@ def test_units_and_defaults_are_those_of_the_loader(reference: str) -> None:
     assert rows["workload.gpu.mfu"][4] == "> 0, ≤ 1"
     cfg = api.load_config(overrides={"cluster.nic_gbps": 400, "topology.ocs_reconfig_ms": 10})
     assert cfg.cluster.nic_bps == 400e9
+
+
+def test_effective_config_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rfabric config` prints a config that loads back to itself (SI keys), --set applied."""
+    assert main(["config", "--set", "cluster.nic_gbps=200", "--set", "topology.ocs_reconfig_ms=1"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "eff.yaml"
+    path.write_text(text)
+    assert main(["config", "--config", str(path)]) == 0
+    assert capsys.readouterr().out == text
+    cfg = api.load_config(str(path))
+    assert cfg.cluster.nic_bps == 200e9 and cfg.topology["ocs_reconfig_ms"] == 1  # kind sections as written
