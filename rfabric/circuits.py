@@ -10,6 +10,7 @@ assignment on it (Mininet's split of a topology's description from its realisati
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,36 @@ import numpy as np
 
 from rfabric.errors import RfabricError
 from rfabric.topology import Medium, NodeRole, Topology
+
+
+class Action(enum.StrEnum):
+    """What the circuit planner did before a phase (:attr:`PhaseDecision.action`).
+
+    Members are strings of their lower-case values, so JSON and CSV output are the values themselves.
+
+    >>> Action.KEPT == "kept", f"{Action.RECONFIGURED}"
+    (True, 'reconfigured')
+    """
+
+    KEPT = "kept"  #: the circuits in place stay
+    RECONFIGURED = "reconfigured"  #: circuits re-pointed before the phase
+    STATIC = "static"  #: one assignment for the whole job (static OCS, ``reconfig: never``, a fixed template)
+    NONE = "none"  #: the fabric has no OCS
+
+
+class Termination(enum.StrEnum):
+    """Why a solve's answer is what it is, kept apart from whether an assignment exists (Pyomo's
+    ``TerminationCondition``); declared from best to worst (see :mod:`solver.result` for each meaning).
+
+    >>> max([Termination.FEASIBLE, Termination.OPTIMAL], key=list(Termination).index)
+    <Termination.FEASIBLE: 'feasible'>
+    """
+
+    OPTIMAL = "optimal"
+    HEURISTIC = "heuristic"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -179,10 +210,14 @@ def check_assignment(topology: Topology, assignment: CircuitAssignment, *, stric
 
 @dataclass(frozen=True, slots=True)
 class PhaseDecision:
-    """What the planner did before one phase, and why."""
+    """What the planner did before one phase, and why.
+
+    ``action`` is an :class:`Action` and ``termination`` a :class:`Termination` (``""`` when nothing was
+    solved); plain strings of their values are accepted and converted.
+    """
 
     phase: str
-    action: str  # "kept" | "reconfigured" | "static" | "none"
+    action: Action | str  # an Action after construction
     circuits: int
     changed: int  # circuits added (= removed ports re-pointed)
     reason: str
@@ -191,7 +226,12 @@ class PhaseDecision:
     gap: float = float("nan")
     solve_time_s: float = 0.0
     backend: str = ""
-    termination: str = ""
+    termination: Termination | str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
+        if self.termination:
+            object.__setattr__(self, "termination", Termination(self.termination))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ export), ``greedy`` (heuristic alone). Planning across phases is reconfiguration
 >>> tm = TrafficMatrix.from_pairs(128, [0], [64], 1e9)           # one GPU of pod 0 to one of pod 1
 >>> res = solve_phase(topo, tm, parse_options({"backend": "greedy"}))
 >>> res.termination, res.summary()["circuits_per_pair"]
-('optimal', {'pod0-pod1': 48})
+(<Termination.OPTIMAL: 'optimal'>, {'pod0-pod1': 48})
 """
 
 from __future__ import annotations

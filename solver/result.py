@@ -18,16 +18,31 @@ tightened only by a solver's proven dual bound (never replaced by an incumbent).
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rfabric.circuits import CircuitAssignment
+from rfabric.circuits import CircuitAssignment, Termination
 
 #: order of badness used when combining the domains of one phase
-TERMINATIONS = ("optimal", "heuristic", "feasible", "infeasible", "error")
+TERMINATIONS = tuple(Termination)
+
+
+class Stage(enum.StrEnum):
+    """Which step of the solver produced a domain's (or a phase's) circuits; str-valued like
+    :class:`~rfabric.circuits.Termination`, so summaries and JSON carry the lower-case value."""
+
+    HEURISTIC = "heuristic"  #: the numpy greedy
+    MILP = "milp"  #: the count MILP (:func:`solver.formulation.formulate`)
+    MILP_OCS = "milp_ocs"  #: the per-OCS MILP, when the counts could not be realised port by port
+    TRANSIT = "transit"  #: the one-relay candidates of :mod:`solver.transit`
+    DIRECT = "direct"  #: direct-connect planning (:mod:`solver.direct`)
+    PREVIOUS = "previous"  #: circuits kept from the previous phase (or evaluated as given)
+    LOOKAHEAD = "lookahead"  #: an idle layer pre-positioned for a later phase
+    NONE = "none"  #: nothing to solve
 
 
 def _num(v: float) -> float | None:
@@ -49,8 +64,8 @@ class DomainResult:
 
     domain: str
     nodes: tuple[str, ...]
-    termination: str
-    stage: str  # "heuristic" | "milp" | "milp_ocs" | "transit" | "previous" | "lookahead" | "none"
+    termination: Termination | str  # a Termination after construction (plain value strings are converted)
+    stage: Stage | str  # a Stage after construction
     alpha: float  # of the realised circuits (evaluated independently of the solver)
     alpha_model: float  # of the counts the solver returned, before port-level realisation
     bound: float  # proven upper bound on the optimised objective (alpha minus penalties)
@@ -69,6 +84,10 @@ class DomainResult:
     cached: bool = False
     message: str = ""
     realisation: str = ""  # how the counts became ports: "fast" | "exact" | "split" (see solver.decompose)
+
+    def __post_init__(self) -> None:  # plain strings of the values are accepted
+        object.__setattr__(self, "termination", Termination(self.termination))
+        object.__setattr__(self, "stage", Stage(self.stage))
 
     @property
     def gap(self) -> float:
@@ -107,15 +126,19 @@ class SolveResult:
     """
 
     assignment: CircuitAssignment
-    termination: str
+    termination: Termination | str  # a Termination after construction (plain value strings are converted)
     objective: float
     bound: float
     wall_time_s: float
     backend: str
-    stage: str
+    stage: Stage | str  # a Stage after construction
     domains: tuple[DomainResult, ...] = ()
     message: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # plain strings of the values are accepted
+        object.__setattr__(self, "termination", Termination(self.termination))
+        object.__setattr__(self, "stage", Stage(self.stage))
 
     @property
     def alpha(self) -> float:
@@ -182,7 +205,8 @@ def combine_alpha(t0: list[float], alpha: list[float]) -> float:
     return tmax / worst if worst > 0 else float("inf")
 
 
-def worst_termination(terms: list[str]) -> str:
+def worst_termination(terms: list[str]) -> Termination:
+    """The worst of ``terms`` in the order of :class:`~rfabric.circuits.Termination` (optimal if none)."""
     if not terms:
-        return "optimal"
-    return max(terms, key=TERMINATIONS.index)
+        return Termination.OPTIMAL
+    return Termination(max(terms, key=TERMINATIONS.index))
