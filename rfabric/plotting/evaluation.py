@@ -216,4 +216,4 @@ def _fmt(v: Any) -> str:
         return f"{v:g}"
     if isinstance(v, int):
         return f"{v:,}"
-    return str(v)
+    return str(v).replace("_", "_\n") if len(str(v)) > 10 else str(v)  # long names wrap, never overlap

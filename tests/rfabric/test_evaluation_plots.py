@@ -85,11 +85,12 @@ def test_gain_map_names_a_missing_fabric() -> None:
 
 
 def test_sensitivity_categorical_axis_and_no_overlapping_labels() -> None:
-    rows = [dict(r, **{"sim.routing": routing}) for r in _rows() if r["gpus"] == 1024 and r["workload.model"] == "m-moe"
-            for routing in ("hash", "spray")]
-    fig = plot_sensitivity(rows, "sim.routing", label="routing")
+    methods = ("checkpoint_engine", "gather_broadcast", "p2p")  # long names side by side
+    rows = [dict(r, **{"workload.weight_sync.method": m}) for r in _rows()
+            if r["gpus"] == 1024 and r["workload.model"] == "m-moe" for m in methods]
+    fig = plot_sensitivity(rows, "workload.weight_sync.method", label="weight sync method")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["hash", "spray"]
+    assert [t.get_text().replace("\n", "") for t in ax.get_xticklabels()] == list(methods)
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(r) for a in fig.axes for t in a.get_xticklabels() + [a.yaxis.label, a.xaxis.label]
