@@ -116,3 +116,20 @@ def test_golden_headline_smoke(smoke_results: dict[str, Path]) -> None:
     for r in rows:
         assert int(r["trainer_gpus"]) + int(r["rollout_gpus"]) == 2 * int(r["cluster.trainer_gpus"])
         assert int(r["trainer_gpus"]) % 8 == 0 and float(r["perf_per_cluster_w_vs_ref"]) > 0
+
+
+def test_report_prints_the_readme_tables_from_saved_sweeps(smoke_results: dict[str, Path],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("experiments_report", ROOT / "experiments" / "report.py")
+    assert spec and spec.loader
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    d = next(iter(smoke_results.values())).parent  # every smoke experiment's directory side by side
+    assert report.main([str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "## headline" in out and "## dynamic_map" in out and "## sync_method" in out
+    rows = list(csv.DictReader((smoke_results["headline"] / "sweep.csv").open()))
+    ref = [r for r in rows if r["fabric"] == "fat_tree" and r["gpus"] == "64"]
+    mean_step = sum(float(r["iteration_time_s"]) for r in ref) / len(ref)
+    assert f"| {mean_step:.1f} |" in out  # the Fat-Tree's mean step over seeds, as the table prints it
+    assert report.main([str(d / "nothing-here")]) == 2
