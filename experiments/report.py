@@ -86,17 +86,24 @@ def anatomy(d: Path) -> str:
     return "\n".join(out)
 
 
-def sensitivity(d: Path, key: str) -> str:
-    rows = read_sweep(d)
-    fabrics = _fabrics(rows)
-    by: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by[r[key]].append(r)
-    out = [f"| `{key}` | Fat-Tree step (s) | " + " | ".join(fabrics[1:]) + " |", "|---" * (2 + len(fabrics) - 1) + "|"]
-    for v, g in by.items():
-        step = stats([r["iteration_time_s"] for r in g if r["fabric"] == fabrics[0]])[0]
-        cells = [_cell([r for r in g if r["fabric"] == f]) for f in fabrics[1:]]
-        out.append(f"| {v} | {step:.1f} | " + " | ".join(cells) + " |")
+def sensitivities(d: Path) -> str:
+    """One table over every sensitivity sweep found under ``d``: a row per swept value."""
+    out: list[str] = []
+    for name, key in SENSITIVITIES.items():
+        if not (d / name / "sweep.csv").is_file():
+            continue
+        rows = read_sweep(d / name)
+        fabrics = _fabrics(rows)
+        if not out:
+            out = ["| sweep: value | Fat-Tree step (s) | " + " | ".join(fabrics[1:]) + " |",
+                   "|---" * (2 + len(fabrics) - 1) + "|"]
+        by: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by[r[key]].append(r)
+        for v, g in by.items():
+            step = stats([r["iteration_time_s"] for r in g if r["fabric"] == fabrics[0]])[0]
+            cells = [_cell([r for r in g if r["fabric"] == f]) for f in fabrics[1:]]
+            out.append(f"| `{key.rsplit('.', 1)[-1]}`: {v} | {step:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -131,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("dynamic_map", "dynamic_map_p2p"):
         if (d / name / "sweep.csv").is_file():
             parts += [f"## {name}", gain_map(d / name)]
-    for name, key in SENSITIVITIES.items():
-        if (d / name / "sweep.csv").is_file():
-            parts += [f"## {name}", sensitivity(d / name, key)]
+    if any((d / name / "sweep.csv").is_file() for name in SENSITIVITIES):
+        parts += ["## sensitivities", sensitivities(d)]
     if not parts:
         print(f"report.py: error: no sweep.csv under {d}", file=sys.stderr)
         return 2

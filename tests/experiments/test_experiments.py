@@ -140,7 +140,7 @@ def test_report_prints_the_readme_tables_from_saved_sweeps(smoke_results: dict[s
     d = next(iter(smoke_results.values())).parent  # every smoke experiment's directory side by side
     assert report.main([str(d)]) == 0
     out = capsys.readouterr().out
-    assert "## headline" in out and "## dynamic_map" in out and "## sync_method" in out
+    assert "## headline" in out and "## dynamic_map" in out and "| `method`: p2p |" in out
     rows = list(csv.DictReader((smoke_results["headline"] / "sweep.csv").open()))
     ref = [r for r in rows if r["fabric"] == "fat_tree" and r["gpus"] == "64"]
     mean_step = sum(float(r["iteration_time_s"]) for r in ref) / len(ref)
