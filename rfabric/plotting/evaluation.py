@@ -78,8 +78,8 @@ def _dodged(ax: Any, rows: Sequence[dict[str, Any]], x: str, col: str, fabrics: 
                 continue
             px.append(j - width / 2 + width * (i + 0.5) / n)
             py.append(mean)
-            lo.append(mean - mn)
-            hi.append(mx - mean)
+            lo.append(max(0.0, mean - mn))  # the mean of equal floats can round below their minimum
+            hi.append(max(0.0, mx - mean))
         if not px:
             continue
         colour = fabric_colour(name, kind, i)

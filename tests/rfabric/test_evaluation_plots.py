@@ -97,3 +97,12 @@ def test_sensitivity_categorical_axis_and_no_overlapping_labels() -> None:
              if t.get_text()]
     assert not any(b1.overlaps(b2) for b1, b2 in itertools.combinations(boxes, 2))
     plt.close(fig)
+
+
+def test_equal_seeds_whose_mean_rounds_below_them_still_draw() -> None:
+    """sum([0.7] * 3) / 3 < 0.7 in floating point: the error bar must clip at zero, not fail."""
+    assert sum([0.7] * 3) / 3 < 0.7
+    rows = [dict(r, time_vs_ref=0.7, seed=s) for r in _rows() if r["seed"] == 0 for s in (0, 1, 2)]
+    fig = plot_headline(rows)
+    assert fig.axes[0].containers
+    plt.close(fig)
