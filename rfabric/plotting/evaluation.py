@@ -90,8 +90,13 @@ def _dodged(ax: Any, rows: Sequence[dict[str, Any]], x: str, col: str, fabrics: 
     lo_y, hi_y = ax.get_ylim()
     if col.endswith("_vs_ref"):  # ratios: always show 1.0 and at least +-1 %, so rounding noise is not magnified
         lo_y, hi_y = min(lo_y, 0.99), max(hi_y, 1.01)
-    else:  # shares, bubbles and seconds: from zero, so a 1e-5 difference does not fill the panel
-        lo_y, hi_y = min(lo_y, 0.0), hi_y if hi_y > 1e-12 else 1.0
+    else:  # shares, bubbles and seconds (never negative): from zero, so a 1e-5 difference does not fill the
+        # panel, with headroom so the largest marker is not cut by the frame
+        tops = [y for c in ax.containers for y in c.lines[0].get_ydata()]  # markers and error-bar ends
+        tops += [float(seg[:, 1].max()) for c in ax.containers for bars in c.lines[2] for seg in bars.get_segments()]
+        top = max(tops, default=0.0)
+        hi_y = top * 1.08 if top > 1e-12 else 1.0
+        lo_y = -0.03 * hi_y  # markers at zero drawn whole
     ax.set_ylim(lo_y, hi_y)
     for j in range(1, len(xs)):
         ax.axvline(j - 0.5, color="0.85", lw=0.6, zorder=0)
