@@ -146,3 +146,19 @@ def test_report_prints_the_readme_tables_from_saved_sweeps(smoke_results: dict[s
     mean_step = sum(float(r["iteration_time_s"]) for r in ref) / len(ref)
     assert f"| {mean_step:.1f} |" in out  # the Fat-Tree's mean step over seeds, as the table prints it
     assert report.main([str(d / "nothing-here")]) == 2
+
+
+def test_readme_results_tables_are_the_committed_sweeps() -> None:
+    """Every table row the README's Evaluation shows is what experiments/report.py prints from the committed
+    sweep tables in experiments/results/ (so a number in the README cannot drift from its source)."""
+    spec = importlib.util.spec_from_file_location("experiments_report", ROOT / "experiments" / "report.py")
+    assert spec and spec.loader
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    res = ROOT / "experiments" / "results"
+    readme = (ROOT / "README.md").read_text()
+    tables = [report.headline(res / "headline"), report.anatomy(res / "headline"), report.sensitivities(res)]
+    rows = [ln for t in tables for ln in t.splitlines() if ln.startswith("| ") and "---" not in ln]
+    assert len(rows) > 30
+    missing = [ln for ln in rows if ln not in readme]
+    assert not missing, missing[:3]
