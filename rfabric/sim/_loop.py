@@ -96,49 +96,6 @@ def no_instances() -> Instances:
 
 
 @_njit(cache=True)
-def heap_push(ht: np.ndarray, hs: np.ndarray, hf: np.ndarray, n: int, t: float, s: int, f: int) -> int:
-    """Push flow ``f`` due at ``t`` with insertion number ``s``; returns the new size."""
-    i = n
-    ht[i] = t
-    hs[i] = s
-    hf[i] = f
-    while i > 0:
-        p = (i - 1) // 2
-        if ht[p] < ht[i] or (ht[p] == ht[i] and hs[p] < hs[i]):
-            break
-        ht[p], ht[i] = ht[i], ht[p]
-        hs[p], hs[i] = hs[i], hs[p]
-        hf[p], hf[i] = hf[i], hf[p]
-        i = p
-    return n + 1
-
-
-@_njit(cache=True)
-def heap_pop(ht: np.ndarray, hs: np.ndarray, hf: np.ndarray, n: int) -> int:
-    """Remove the smallest (time, insertion number) entry; returns the new size."""
-    n -= 1
-    ht[0] = ht[n]
-    hs[0] = hs[n]
-    hf[0] = hf[n]
-    i = 0
-    while True:
-        a = 2 * i + 1
-        b = a + 1
-        m = i
-        if a < n and (ht[a] < ht[m] or (ht[a] == ht[m] and hs[a] < hs[m])):
-            m = a
-        if b < n and (ht[b] < ht[m] or (ht[b] == ht[m] and hs[b] < hs[m])):
-            m = b
-        if m == i:
-            break
-        ht[m], ht[i] = ht[i], ht[m]
-        hs[m], hs[i] = hs[i], hs[m]
-        hf[m], hf[i] = hf[i], hf[m]
-        i = m
-    return n
-
-
-@_njit(cache=True)
 def _inst_less(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, a: int, b: int) -> bool:
     """Entry ``a`` before entry ``b`` in (time, kind, instance) order (Python's tuple order in ``heapq``)."""
     return ht[a] < ht[b] or (ht[a] == ht[b] and (hk[a] < hk[b] or (hk[a] == hk[b] and hi[a] < hi[b])))
@@ -185,6 +142,12 @@ def inst_pop(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, n: int) -> int:
         hi[m], hi[j] = hi[j], hi[m]
         j = m
     return n
+
+
+#: The flow-arrival heap, ``(due time, insertion number, flow)``, is the same three-key heap as the instance
+#: events: insertion numbers are unique, so the third key never decides and the order is (time, insertion).
+heap_push = inst_push
+heap_pop = inst_pop
 
 
 @_njit(cache=True)
