@@ -2,7 +2,7 @@
 
 :func:`run_events` carries out, entirely in compiled code, the same steps in the same order with the
 same arithmetic as the engine's interpreted loop: arrivals due at ``t`` (zero-size flows drain at once),
-the re-solve of the touched components (:func:`rfabric.sim._heap.solve_rows` on the flows whose rates can
+the re-solve of the touched components (:func:`rfabric.sim._kernels.solve_rows` on the flows whose rates can
 change), the utilisation sample, the next event, the advance and the drains with their stage releases;
 and it keeps going event after event. It returns to Python only when a circuit change is due
 (``t >= t_stop``: re-routing is Python's), when the utilisation buffer is full, when every flow is done,
@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rfabric.sim._heap import (
+from rfabric.sim._kernels import (
     _njit,
     add_load,
     advance,

@@ -32,7 +32,7 @@ Semantics of :func:`simulate_flows` (times in seconds, absolute):
   slowest drained flow keep their rates and only the others are re-solved, on the capacity left
   (:func:`_resolve_set`); arcs crossed by exactly the same flows count once in the solve
   (:func:`_redundant`); each distinct GPU pair is routed once; the per-event work (next drain, advance,
-  drains, due arrivals, arc loads, the solve's gather) runs in numba kernels (:mod:`rfabric.sim._heap`),
+  drains, due arrivals, arc loads, the solve's gather) runs in numba kernels (:mod:`rfabric.sim._kernels`),
   with a numpy fallback when numba is missing or ``solver="waves"``.
 * Deterministic: no randomness except the seeded ECMP hash.
 """
@@ -52,7 +52,7 @@ from rfabric.circuits import Circuit, CircuitAssignment
 from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
 from rfabric.sim import _loop
-from rfabric.sim._heap import (
+from rfabric.sim._kernels import (
     HAVE_NUMBA,
     advance,
     column_hashes,
@@ -64,7 +64,7 @@ from rfabric.sim._heap import (
     split_by_threshold,
     split_due,
 )
-from rfabric.sim._heap import add_load as _add_load_kernel
+from rfabric.sim._kernels import add_load as _add_load_kernel
 from rfabric.sim.maxmin import maxmin_rates_rows
 from rfabric.sim.routing import Fabric, FabricState, Routes
 from rfabric.topology import Topology

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from rfabric.sim._heap import HAVE_NUMBA, heap_maxmin
+from rfabric.sim._kernels import HAVE_NUMBA, heap_maxmin
 
 
 def _segment_min(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
@@ -40,7 +40,7 @@ def maxmin_rates(incidence: sp.csr_matrix, capacity_bps: np.ndarray, *, method: 
 
     Rows with no entries (flows that cross no capacity-limited link) get ``inf``. Returns
     ``(rates, iterations)`` (waves, or bottleneck links popped for the heap).
-    ``method``: ``"waves"`` (vectorised numpy, below), ``"heap"`` (:mod:`rfabric.sim._heap`, numba) or
+    ``method``: ``"waves"`` (vectorised numpy, below), ``"heap"`` (:mod:`rfabric.sim._kernels`, numba) or
     ``"auto"`` (the heap when numba is installed). Both are exact and agree to rounding.
 
     >>> a = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))

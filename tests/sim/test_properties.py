@@ -99,7 +99,7 @@ def test_compiled_loop_matches_the_interpreted_loop(sc: tuple[int, FlowSet, SimC
     """The compiled event loop (runs of events in numba) gives bit-identical traces to the Python loop."""
     from dataclasses import replace
 
-    from rfabric.sim._heap import HAVE_NUMBA
+    from rfabric.sim._kernels import HAVE_NUMBA
     from rfabric.sim.engine import run_flows
     from rfabric.sim.routing import Fabric
 
@@ -126,7 +126,7 @@ def test_compiled_loop_matches_the_interpreted_loop_with_instances(
     compiled loop gives bit-identical traces, instance times and epochs to the Python loop."""
     from dataclasses import replace
 
-    from rfabric.sim._heap import HAVE_NUMBA
+    from rfabric.sim._kernels import HAVE_NUMBA
     from rfabric.sim.engine import InstanceGraph, run_flows
     from rfabric.sim.routing import Fabric
 

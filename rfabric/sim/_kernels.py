@@ -1,7 +1,7 @@
-"""Progressive filling with a heap of links keyed by fair share, compiled with numba when available.
+"""The simulator's compiled kernels (numba when available, the same functions interpreted otherwise).
 
-Exact and ``O(nnz log L)``: pop the link of smallest share ``rem / demand``; freeze its unfrozen flows
-at that share; lower ``rem`` and ``demand`` of every other link those flows cross and push their new
+:func:`heap_maxmin` is progressive filling with a heap of links keyed by fair share. Exact and
+``O(nnz log L)``: pop the link of smallest share ``rem / demand``; freeze its unfrozen flows at that share; lower ``rem`` and ``demand`` of every other link those flows cross and push their new
 shares. Shares only grow, so a heap key is a lower bound of its link's share: a popped entry whose
 share has grown is pushed back with the new key (lazy re-keying, at most one entry per link). Shares never fall below the current level (see
 :mod:`rfabric.sim.maxmin`), so the popped share is the next saturation level.
