@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from rfabric.errors import RfabricError
+from rfabric.errors import InvalidArgumentError, RfabricError
 from rfabric.topology import Medium, NodeRole, Topology
 
 
@@ -62,7 +62,7 @@ class Circuit:
 
     def __post_init__(self) -> None:
         if self.port_a >= self.port_b:
-            raise ValueError(f"circuit ports must be ordered and distinct: {self.port_a}, {self.port_b}")
+            raise InvalidArgumentError(f"circuit ports must be ordered and distinct: {self.port_a}, {self.port_b}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rfabric.errors import ConfigError
+from rfabric.errors import ConfigError, InvalidArgumentError
 from rfabric.units import convert_key, human_key
 
 T = TypeVar("T")
@@ -297,7 +297,7 @@ def jsonable(obj: Any) -> Any:
 
 def _jsonable(v: Any, depth: int) -> Any:
     if depth > 200:
-        raise ValueError("data nested too deeply for JSON")
+        raise InvalidArgumentError("data nested too deeply for JSON")
     if isinstance(v, bool) or v is None or isinstance(v, str | int):
         return v
     if isinstance(v, float):

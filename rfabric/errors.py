@@ -1,4 +1,18 @@
-"""One exception hierarchy for the whole project; user mistakes are ``ConfigError`` (CLI exit 2)."""
+"""One exception hierarchy for the whole project; user mistakes are ``ConfigError`` (CLI exit 2).
+
+Every exception RFabric raises on purpose is an :class:`RfabricError`:
+
+- :class:`ConfigError` (a ``ValueError``): a user mistake in a configuration, naming the dotted key;
+- :class:`InvalidArgumentError` (a ``ValueError``): a library function called with an argument outside its
+  domain by code, not straight from a configuration key (the parsers check user input first and raise
+  ``ConfigError``);
+- :class:`SolverError`, :class:`SimulationError`: a stage could not run on its input;
+- :class:`InternalError` (a ``RuntimeError``): an invariant of RFabric's own code broke (a bug).
+
+The builtin bases are kept so code that catches ``ValueError`` / ``RuntimeError`` keeps working;
+``tests/test_errors_hierarchy.py`` fails if a bare ``raise ValueError(...)`` (or ``TypeError`` /
+``RuntimeError``) appears in the packages.
+"""
 
 from __future__ import annotations
 
@@ -54,7 +68,7 @@ class ConfigError(RfabricError, ValueError):
         flat = [x for e in errors for x in e.errors]
         flat = [e for e in flat if e.structural] + [e for e in flat if not e.structural]
         if not flat:
-            raise ValueError("no errors to combine")
+            raise InvalidArgumentError("no errors to combine")
         return flat[0] if len(flat) == 1 else ConfigErrors(flat)
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across process pools and Ray
@@ -93,3 +107,14 @@ class SolverError(RfabricError):
 
 class SimulationError(RfabricError):
     """The simulator met an inconsistent input (e.g. a flow between unreachable endpoints)."""
+
+
+class InvalidArgumentError(RfabricError, ValueError):
+    """A library function got an argument outside its domain (a bad shape, a negative size, an unknown
+    algorithm name) from calling code. User input is checked earlier by the configuration parsers, which
+    raise :class:`ConfigError` naming the key; this is also a ``ValueError`` for callers that catch that."""
+
+
+class InternalError(RfabricError, RuntimeError):
+    """An invariant of RFabric's own code broke (e.g. an algorithm stopped making progress): a bug to report,
+    never a user mistake. Also a ``RuntimeError``."""

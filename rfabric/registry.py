@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from rfabric.config import parse_dataclass, suggest
-from rfabric.errors import ConfigError
+from rfabric.errors import ConfigError, InvalidArgumentError
 
 R = TypeVar("R")
 
@@ -30,7 +30,7 @@ class Registry(Generic[R]):
     def register(self, kind: str, params_cls: type, doc: str = "") -> Callable[[Callable[..., R]], Callable[..., R]]:
         def deco(fn: Callable[..., R]) -> Callable[..., R]:
             if kind in self._entries:
-                raise ValueError(f"{self.what} kind '{kind}' registered twice")
+                raise InvalidArgumentError(f"{self.what} kind '{kind}' registered twice")
             self._entries[kind] = Entry(kind=kind, params_cls=params_cls, build=fn, doc=doc or (fn.__doc__ or "").strip().split("\n")[0])
             return fn
         return deco

@@ -48,7 +48,7 @@ from rfabric.config import (
     set_dotted,
     suggest,
 )
-from rfabric.errors import ConfigError
+from rfabric.errors import ConfigError, InvalidArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ def run_points(points: Sequence[SweepPoint], fn: Callable[..., Mapping[str, Any]
     if executor not in EXECUTORS:
         raise ConfigError("--executor", f"unknown executor; {suggest(executor, EXECUTORS)}", executor)
     if (parts is None) != (combine is None):
-        raise ValueError("parts and combine go together")
+        raise InvalidArgumentError("parts and combine go together")
     with _locked(out):
         return _run_locked(points, fn, out, workers=workers, executor=executor, ray_address=ray_address,
                            progress=progress, retry_failed=retry_failed, parts=parts, combine=combine)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from rfabric.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from rfabric.topology import Topology
 
@@ -36,9 +38,9 @@ class TrafficMatrix:
         d = np.asarray(dst, dtype=np.int64).ravel()
         b = np.broadcast_to(np.asarray(size_bytes, dtype=np.float64), s.shape).ravel()
         if s.size and (s.min() < 0 or d.min() < 0 or s.max() >= num_gpus or d.max() >= num_gpus):
-            raise ValueError(f"GPU index outside 0..{num_gpus - 1}")
+            raise InvalidArgumentError(f"GPU index outside 0..{num_gpus - 1}")
         if np.any(b < 0):
-            raise ValueError("negative byte count in a traffic matrix")
+            raise InvalidArgumentError("negative byte count in a traffic matrix")
         keep = (s != d) & (b > 0)
         m = sp.coo_matrix((b[keep], (s[keep], d[keep])), shape=(num_gpus, num_gpus)).tocsr()
         m.sum_duplicates()
@@ -92,7 +94,7 @@ class TrafficMatrix:
 
     def __add__(self, other: TrafficMatrix) -> TrafficMatrix:
         if self.num_gpus != other.num_gpus:
-            raise ValueError("traffic matrices over different GPU counts")
+            raise InvalidArgumentError("traffic matrices over different GPU counts")
         tag = lambda a, b: a if a == b else "mixed"  # noqa: E731
         return TrafficMatrix.from_pairs(self.num_gpus, np.concatenate([self.src, other.src]),
                                         np.concatenate([self.dst, other.dst]),

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.errors import ConfigError
+from rfabric.errors import ConfigError, InvalidArgumentError
 from rfabric.traffic_matrix import TrafficMatrix
 
 #: Schedule modes (``workload.schedule.mode``) and weight-sync styles (``workload.schedule.sync``).
@@ -155,16 +155,16 @@ class FlowSet:
         n = self.src.size
         for k in ("dst", "size_bytes", "chain", "stage", "delay_s", "multiplicity", "tag"):
             if getattr(self, k).shape != (n,):
-                raise ValueError(f"FlowSet.{k} has shape {getattr(self, k).shape}, expected ({n},)")
+                raise InvalidArgumentError(f"FlowSet.{k} has shape {getattr(self, k).shape}, expected ({n},)")
         if n:
             if np.any(self.size_bytes < 0) or np.any(self.delay_s < 0):
-                raise ValueError("FlowSet has a negative size or delay")
+                raise InvalidArgumentError("FlowSet has a negative size or delay")
             if np.any(self.multiplicity < 1):
-                raise ValueError("FlowSet multiplicity must be >= 1")
+                raise InvalidArgumentError("FlowSet multiplicity must be >= 1")
             if np.any(self.stage < 0):
-                raise ValueError("FlowSet stage must be >= 0")
+                raise InvalidArgumentError("FlowSet stage must be >= 0")
             if self.tags and (self.tag.min() < 0 or self.tag.max() >= len(self.tags)):
-                raise ValueError("FlowSet tag index outside tags")
+                raise InvalidArgumentError("FlowSet tag index outside tags")
 
     @property
     def total_bytes(self) -> float:
@@ -198,9 +198,9 @@ class PhaseStep:
 
     def __post_init__(self) -> None:
         if self.repeat < 1:
-            raise ValueError("PhaseStep.repeat must be >= 1")
+            raise InvalidArgumentError("PhaseStep.repeat must be >= 1")
         if self.compute_before_s < 0 or self.compute_after_s < 0:
-            raise ValueError("PhaseStep compute times must be >= 0")
+            raise InvalidArgumentError("PhaseStep compute times must be >= 0")
 
     @property
     def traffic(self) -> TrafficMatrix:
@@ -224,12 +224,12 @@ class Workload:
     def __post_init__(self) -> None:
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
-            raise ValueError(f"phase names must be unique: {names}")
+            raise InvalidArgumentError(f"phase names must be unique: {names}")
         for p in self.phases:
             if p.num_gpus != self.num_gpus:
-                raise ValueError(f"phase {p.name} is over {p.num_gpus} GPUs, workload over {self.num_gpus}")
+                raise InvalidArgumentError(f"phase {p.name} is over {p.num_gpus} GPUs, workload over {self.num_gpus}")
             if len(p.flows) and (p.flows.src.max() >= self.num_gpus or p.flows.dst.max() >= self.num_gpus):
-                raise ValueError(f"phase {p.name} has a flow to a GPU outside 0..{self.num_gpus - 1}")
+                raise InvalidArgumentError(f"phase {p.name} has a flow to a GPU outside 0..{self.num_gpus - 1}")
 
     def phase(self, name: str) -> PhaseStep:
         for p in self.phases:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from rfabric.errors import InvalidArgumentError
 from rfabric.topology import Medium, NodeRole, Topology
 from rfabric.traffic_matrix import TrafficMatrix
 
@@ -413,7 +414,7 @@ class Formulation:
         v[self.cols["z"]] = z
         if f is None:
             if demand is None:
-                raise ValueError("give f or the demand matrix")
+                raise InvalidArgumentError("give f or the demand matrix")
             pos = _pair_pos(self.n, self.pi, self.pj, self.src, self.dst)
             f = np.minimum(alpha * demand[self.src, self.dst], xv[pos] if xv.size else 0.0)
         v[self.cols["f"]] = f
@@ -422,7 +423,7 @@ class Formulation:
             v[self.cols["dz"]] = np.maximum(z - self.prev_z, 0.0)
         if "y" in self.cols:
             if split is None:
-                raise ValueError("the per-OCS model needs the per-OCS split of the counts")
+                raise InvalidArgumentError("the per-OCS model needs the per-OCS split of the counts")
             Y, U = split
             si = self.split_index
             ye = si["ye"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from rfabric.errors import InvalidArgumentError
 from solver.backends import MipOutcome, highs
 from solver.formulation import Formulation, Problem
 from solver.heuristics import _fill_upper, _rounds
@@ -183,7 +184,7 @@ def circulant(p: Problem, offsets: list[int]) -> tuple[np.ndarray, np.ndarray]:
         x[j, i] += 1
     free = p.budget.astype(np.int64) - x.sum(axis=1)
     if np.any(free < 0):
-        raise ValueError("circulant exceeds the port budget")
+        raise InvalidArgumentError("circulant exceeds the port budget")
     S = np.maximum(p.demand, p.demand.T)
     cap = p.alpha_cap()
     target = cap if np.isfinite(cap) else 1.0

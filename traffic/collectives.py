@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from rfabric.errors import InvalidArgumentError
 from rfabric.workload import FlowSet
 
 STAGES = ("coalesced", "exact")
@@ -99,25 +100,25 @@ def _prep(groups: Any, size_bytes: Any, delay_s: Any) -> tuple[np.ndarray, np.nd
     if g.ndim == 1:
         g = g[None, :]
     if g.ndim != 2:
-        raise ValueError("groups must be a (instances, ranks) array")
+        raise InvalidArgumentError("groups must be a (instances, ranks) array")
     if g.size and g.min() < 0:
-        raise ValueError("GPU ids must be >= 0")
+        raise InvalidArgumentError("GPU ids must be >= 0")
     if g.shape[1] > 1:
         s = np.sort(g, axis=1)
         if np.any(s[:, 1:] == s[:, :-1]):
-            raise ValueError("a GPU appears twice in one collective group")
+            raise InvalidArgumentError("a GPU appears twice in one collective group")
     size = np.broadcast_to(np.asarray(size_bytes, dtype=np.float64), (g.shape[0],)).copy()
     if np.any(size < 0) or not np.all(np.isfinite(size)):
-        raise ValueError("collective sizes must be finite and >= 0")
+        raise InvalidArgumentError("collective sizes must be finite and >= 0")
     delay = np.broadcast_to(np.asarray(delay_s, dtype=np.float64), (g.shape[0],)).copy()
     if np.any(delay < 0):
-        raise ValueError("delays must be >= 0")
+        raise InvalidArgumentError("delays must be >= 0")
     return g, size, delay
 
 
 def _check_stages(stages: str) -> None:
     if stages not in STAGES:
-        raise ValueError(f"stages must be one of {STAGES}, not {stages!r}")
+        raise InvalidArgumentError(f"stages must be one of {STAGES}, not {stages!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def _halving_doubling(parts: _Parts, g: np.ndarray, size: np.ndarray, delay: np.
     if n < 2:
         return 0
     if n & (n - 1):
-        raise ValueError(f"halving_doubling needs a power-of-two group size, not {n}")
+        raise InvalidArgumentError(f"halving_doubling needs a power-of-two group size, not {n}")
     L = int(np.log2(n))
     rank = np.arange(n)
     rows = np.broadcast_to(np.arange(G)[:, None], (G, n))
@@ -237,7 +238,7 @@ def _hierarchical_all_reduce(parts: _Parts, g: np.ndarray, size: np.ndarray, del
     G, n = g.shape
     h = _by_server(g, gpus_per_server)
     if h is None:
-        raise ValueError("hierarchical all-reduce needs the same number of group members in every server")
+        raise InvalidArgumentError("hierarchical all-reduce needs the same number of group members in every server")
     _, m, local = h.shape
     kw: dict[str, Any] = {"stages": stages, "step_latency_s": step_latency_s}
     # intra-server reduce-scatter: G*m rings of `local` members
@@ -276,7 +277,7 @@ def all_reduce(groups: Any, size_bytes: Any, *, algorithm: str = "ring", stages:
         _hierarchical_all_reduce(parts, g, size, delay, stages=stages, stage0=0, step_latency_s=step_latency_s,
                                  gpus_per_server=gpus_per_server)
     else:
-        raise ValueError(f"unknown all_reduce algorithm {algorithm!r}; known: {ALGORITHMS['all_reduce']}")
+        raise InvalidArgumentError(f"unknown all_reduce algorithm {algorithm!r}; known: {ALGORITHMS['all_reduce']}")
     return parts.flowset(tag)
 
 
@@ -292,7 +293,7 @@ def _scatter_or_gather(kind: str, groups: Any, size_bytes: Any, *, algorithm: st
         reduce = kind == "reduce_scatter"
         _halving_doubling(parts, g, size, delay, reduce=reduce, gather=not reduce, stage0=0)
     else:
-        raise ValueError(f"unknown {kind} algorithm {algorithm!r}; known: {ALGORITHMS[kind]}")
+        raise InvalidArgumentError(f"unknown {kind} algorithm {algorithm!r}; known: {ALGORITHMS[kind]}")
     return parts.flowset(tag)
 
 
@@ -368,7 +369,7 @@ def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stage
     elif algorithm == "hierarchical":
         h = _by_server(g, gpus_per_server)
         if h is None:
-            raise ValueError("hierarchical all-to-all needs the same number of group members in every server")
+            raise InvalidArgumentError("hierarchical all-to-all needs the same number of group members in every server")
         _, m, local = h.shape
         if local > 1 and nvlink_shift and stages == "coalesced":
             _server_shift(parts, np.arange(G), h, size * m / n, 0, delay)
@@ -392,7 +393,7 @@ def all_to_all(groups: Any, size_bytes: Any, *, algorithm: str = "direct", stage
             parts.add(rows[:, off], src[:, off], dst[:, off], sz[:, off], stage1,
                       0.0 if stage1 else np.broadcast_to(delay[:, None, None, None], (G, m, m, local))[:, off])
     else:
-        raise ValueError(f"unknown all_to_all algorithm {algorithm!r}; known: {ALGORITHMS['all_to_all']}")
+        raise InvalidArgumentError(f"unknown all_to_all algorithm {algorithm!r}; known: {ALGORITHMS['all_to_all']}")
     return parts.flowset(tag)
 
 
@@ -404,13 +405,13 @@ def broadcast(groups: Any, size_bytes: Any, *, algorithm: str = "tree", root: in
     """
     _check_stages(stages)
     if algorithm != "tree":
-        raise ValueError(f"unknown broadcast algorithm {algorithm!r}; known: {ALGORITHMS['broadcast']}")
+        raise InvalidArgumentError(f"unknown broadcast algorithm {algorithm!r}; known: {ALGORITHMS['broadcast']}")
     g, size, delay = _prep(groups, size_bytes, delay_s)
     G, n = g.shape
     if n < 2:
         return FlowSet.empty()
     if not 0 <= root < n:
-        raise ValueError(f"root must be in 0..{n - 1}")
+        raise InvalidArgumentError(f"root must be in 0..{n - 1}")
     child, parent, depth = _tree_edges(n)
     pos = (np.arange(n) + root) % n
     c, p = g[:, pos[child]], g[:, pos[parent]]
@@ -432,7 +433,7 @@ def point_to_point(src: Any, dst: Any, size_bytes: Any, *, chain: Any = None, st
     s = np.asarray(src, dtype=np.int64)
     d = np.broadcast_to(np.asarray(dst, dtype=np.int64), s.shape)
     if np.any(s == d):
-        raise ValueError("a point-to-point flow from a GPU to itself")
+        raise InvalidArgumentError("a point-to-point flow from a GPU to itself")
     parts = _Parts()
     parts.add(np.arange(s.size).reshape(s.shape) if chain is None else chain, s, d, size_bytes, stage, delay_s)
     return parts.flowset(tag)
@@ -450,7 +451,7 @@ BUILDERS: dict[str, Callable[..., FlowSet]] = {
 def collective(op: str, groups: Any, size_bytes: Any, *, algorithm: str | None = None, **kw: Any) -> FlowSet:
     """Dispatch by name: ``collective("all_reduce", groups, S, algorithm="ring", stages="exact")``."""
     if op not in BUILDERS:
-        raise ValueError(f"unknown collective {op!r}; known: {sorted(BUILDERS)}")
+        raise InvalidArgumentError(f"unknown collective {op!r}; known: {sorted(BUILDERS)}")
     algo = algorithm or ALGORITHMS[op][0]
     if op in ("reduce_scatter", "all_gather", "broadcast"):
         kw.pop("gpus_per_server", None)

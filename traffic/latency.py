@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rfabric.errors import InvalidArgumentError
+
 #: NCCL ``tuning.cc`` latencies in microseconds, (algorithm, protocol) -> (base, per NVLink hop, per network hop)
 NCCL_LATENCY_US: dict[tuple[str, str], tuple[float, float, float]] = {
     ("ring", "ll"): (6.6, 0.6, 2.7),
@@ -67,7 +69,7 @@ class Latency:
                    net_hop_s: float | None = None, all_to_all_s: float | None = None) -> Latency:
         """NCCL's values for ``protocol`` (``ll``, ``ll128``, ``simple``), each overridable."""
         if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+            raise InvalidArgumentError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         rb, rn, rx = (v * 1e-6 for v in NCCL_LATENCY_US[("ring", protocol)])
         tb, tn, tx = (v * 1e-6 for v in NCCL_LATENCY_US[("tree", protocol)])
         return Latency(base_s=rb if base_s is None else base_s, nvlink_hop_s=rn if nvlink_hop_s is None else nvlink_hop_s,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rfabric.config import bounded, choice, non_negative, parse_dataclass, read_yaml, suggest
-from rfabric.errors import ConfigError
+from rfabric.errors import ConfigError, InvalidArgumentError
 
 MODELS_DIR = Path(__file__).parent / "data" / "models"
 
@@ -399,7 +399,7 @@ def _load_hf(path: str) -> ModelSpec:
         raise ConfigError("model", f"larger than {MAX_HF_CONFIG_BYTES:,} bytes: not a config.json", path)
 
     def no_constant(c: str) -> Any:
-        raise ValueError(f"{c} is not a JSON number")
+        raise InvalidArgumentError(f"{c} is not a JSON number")
 
     try:
         data = json.loads(raw.decode("utf-8-sig"), parse_constant=no_constant)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rfabric.errors import InvalidArgumentError
+
 #: canonical axis order of :attr:`TrainLayout.grid` (slowest first)
 AXES = ("pp", "dp", "cp", "tp")
 
@@ -30,11 +32,11 @@ AXES = ("pp", "dp", "cp", "tp")
 def parse_order(order: str) -> tuple[str, ...]:
     """``"tp-cp-dp-pp"`` -> ``("tp", "cp", "dp", "pp")`` (fastest first); every axis exactly once.
 
-    Raises ValueError with a readable message (callers wrap it in a ConfigError).
+    Raises InvalidArgumentError (a ValueError) with a readable message (callers wrap it in a ConfigError).
     """
     parts = tuple(p.strip().lower() for p in order.replace(",", "-").split("-") if p.strip())
     if sorted(parts) != sorted(AXES):
-        raise ValueError(f"must name each of {', '.join(AXES)} once, fastest-varying first (e.g. 'tp-cp-dp-pp')")
+        raise InvalidArgumentError(f"must name each of {', '.join(AXES)} once, fastest-varying first (e.g. 'tp-cp-dp-pp')")
     return parts
 
 
@@ -55,11 +57,11 @@ class TrainLayout:
     def build(*, offset: int, gpus: int, tp: int, pp: int, cp: int, ep: int, order: str = "tp-cp-dp-pp",
               etp: int = 0) -> TrainLayout:
         if gpus % (tp * pp * cp):
-            raise ValueError(f"tp*pp*cp = {tp * pp * cp} does not divide the {gpus} trainer GPUs")
+            raise InvalidArgumentError(f"tp*pp*cp = {tp * pp * cp} does not divide the {gpus} trainer GPUs")
         dp = gpus // (tp * pp * cp)
         etp = etp or tp
         if (tp * cp * dp) % (etp * ep):
-            raise ValueError(f"etp * ep = {etp * ep} must divide the {tp * cp * dp} ranks of a pipeline stage")
+            raise InvalidArgumentError(f"etp * ep = {etp * ep} must divide the {tp * cp * dp} ranks of a pipeline stage")
         axes = parse_order(order)
         size = {"tp": tp, "pp": pp, "dp": dp, "cp": cp}
         slow_first = axes[::-1]
@@ -128,9 +130,9 @@ class RolloutLayout:
     def build(*, offset: int, gpus: int, tp: int, dp_attention: int = 1, ep: int = 1, ffn_gpus: int = 0) -> RolloutLayout:
         size = tp * dp_attention + ffn_gpus
         if gpus % size:
-            raise ValueError(f"a replica of {size} GPUs does not divide the {gpus} rollout GPUs")
+            raise InvalidArgumentError(f"a replica of {size} GPUs does not divide the {gpus} rollout GPUs")
         if (ffn_gpus or size) % ep:
-            raise ValueError(f"ep = {ep} must divide the {ffn_gpus or size} GPUs holding experts in a replica")
+            raise InvalidArgumentError(f"ep = {ep} must divide the {ffn_gpus or size} GPUs holding experts in a replica")
         reps = (np.arange(gpus, dtype=np.int64) + offset).reshape(gpus // size, size)
         return RolloutLayout(tp=tp, dp_attention=dp_attention, ep=ep, replicas=reps, ffn_gpus=ffn_gpus)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rfabric.errors import InvalidArgumentError
 from rfabric.workload import Workload
 
 
@@ -48,7 +49,7 @@ def phase_summary(workload: Workload, groups: Mapping[str, np.ndarray]) -> list[
         for level, g in groups.items():
             g = np.asarray(g)
             if g.shape[0] != workload.num_gpus:
-                raise ValueError(f"groups[{level!r}] maps {g.shape[0]} GPUs, the workload has {workload.num_gpus}")
+                raise InvalidArgumentError(f"groups[{level!r}] maps {g.shape[0]} GPUs, the workload has {workload.num_gpus}")
             crossing = float(tm.size_bytes[g[tm.src] != g[tm.dst]].sum())
             if level == "server":
                 row["network_bytes"] = crossing

@@ -56,7 +56,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from rfabric.config import ClusterConfig
-from rfabric.errors import ConfigError
+from rfabric.errors import ConfigError, InternalError
 from rfabric.workload import FlowSet, PhaseStep
 from traffic.collectives import all_gather, all_reduce, all_to_all, point_to_point, reduce_scatter
 from traffic.models import ModelSpec
@@ -158,7 +158,7 @@ def schedule(orders: Sequence[Sequence[tuple[str, int, int]]], units: dict[tuple
                 remaining -= 1
                 progressed = True
         if not progressed:
-            raise RuntimeError("pipeline schedule deadlocked")  # pragma: no cover - orders are consistent
+            raise InternalError("pipeline schedule deadlocked")  # pragma: no cover - orders are consistent
     return done
 
 

@@ -11,13 +11,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rfabric.errors import InvalidArgumentError
+
 _BYTE_UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0))
 
 
 def _dense(matrix: Any) -> np.ndarray:
     m = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix, dtype=float)
     if m.ndim != 2:
-        raise ValueError(f"a heat map needs a 2-D matrix, got shape {m.shape}")
+        raise InvalidArgumentError(f"a heat map needs a 2-D matrix, got shape {m.shape}")
     return m.astype(float)
 
 
@@ -54,7 +56,7 @@ def plot_heatmap(matrix: Any, *, ax: Any = None, title: str = "", labels: Sequen
     m = _dense(matrix)
     rows, cols = m.shape
     if labels is not None and len(labels) not in (rows, cols):
-        raise ValueError(f"{len(labels)} labels for a {rows} x {cols} matrix")
+        raise InvalidArgumentError(f"{len(labels)} labels for a {rows} x {cols} matrix")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.0, 4.2), constrained_layout=True)
     positive = m[m > 0]
@@ -105,7 +107,7 @@ def plot_domains(domains: Sequence[tuple[str, Sequence[str], Any]], *, title: st
 
     shown = list(domains)[:max_panels]
     if not shown:
-        raise ValueError("no domains to draw")
+        raise InvalidArgumentError("no domains to draw")
     fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.2), constrained_layout=True, squeeze=False)
     for ax, (name, labels, matrix) in zip(axes[0], shown, strict=True):
         plot_heatmap(matrix, ax=ax, title=name, labels=list(labels), unit=unit)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from rfabric.errors import InternalError, InvalidArgumentError
 from rfabric.sim._kernels import HAVE_NUMBA, heap_maxmin
 
 
@@ -52,7 +53,7 @@ def maxmin_rates(incidence: sp.csr_matrix, capacity_bps: np.ndarray, *, method: 
     a.sum_duplicates()
     nf, nl = a.shape
     if method not in ("auto", "heap", "waves"):
-        raise ValueError(f"unknown max-min method {method!r}")
+        raise InvalidArgumentError(f"unknown max-min method {method!r}")
     if method == "heap" or (method == "auto" and HAVE_NUMBA):
         at = a.T.tocsr()
         r, pops = heap_maxmin(a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data, at.indptr.astype(np.int64),
@@ -81,7 +82,7 @@ def maxmin_rates(incidence: sp.csr_matrix, capacity_bps: np.ndarray, *, method: 
         hit = (a @ bottleneck.astype(np.float64)) > 0
         freeze = active & hit
         if not freeze.any():  # cannot happen: the link of globally smallest share is always a bottleneck
-            raise RuntimeError("max-min filling made no progress")
+            raise InternalError("max-min filling made no progress")
         frozen_rate[:] = 0.0
         frozen_rate[freeze] = flow_min[freeze]
         rates[freeze] = flow_min[freeze]
@@ -106,7 +107,7 @@ def maxmin_rates_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
         a = sp.csr_matrix((data, local, indptr), shape=(nf, links.size))
         return maxmin_rates(a, cap, method="waves")
     if method not in ("auto", "heap"):
-        raise ValueError(f"unknown max-min method {method!r}")
+        raise InvalidArgumentError(f"unknown max-min method {method!r}")
     row = np.repeat(np.arange(nf, dtype=np.int64), np.diff(indptr))
     order = np.argsort(local, kind="stable")
     t_indptr = np.zeros(links.size + 1, dtype=np.int64)
