@@ -56,6 +56,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rfabric.circuits import Circuit, CircuitAssignment
 from solver.formulation import Domain
+from solver.ocs_split import as_split, empty_split, lookup, shared_ocs, sym_split, upper_entries, upper_total
 from solver.options import TIME_LIMIT_S
 
 
@@ -64,7 +65,8 @@ class Realisation:
     """The circuits of one domain and what became of the requested counts.
 
     ``split`` is the per-OCS split ``(Y, U)``: ``Y[k]`` symmetric node-pair counts on OCS ``k``
-    (``K x n x n``), ``U[k, i]`` upper circuits of node ``i`` on OCS ``k`` (``K x n``).
+    (``K x n x n``, a sparse ``scipy.sparse.coo_array``: see :mod:`solver.ocs_split`), ``U[k, i]`` upper
+    circuits of node ``i`` on OCS ``k`` (dense ``K x n``).
     """
 
     circuits: tuple[Circuit, ...]
@@ -77,7 +79,7 @@ class Realisation:
     method: str = "fast"  # "fast" | "exact" (the per-OCS integer program) | "split" (a given per-OCS split)
     proven: bool = True  # no per-OCS split realises more (always true when nothing is dropped)
     reason: str = ""  # why circuits were dropped ("" when none)
-    split: tuple[np.ndarray, np.ndarray] | None = None
+    split: tuple[sp.coo_array, np.ndarray] | None = None
 
 
 def _port_maps(domain: Domain) -> list[dict[int, int]]:
@@ -115,41 +117,44 @@ def _classify(domain: Domain, previous: CircuitAssignment | None,
 
 
 def previous_counts(domain: Domain, previous: CircuitAssignment | None) -> tuple[np.ndarray, np.ndarray]:
-    """Node-pair counts ``x`` and upper counts ``z`` of the previous assignment's circuits in ``domain``."""
-    Y, U = ocs_counts(domain, previous)
-    return Y.sum(axis=0), U.sum(axis=0)
+    """Node-pair counts ``x`` (``n x n``) and upper counts ``z`` of the previous assignment's circuits in ``domain``."""
+    n = domain.n
+    x = np.zeros((n, n), dtype=np.int64)
+    z = np.zeros(n, dtype=np.int64)
+    cl = _classify(domain, previous)
+    if cl:
+        a = np.fromiter((c[1] for c in cl), dtype=np.int64, count=len(cl))
+        b = np.fromiter((c[2] for c in cl), dtype=np.int64, count=len(cl))
+        low = b >= 0
+        np.add.at(x, (a[low], b[low]), 1)
+        np.add.at(x, (b[low], a[low]), 1)
+        z += np.bincount(a[~low], minlength=n)
+    return x, z
 
 
-def ocs_counts(domain: Domain, assignment: CircuitAssignment | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-OCS counts ``(Y, U)`` (``K x n x n`` symmetric, ``K x n``) of an assignment's circuits in ``domain``."""
+def ocs_counts(domain: Domain, assignment: CircuitAssignment | None) -> tuple[sp.coo_array, np.ndarray]:
+    """Per-OCS counts ``(Y, U)`` of an assignment's circuits in ``domain``: ``Y`` sparse symmetric
+    ``K x n x n`` (:mod:`solver.ocs_split`), ``U`` dense ``K x n``."""
     n, K = domain.n, len(domain.ocs)
-    Y = np.zeros((K, n, n), dtype=np.int64)
     U = np.zeros((K, n), dtype=np.int64)
-    for k, a, b, _ in _classify(domain, assignment):
-        if b < 0:
-            U[k, a] += 1
-        else:
-            Y[k, a, b] += 1
-            Y[k, b, a] += 1
-    return Y, U
+    cl = _classify(domain, assignment)
+    kk = np.fromiter((c[0] for c in cl), dtype=np.int64, count=len(cl))
+    a = np.fromiter((c[1] for c in cl), dtype=np.int64, count=len(cl))
+    b = np.fromiter((c[2] for c in cl), dtype=np.int64, count=len(cl))
+    low = b >= 0
+    np.add.at(U, (kk[~low], a[~low]), 1)
+    return sym_split(K, n, kk[low], a[low], b[low], 1), U
 
 
-def _nonzero3(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``np.nonzero`` of a 3-d array (same order), through one flat pass (faster on a large sparse split)."""
-    return np.unravel_index(np.flatnonzero(Y), Y.shape)  # type: ignore[return-value]
-
-
-def _fits(domain: Domain, Y: np.ndarray, U: np.ndarray) -> bool:
+def _fits(domain: Domain, Y: sp.coo_array, U: np.ndarray) -> bool:
     """Whether a per-OCS split stays within every node's ports and every OCS's upper ports."""
-    # everything from the non-zeros of Y (K x n x n and mostly zero): one pass over the dense array
-    k, a, b = _nonzero3(Y)
-    v = Y[k, a, b]
+    k, a, b = Y.coords
+    v = Y.data
     if v.min(initial=0) < 0 or U.min(initial=0) < 0:
         return False
-    if np.any(a == b) or not np.array_equal(v, Y[k, b, a]):  # symmetric, empty diagonal
+    if np.any(a == b) or not np.array_equal(v, lookup(Y, k, b, a)):  # symmetric, empty diagonal
         return False
-    K, n = Y.shape[0], Y.shape[1]
-    used = np.bincount(k * n + a, weights=v, minlength=K * n).reshape(K, n)  # Y.sum(axis=2), exact in float64
+    used = Y.sum(axis=2)  # K x n ports used per (OCS, node)
     cap = domain.port_matrix
     cap_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
     return bool(np.all(used + U <= cap) and np.all(U.sum(axis=1) <= cap_up))
@@ -176,13 +181,13 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
     prev = _classify(domain, previous, maps)
     method, proven, reason = "fast", True, ""
 
-    def count(Ya: np.ndarray, Ua: np.ndarray) -> int:
-        return int(np.triu(Ya.sum(axis=0), k=1).sum() + Ua.sum())
+    def count(Ya: sp.coo_array, Ua: np.ndarray) -> int:
+        return upper_total(Ya) + int(Ua.sum())
 
     Y, U = _fast(domain, need, needz, prev, walk=False)
     got = count(Y, U)
     if got < requested and split is not None:
-        Ys, Us = (np.asarray(a, dtype=np.int64) for a in split)
+        Ys, Us = as_split(split[0]), np.asarray(split[1], dtype=np.int64)
         if (Ys.shape == (K, n, n) and Us.shape == (K, n) and _fits(domain, Ys, Us)
                 and np.array_equal(Ys.sum(axis=0), need) and np.array_equal(Us.sum(axis=0), needz)):
             Y, U, got, method = Ys.copy(), Us.copy(), requested, "split"
@@ -208,26 +213,25 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                       f"{requested - got} of {requested} circuits not placed: the per-OCS integer program "
                       f"stopped ({status}) with at most {min(proven_max, requested)} provably realisable")
     if not _fits(domain, Y, U):  # pragma: no cover - every path keeps to the ports by construction
-        Y, U = np.zeros((K, n, n), dtype=np.int64), np.zeros((K, n), dtype=np.int64)
+        Y, U = empty_split(K, n), np.zeros((K, n), dtype=np.int64)
         proven, reason = False, "internal error: the split exceeded the ports; nothing realised"
-    dropped = requested - int(np.triu(Y.sum(axis=0), k=1).sum() + U.sum())
-    refilled = _refill(domain, Y, U, weight) if dropped and weight is not None else 0
+    dropped = requested - count(Y, U)
+    refilled = 0
+    if dropped and weight is not None:
+        Y, refilled = _refill(domain, Y, U, weight)
     circuits, kept = _ports(domain, Y, U, prev)
     return Realisation(circuits=tuple(sorted(circuits)), x=Y.sum(axis=0), z=U.sum(axis=0), kept=kept,
                        dropped=dropped, refilled=refilled, requested=requested, method=method,
                        proven=proven or dropped == 0, reason=reason, split=(Y, U))
 
 
-def _ports(domain: Domain, Y: np.ndarray, U: np.ndarray,
+def _ports(domain: Domain, Y: sp.coo_array, U: np.ndarray,
            prev: list[tuple[int, int, int, Circuit]]) -> tuple[list[Circuit], int]:
     """Concrete circuits of a fitting split: previous circuits in place up to the counts, then ascending ports."""
-    # the split is K x n x n and sparse: work on its upper-triangle non-zeros (in (k, a, b) order) and build
-    # free-port sets only for the (OCS, node) slots that are touched
-    kk, aa, bb = _nonzero3(Y)
-    up = aa < bb
-    kk, aa, bb = kk[up].tolist(), aa[up].tolist(), bb[up].tolist()
-    rem = dict(zip(zip(kk, aa, bb, strict=True), Y[np.array(kk, dtype=np.int64), np.array(aa, dtype=np.int64),
-                                                   np.array(bb, dtype=np.int64)].tolist(), strict=True))
+    # work on the split's upper-triangle non-zeros (in (k, a, b) order) and build free-port sets only for
+    # the (OCS, node) slots that are touched
+    kk, aa, bb, vv = (t.tolist() for t in upper_entries(Y))
+    rem = dict(zip(zip(kk, aa, bb, strict=True), vv, strict=True))
     remu = U.copy()
     free: dict[tuple[int, int], set[int]] = {}
     free_up: dict[int, set[int]] = {}
@@ -287,15 +291,16 @@ def _ports(domain: Domain, Y: np.ndarray, U: np.ndarray,
     return circuits, kept
 
 
-def _refill(domain: Domain, Y: np.ndarray, U: np.ndarray, weight: np.ndarray) -> int:
-    """Pair ports left free (in place) where ``weight`` > 0, heaviest pairs first; returns circuits added."""
+def _refill(domain: Domain, Y: sp.coo_array, U: np.ndarray, weight: np.ndarray) -> tuple[sp.coo_array, int]:
+    """Pair ports left free where ``weight`` > 0, heaviest pairs first; returns the new split and circuits added."""
     cnt = domain.port_matrix - Y.sum(axis=2) - U
     w = np.asarray(weight, dtype=np.float64)
     w = np.maximum(w, w.T)
     live = np.flatnonzero(cnt.sum(axis=0) > 0)
     added = 0
     if live.size < 2:
-        return 0
+        return Y, 0
+    new: list[tuple[int, int, int]] = []
     sub = w[np.ix_(live, live)]
     ii, jj = np.nonzero(np.triu(sub > 0, k=1))
     order = np.argsort(-sub[ii, jj], kind="stable")
@@ -306,12 +311,17 @@ def _refill(domain: Domain, Y: np.ndarray, U: np.ndarray, weight: np.ndarray) ->
             if both.max(initial=0) <= 0:
                 break
             k = int(np.argmax(both))
-            Y[k, a, b] += 1
-            Y[k, b, a] += 1
+            new.append((k, a, b))
             cnt[k, a] -= 1
             cnt[k, b] -= 1
             added += 1
-    return added
+    if not new:
+        return Y, 0
+    k0, a0, b0, v0 = upper_entries(Y)
+    ks, as_, bs = (np.array(t, dtype=np.int64) for t in zip(*new, strict=True))
+    K, n, _ = Y.shape
+    return sym_split(K, n, np.concatenate([k0, ks]), np.concatenate([a0, as_]), np.concatenate([b0, bs]),
+                     np.concatenate([v0, np.ones(ks.size, dtype=np.int64)])), added
 
 
 #: per-OCS integer programs up to this many columns run before the eviction walk (they are exact, can move
@@ -322,8 +332,7 @@ EXACT_FIRST_COLUMNS = 4_000
 def _exact_columns(domain: Domain, need: np.ndarray) -> int:
     """Integer columns of the per-OCS program for ``need``: (pair, OCS) combinations where both ends have ports."""
     ea, eb = np.nonzero(np.triu(need, k=1))
-    cap = domain.port_matrix
-    return int(((cap[:, ea] > 0) & (cap[:, eb] > 0)).sum())
+    return int(shared_ocs(domain.port_matrix, ea, eb)[0].size)
 
 
 #: OCS choices tried per end when looking for a Kempe chain
@@ -372,14 +381,14 @@ def _walk(pending: list[tuple[int, int]], cnt: np.ndarray, placed: list[list[int
 
 
 def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[int, int, int, Circuit]],
-          walk: bool = True) -> tuple[np.ndarray, np.ndarray]:
+          walk: bool = True) -> tuple[sp.coo_array, np.ndarray]:
     """The fast path's split (keep, König layers, greedy + Kempe chains); may leave circuits out."""
     n, K = domain.n, len(domain.ocs)
     need = need.copy()
     needz = needz.copy()
     cnt = domain.port_matrix.copy()
     cnt_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
-    Y = np.zeros((K, n, n), dtype=np.int64)
+    kept: list[tuple[int, int, int]] = []  # (ocs, a, b) of previous lower circuits kept in place
     U = np.zeros((K, n), dtype=np.int64)
     # 1. keep previous circuits (on their OCS)
     for k, a, b, _ in prev:
@@ -388,8 +397,7 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
             need[b, a] -= 1
             cnt[k, a] -= 1
             cnt[k, b] -= 1
-            Y[k, a, b] += 1
-            Y[k, b, a] += 1
+            kept.append((k, a, b))
         elif b < 0 and needz[a] > 0 and cnt[k, a] > 0 and cnt_up[k] > 0:
             needz[a] -= 1
             cnt[k, a] -= 1
@@ -479,10 +487,9 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
                 break
     if pending and walk:
         _walk(pending, cnt, placed, adj, put)
-    for k, a, b in placed:
-        if k >= 0:
-            Y[k, a, b] += 1
-            Y[k, b, a] += 1
+    lower = kept + [(k, a, b) for k, a, b in placed if k >= 0]
+    cols = np.array(lower, dtype=np.int64).reshape(-1, 3).T
+    Y = sym_split(K, n, cols[0], cols[1], cols[2], 1)
     # upper circuits
     for a in np.flatnonzero(needz).tolist():
         for _ in range(int(needz[a])):
@@ -497,8 +504,8 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
 
 
 def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[int, int, int, Circuit]],
-           start: tuple[np.ndarray, np.ndarray], time_limit_s: float
-           ) -> tuple[np.ndarray | None, np.ndarray | None, int, str]:
+           start: tuple[sp.coo_array, np.ndarray], time_limit_s: float
+           ) -> tuple[sp.coo_array | None, np.ndarray | None, int, str]:
     """The per-OCS integer program of the module docstring: ``(Y, U, provable maximum, status)``."""
     from solver.backends.highs import solve_arrays
 
@@ -509,27 +516,25 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     ea, eb = np.nonzero(np.triu(need, k=1))
     ne = need[ea, eb]
     m = ea.size
-    mask = (cap[:, ea] > 0) & (cap[:, eb] > 0)
-    yk, ye = np.nonzero(mask)
+    yk, ye = shared_ocs(cap, ea, eb)
     zn = np.flatnonzero(needz > 0)
     umask = (cap[:, zn] > 0) & (cap_up[:, None] > 0)
     uk, uz = np.nonzero(umask)
     ui = zn[uz]
-    prevY = np.zeros((K, n, n), dtype=np.int64)
+    prevY = sym_split(K, n, *(np.array([(k, a, b) for k, a, b, _ in prev if b >= 0], dtype=np.int64)
+                              .reshape(-1, 3).T), 1)
     prevU = np.zeros((K, n), dtype=np.int64)
     for k, a, b, _ in prev:
         if b < 0:
             prevU[k, a] += 1
-        else:
-            prevY[k, a, b] += 1
-    py = prevY[yk, ea[ye], eb[ye]]
+    py = lookup(prevY, yk, ea[ye], eb[ye])
     pu = prevU[uk, ui]
     wy = np.flatnonzero(py > 0)
     wu = np.flatnonzero(pu > 0)
     ny, nu, nwy, nwu = yk.size, uk.size, wy.size, wu.size
     ncol = ny + nu + nwy + nwu
     if ny + nu == 0:
-        return np.zeros((K, n, n), dtype=np.int64), np.zeros((K, n), dtype=np.int64), 0, "nothing placeable"
+        return empty_split(K, n), np.zeros((K, n), dtype=np.int64), 0, "nothing placeable"
     M = float(len(prev) + 1)
     oy, ou, owy, owu = 0, ny, ny + nu, ny + nu + nwy
     cost = np.concatenate([np.full(ny + nu, M), np.ones(nwy + nwu)])
@@ -557,7 +562,7 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     row_lo = np.full(nrow, -np.inf)
     row_hi = np.concatenate([ne, needz[zn], cap.reshape(-1), cap_up, np.zeros(nwy + nwu)]).astype(np.float64)
     Ys, Us = start
-    v0 = np.concatenate([Ys[yk, ea[ye], eb[ye]], Us[uk, ui]]).astype(np.float64)
+    v0 = np.concatenate([lookup(Ys, yk, ea[ye], eb[ye]), Us[uk, ui]]).astype(np.float64)
     v0 = np.concatenate([v0, np.minimum(v0[wy], col_hi[owy:owu]), np.minimum(v0[ny + wu], col_hi[owu:])])
     out = solve_arrays(cost, A, row_lo, row_hi, col_lo, col_hi, integer, start=v0,
                        time_limit_s=max(float(time_limit_s), 0.05), mip_gap=0.0)
@@ -567,11 +572,9 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     if out.values is None:
         return None, None, ub, out.message
     v = np.rint(out.values).astype(np.int64)
-    Y = np.zeros((K, n, n), dtype=np.int64)
     U = np.zeros((K, n), dtype=np.int64)
     # (ocs, pair) and (ocs, node) indices are distinct: plain assignment, no np.add.at
-    Y[yk, ea[ye], eb[ye]] = v[oy:ou]
-    Y[yk, eb[ye], ea[ye]] = v[oy:ou]
+    Y = sym_split(K, n, yk, ea[ye], eb[ye], v[oy:ou])
     U[uk, ui] = v[ou:owy]
     return Y, U, ub, out.message
 

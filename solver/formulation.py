@@ -43,6 +43,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +51,7 @@ import scipy.sparse as sp
 from rfabric.errors import InvalidArgumentError
 from rfabric.topology import Medium, NodeRole, Topology
 from rfabric.traffic_matrix import TrafficMatrix
+from solver.ocs_split import as_split, lookup, shared_ocs, sym_split
 
 _LOWER = {"agg": NodeRole.TOR, "core": NodeRole.AGG, "nic": NodeRole.HOST}
 _UPPER = {"agg": NodeRole.AGG, "core": NodeRole.CORE, "nic": None}  # NIC-level OCS: no upper tier behind it
@@ -401,11 +403,11 @@ class Formulation:
         return out
 
     def vector(self, alpha: float, x: np.ndarray, z: np.ndarray, f: np.ndarray | None = None,
-               demand: np.ndarray | None = None, split: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+               demand: np.ndarray | None = None, split: tuple[Any, np.ndarray] | None = None) -> np.ndarray:
         """A full column vector from (alpha, symmetric x, z); ``f`` defaults to the best direct flow.
 
-        ``split``: the per-OCS counts ``(Y, U)`` (``K x n x n``, ``K x n``) for the columns of
-        :func:`formulate_ocs` (required there).
+        ``split``: the per-OCS counts ``(Y, U)`` (``Y`` sparse or dense ``K x n x n``, see
+        :mod:`solver.ocs_split`; ``U`` ``K x n``) for the columns of :func:`formulate_ocs` (required there).
         """
         v = np.zeros(self.num_cols)
         v[self.cols["alpha"]] = alpha
@@ -424,26 +426,24 @@ class Formulation:
         if "y" in self.cols:
             if split is None:
                 raise InvalidArgumentError("the per-OCS model needs the per-OCS split of the counts")
-            Y, U = split
+            Y, U = as_split(split[0]), np.asarray(split[1])
             si = self.split_index
             ye = si["ye"]
-            v[self.cols["y"]] = Y[si["yk"], self.pi[ye], self.pj[ye]]
+            v[self.cols["y"]] = lookup(Y, si["yk"], self.pi[ye], self.pj[ye])
             v[self.cols["u"]] = U[si["uk"], si["ui"]]
         return v
 
-    def split_of(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-OCS counts ``(Y, U)`` from a solution vector of :func:`formulate_ocs`."""
+    def split_of(self, values: np.ndarray) -> tuple[sp.coo_array, np.ndarray]:
+        """Per-OCS counts ``(Y, U)`` from a solution vector of :func:`formulate_ocs` (``Y`` sparse
+        ``K x n x n``, :mod:`solver.ocs_split`; ``U`` dense ``K x n``)."""
         si = self.split_index
         K, n = self.num_ocs, self.n
-        Y = np.zeros((K, n, n), dtype=np.int64)
         U = np.zeros((K, n), dtype=np.int64)
         yv = np.rint(values[self.cols["y"]]).astype(np.int64)
         uv = np.rint(values[self.cols["u"]]).astype(np.int64)
         ye = si["ye"]
-        np.add.at(Y, (si["yk"], self.pi[ye], self.pj[ye]), yv)
-        np.add.at(Y, (si["yk"], self.pj[ye], self.pi[ye]), yv)
         np.add.at(U, (si["uk"], si["ui"]), uv)
-        return Y, U
+        return sym_split(K, n, si["yk"], self.pi[ye], self.pj[ye], yv), U
 
 
 def _pair_pos(n: int, pi: np.ndarray, pj: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -606,7 +606,7 @@ def formulate_ocs(problem: Problem, alpha_ub: float | None = None) -> Formulatio
     cap_up = np.array([len(u) for u in dom.upper_ports], dtype=np.int64)
     pi, pj = base.pi, base.pj
     m = pi.size
-    yk, ye = np.nonzero((cap[:, pi] > 0) & (cap[:, pj] > 0))
+    yk, ye = shared_ocs(cap, pi, pj)
     if problem.upper > 0:
         uk, ui = np.nonzero((cap > 0) & (cap_up[:, None] > 0))
     else:

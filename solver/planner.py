@@ -60,7 +60,7 @@ class _Entry:
     message: str
     alt: tuple[np.ndarray, np.ndarray] | None = None  # the heuristic's counts when the MILP's won
     alpha: float = float("nan")  # alpha of (x, z) when known (saves re-solving the transit routing LP)
-    split: tuple[np.ndarray, np.ndarray] | None = None  # per-OCS split of (x, z) from the per-OCS MILP
+    split: tuple[Any, np.ndarray] | None = None  # per-OCS split of (x, z) (sparse Y, dense U: solver.ocs_split)
 
 
 @dataclass
@@ -495,7 +495,7 @@ def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssi
         dom = p.domain
         mine = _restrict(assignment, dom)
         cs = mine.circuits if mine else ()
-        if dom.direct:  # multi-hop (host forwarding): alpha not modelled; counts without the K x n x n split
+        if dom.direct:  # multi-hop (host forwarding): alpha not modelled; counts without the per-OCS split
             x = direct_counts(topology, dom, cs)
             z = np.zeros(dom.n, dtype=np.int64)
             a = float("nan")
