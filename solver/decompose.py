@@ -521,8 +521,8 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     umask = (cap[:, zn] > 0) & (cap_up[:, None] > 0)
     uk, uz = np.nonzero(umask)
     ui = zn[uz]
-    prevY = sym_split(K, n, *(np.array([(k, a, b) for k, a, b, _ in prev if b >= 0], dtype=np.int64)
-                              .reshape(-1, 3).T), 1)
+    pk, pa, pb = np.array([(k, a, b) for k, a, b, _ in prev if b >= 0], dtype=np.int64).reshape(-1, 3).T
+    prevY = sym_split(K, n, pk, pa, pb, 1)
     prevU = np.zeros((K, n), dtype=np.int64)
     for k, a, b, _ in prev:
         if b < 0:
