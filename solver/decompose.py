@@ -544,15 +544,19 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     col_hi = np.concatenate([y_hi, u_hi, np.minimum(py[wy], y_hi[wy]), np.minimum(pu[wu], u_hi[wu])])
     integer = np.zeros(ncol, dtype=bool)
     integer[: ny + nu] = True
+    # one port row per (OCS, node) that has ports there (K x n rows would be mostly empty: 640k at 64K GPUs)
+    live = cap.reshape(-1) > 0
+    prow = np.cumsum(live) - 1  # row offset of (k, i) among the live slots
     r_pair, r_z, r_port = 0, m, m + zn.size
-    r_up = r_port + K * n
+    r_up = r_port + int(live.sum())
     r_wy = r_up + K
     r_wu = r_wy + nwy
     nrow = r_wu + nwu
     zrow = np.full(n, -1, dtype=np.int64)
     zrow[zn] = np.arange(zn.size)
     ar_y, ar_u = np.arange(ny), np.arange(nu)
-    rows = [r_pair + ye, r_z + zrow[ui], r_port + yk * n + ea[ye], r_port + yk * n + eb[ye], r_port + uk * n + ui,
+    rows = [r_pair + ye, r_z + zrow[ui], r_port + prow[yk * n + ea[ye]], r_port + prow[yk * n + eb[ye]],
+            r_port + prow[uk * n + ui],
             r_up + uk, r_wy + np.arange(nwy), r_wy + np.arange(nwy), r_wu + np.arange(nwu), r_wu + np.arange(nwu)]
     cols = [oy + ar_y, ou + ar_u, oy + ar_y, oy + ar_y, ou + ar_u, ou + ar_u, owy + np.arange(nwy), oy + wy,
             owu + np.arange(nwu), ou + wu]
@@ -560,7 +564,7 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
             np.ones(nwu), -np.ones(nwu)]
     A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, ncol))
     row_lo = np.full(nrow, -np.inf)
-    row_hi = np.concatenate([ne, needz[zn], cap.reshape(-1), cap_up, np.zeros(nwy + nwu)]).astype(np.float64)
+    row_hi = np.concatenate([ne, needz[zn], cap.reshape(-1)[live], cap_up, np.zeros(nwy + nwu)]).astype(np.float64)
     Ys, Us = start
     v0 = np.concatenate([lookup(Ys, yk, ea[ye], eb[ye]), Us[uk, ui]]).astype(np.float64)
     v0 = np.concatenate([v0, np.minimum(v0[wy], col_hi[owy:owu]), np.minimum(v0[ny + wu], col_hi[owu:])])

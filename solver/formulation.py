@@ -43,6 +43,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -91,11 +92,8 @@ class Domain:
 
     @property
     def budget(self) -> np.ndarray:
-        """Lower ports per node over all OCSes of the domain (int64)."""
-        out = np.zeros(self.n, dtype=np.int64)
-        for per in self.lower_ports:
-            out += np.fromiter((len(p) for p in per), dtype=np.int64, count=self.n)
-        return out
+        """Lower ports per node over all OCSes of the domain (int64, a new array)."""
+        return self.port_matrix.sum(axis=0)
 
     @property
     def upper_budget(self) -> int:
@@ -106,10 +104,12 @@ class Domain:
         """A direct-connect domain (TopoOpt): NIC-level, and no node has an always-on electrical path."""
         return self.layer == "nic" and not bool(np.any(self.eps_out_bps > 0))
 
-    @property
+    @cached_property
     def port_matrix(self) -> np.ndarray:
-        """(OCS, node) count of lower ports."""
-        return np.array([[len(p) for p in per] for per in self.lower_ports], dtype=np.int64).reshape(len(self.ocs), self.n)
+        """(OCS, node) count of lower ports (``K x n``, read-only: computed once per domain)."""
+        out = np.array([[len(p) for p in per] for per in self.lower_ports], dtype=np.int64).reshape(len(self.ocs), self.n)
+        out.setflags(write=False)
+        return out
 
 
 _DOMAINS: dict[int, tuple[Domain, ...]] = {}  # id(topology) -> its domains, dropped with the topology
@@ -592,7 +592,7 @@ def formulate_ocs(problem: Problem, alpha_ub: float | None = None) -> Formulatio
     ==============  ============================================  ===========
     ``split``       ``x[e] - sum_k y[k, e] = 0``                  pair e
     ``split_z``     ``z[i] - sum_k u[k, i] = 0``                  node i
-    ``ocs_ports``   ``sum_{e ni i} y[k, e] + u[k, i] <= P[k, i]``  OCS k, node i
+    ``ocs_ports``   ``sum_{e ni i} y[k, e] + u[k, i] <= P[k, i]``  OCS k, node i with P[k, i] > 0
     ``ocs_upper``   ``sum_i u[k, i] <= U[k]``                     OCS k
     ==============  ============================================  ===========
 
@@ -625,21 +625,24 @@ def formulate_ocs(problem: Problem, alpha_ub: float | None = None) -> Formulatio
     cost = np.concatenate([base.cost, np.zeros(ny + nu)])
     xo, zo, yo, uo = base.cols["x"].start, base.cols["z"].start, n0, n0 + ny
     ar_m, ar_n, ar_y, ar_u = (np.arange(v, dtype=np.int64) for v in (m, n, ny, nu))
+    live = cap.reshape(-1) > 0  # one ocs_ports row per (OCS, node) with ports there, in (k, i) order
+    prow = np.cumsum(live) - 1
+    n_live = int(live.sum())
     r_split, r_split_z, r_ports = 0, m, m + n
-    r_up = r_ports + K * n
+    r_up = r_ports + n_live
     nrow = r_up + K
-    rows = [r_split + ar_m, r_split + ye, r_split_z + ar_n, r_split_z + ui, r_ports + yk * n + pi[ye],
-            r_ports + yk * n + pj[ye], r_ports + uk * n + ui, r_up + uk]
+    rows = [r_split + ar_m, r_split + ye, r_split_z + ar_n, r_split_z + ui, r_ports + prow[yk * n + pi[ye]],
+            r_ports + prow[yk * n + pj[ye]], r_ports + prow[uk * n + ui], r_up + uk]
     cidx = [xo + ar_m, yo + ar_y, zo + ar_n, uo + ar_u, yo + ar_y, yo + ar_y, uo + ar_u, uo + ar_u]
     vals = [np.ones(m), -np.ones(ny), np.ones(n), -np.ones(nu), np.ones(ny), np.ones(ny), np.ones(nu), np.ones(nu)]
     B = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cidx))), shape=(nrow, ncol))
     A = sp.vstack([sp.hstack([base.A, sp.csr_matrix((base.num_rows, ny + nu))]), B], format="csr")
-    row_lo = np.concatenate([base.row_lo, np.zeros(m + n), np.full(K * n + K, -np.inf)])
-    row_hi = np.concatenate([base.row_hi, np.zeros(m + n), cap.reshape(-1).astype(np.float64),
+    row_lo = np.concatenate([base.row_lo, np.zeros(m + n), np.full(n_live + K, -np.inf)])
+    row_hi = np.concatenate([base.row_hi, np.zeros(m + n), cap.reshape(-1)[live].astype(np.float64),
                              cap_up.astype(np.float64)])
     rows_map = dict(base.rows)
     r0 = base.num_rows
-    for name, size in (("split", m), ("split_z", n), ("ocs_ports", K * n), ("ocs_upper", K)):
+    for name, size in (("split", m), ("split_z", n), ("ocs_ports", n_live), ("ocs_upper", K)):
         rows_map[name] = slice(r0, r0 + size)
         r0 += size
     return Formulation(cost=cost, A=A, row_lo=row_lo, row_hi=row_hi, col_lo=col_lo, col_hi=col_hi, integer=integer,
