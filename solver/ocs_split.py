@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rfabric.errors import SolverError
+from rfabric.errors import InvalidArgumentError
 
 Split = sp.coo_array
 
@@ -68,7 +68,7 @@ def as_split(Y: Any) -> sp.coo_array:
         return Y
     d = np.asarray(Y, dtype=np.int64)
     if d.ndim != 3:
-        raise SolverError(f"a per-OCS split has shape (K, n, n), not {d.shape}")
+        raise InvalidArgumentError(f"a per-OCS split has shape (K, n, n), not {d.shape}")
     k, a, b = np.nonzero(d)
     out = sp.coo_array((d[k, a, b], (k, a, b)), shape=d.shape)
     out.sum_duplicates()
