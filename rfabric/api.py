@@ -37,20 +37,10 @@ import traffic
 from rfabric import __version__
 from rfabric.bom import bill_of_materials
 from rfabric.circuits import AssignmentError, CircuitAssignment, CircuitSchedule, check_assignment
-from rfabric.config import (
-    ErrorList,
-    RunConfig,
-    config_hash,
-    dumps_json,
-    load_yaml_text,
-    merge_overrides,
-    parse_run_config,
-    read_yaml,
-    suggest,
-    to_plain,
-)
+from rfabric.config import RunConfig, config_hash, merge_overrides, parse_run_config
 from rfabric.cost import PriceCatalogue, evaluate, load_catalogue
 from rfabric.errors import ConfigError
+from rfabric.parsing import ErrorList, dumps_json, load_yaml_text, read_yaml, suggest, to_plain
 from rfabric.results import BillOfMaterials, Comparison, CostBreakdown, Provenance, SimulationResult, compare
 from rfabric.sim import simulate as sim_simulate
 from rfabric.topology import Topology
@@ -677,8 +667,9 @@ def config_reference() -> str:
     """The configuration reference (markdown): every key of a run config, generated from the dataclasses the
     loader parses -- the run's sections, each workload kind, each topology kind, the solver options. What
     ``rfabric config --reference`` prints and ``docs/config.md`` holds (a test keeps them equal)."""
-    from rfabric.config import ClusterConfig, CostConfig, RunConfig, SimConfig
+    from rfabric.config import ClusterConfig, CostConfig, RunConfig
     from rfabric.reference import Section, describe_dataclass, first_paragraph, render_markdown
+    from rfabric.sim.options import SimConfig
 
     sections = [Section("Top level", first_paragraph(RunConfig),
                         tuple(describe_dataclass(RunConfig, "", skip=("cluster", "sim", "cost"))))]

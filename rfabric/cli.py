@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from rfabric import __version__
-from rfabric.config import dumps_json
 from rfabric.errors import ConfigError, RfabricError
+from rfabric.parsing import dumps_json
 
 log = logging.getLogger("rfabric")
 
@@ -300,7 +300,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     workload = api.build_workload(cfg)
     names = [p.name for p in workload.phases]
     if args.phase not in names:
-        from rfabric.config import suggest
+        from rfabric.parsing import suggest
 
         raise ConfigError("--phase", f"no such phase; {suggest(args.phase, names)} (phases: {', '.join(names)})", args.phase)
     candidates = [args.fabric] if args.fabric else [f.name for f in cfg.fabrics]
@@ -388,7 +388,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from rfabric.config import suggest
+    from rfabric.parsing import suggest
     from rfabric.plotting.figures import FIGURES
     from rfabric.plotting.sweep import save
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from rfabric.config import parse_dataclass, suggest
 from rfabric.errors import ConfigError, InvalidArgumentError
+from rfabric.parsing import parse_dataclass, suggest
 
 R = TypeVar("R")
 

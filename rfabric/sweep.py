@@ -39,16 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import (
-    config_hash,
-    dumps_json,
-    merge_overrides,
-    parse_seed,
-    read_yaml,
-    set_dotted,
-    suggest,
-)
+from rfabric.config import config_hash, merge_overrides, parse_seed, set_dotted
 from rfabric.errors import ConfigError, InvalidArgumentError
+from rfabric.parsing import dumps_json, read_yaml, suggest
 
 log = logging.getLogger(__name__)
 

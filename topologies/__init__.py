@@ -56,7 +56,8 @@ import gc
 from collections.abc import Mapping
 from typing import Any
 
-from rfabric.config import ClusterConfig, to_plain
+from rfabric.config import ClusterConfig
+from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from rfabric.units import human_key
 from topologies import fat_tree as _fat_tree  # noqa: F401  (registers)

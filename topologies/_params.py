@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rfabric.config import bounded, choice, non_negative
+from rfabric.parsing import bounded, choice, non_negative
 
 TEMPLATES = ("tree", "mesh", "isolated_pod")
 

@@ -13,7 +13,8 @@ thin the uplinks. Sizing and partial-pod rules: :mod:`topologies._clos`.
 
 from __future__ import annotations
 
-from rfabric.config import ClusterConfig, to_plain
+from rfabric.config import ClusterConfig
+from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from topologies._clos import assemble, plan
 from topologies._params import FatTreeParams

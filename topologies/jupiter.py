@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rfabric.config import ClusterConfig, choice, non_negative, to_plain
+from rfabric.config import ClusterConfig
+from rfabric.parsing import choice, non_negative, to_plain
 from rfabric.topology import Topology
 from topologies._params import TEMPLATES, OcsParams, RFabricParams
 from topologies._registry import REGISTRY

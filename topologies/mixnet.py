@@ -27,8 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rfabric.config import ClusterConfig, bounded, choice, non_negative, to_plain
+from rfabric.config import ClusterConfig
 from rfabric.errors import ConfigError
+from rfabric.parsing import bounded, choice, non_negative, to_plain
 from rfabric.topology import Topology
 from topologies._clos import _share, assemble, nic_devices, plan
 from topologies._params import OcsParams

@@ -8,7 +8,8 @@ rules are those of :mod:`topologies._clos` with ``rail`` attachment.
 
 from __future__ import annotations
 
-from rfabric.config import ClusterConfig, to_plain
+from rfabric.config import ClusterConfig
+from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from topologies._clos import assemble, plan
 from topologies._params import RailOptimizedParams

@@ -25,7 +25,8 @@ Circuits are duplex (one circuit = one OCS port pair); an OCS of ``ocs_radix`` p
 
 from __future__ import annotations
 
-from rfabric.config import ClusterConfig, to_plain
+from rfabric.config import ClusterConfig
+from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from topologies._clos import OcsSpec, assemble, plan
 from topologies._params import RFabricParams

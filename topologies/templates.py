@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from rfabric.circuits import Circuit, CircuitAssignment
-from rfabric.config import suggest
 from rfabric.errors import ConfigError
+from rfabric.parsing import suggest
 from rfabric.topology import NodeRole, Topology
 from topologies._params import TEMPLATES
 

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from rfabric.config import ClusterConfig, choice, non_negative, to_plain
+from rfabric.config import ClusterConfig
 from rfabric.errors import ConfigError
+from rfabric.parsing import choice, non_negative, to_plain
 from rfabric.topology import Medium, NodeRole, Topology
 from topologies._clos import _edge, add_hosts, nic_devices
 from topologies._registry import REGISTRY

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.config import ClusterConfig, parse_dataclass
+from rfabric.config import ClusterConfig
 from rfabric.errors import ConfigError
+from rfabric.parsing import parse_dataclass
 from rfabric.registry import Registry
 from rfabric.workload import PhaseStep, Workload
 from traffic import generation as _gen

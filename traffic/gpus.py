@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import read_yaml, suggest
 from rfabric.errors import ConfigError
+from rfabric.parsing import read_yaml, suggest
 
 GPUS_DIR = Path(__file__).parent / "data" / "gpus"
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import bounded, choice, non_negative, parse_dataclass, read_yaml, suggest
 from rfabric.errors import ConfigError, InvalidArgumentError
+from rfabric.parsing import bounded, choice, non_negative, parse_dataclass, read_yaml, suggest
 
 MODELS_DIR = Path(__file__).parent / "data" / "models"
 

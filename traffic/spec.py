@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.config import ClusterConfig, bounded, choice, non_negative, positive
+from rfabric.config import ClusterConfig
 from rfabric.errors import ConfigError
+from rfabric.parsing import bounded, choice, non_negative, positive
 from rfabric.workload import Schedule
 from traffic.collectives import ALGORITHMS, STAGES
 from traffic.memory import MemoryEstimate, estimate
@@ -415,7 +416,7 @@ def _auto_tp(model: ModelSpec, gpus: int, gps: int) -> int:
 
 def _check_algorithm(op: str, algo: str, key: str) -> None:
     if algo not in ALGORITHMS[op]:
-        from rfabric.config import suggest
+        from rfabric.parsing import suggest
 
         raise ConfigError(key, f"unknown {op} algorithm; {suggest(algo, ALGORITHMS[op])} "
                           f"(known: {', '.join(ALGORITHMS[op])})", algo)

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from rfabric.circuits import Circuit, CircuitAssignment, logical_topology
-from rfabric.config import bounded, choice, non_negative, positive
 from rfabric.errors import ConfigError
+from rfabric.parsing import bounded, choice, non_negative, positive
 from rfabric.topology import Medium, NodeRole, Topology
 from rfabric.workload import FlowSet
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.config import suggest
 from rfabric.errors import ConfigError
+from rfabric.parsing import suggest
 from rfabric.workload import FlowSet
 from validation.backend import PacketOptions, PacketTrace, run_packet
 from validation.scenarios import SCENARIOS, Case, build_case

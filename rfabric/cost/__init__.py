@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rfabric.config import read_yaml, suggest
 from rfabric.errors import ConfigError
+from rfabric.parsing import read_yaml, suggest
 from rfabric.results import BillOfMaterials, CostBreakdown, CostLine
 
 _RATE_ITEMS = ("transceiver_usd", "nic_port_usd", "switch_port_usd", "dac_usd")

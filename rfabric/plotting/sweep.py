@@ -142,8 +142,8 @@ def plot_sweep(rows: Sequence[dict[str, Any]], x: str, y: str, hue: str = "fabri
     ``ConfigError`` on ``--x``/``--y``/``--hue`` for a column the sweep lacks (with a suggestion), on ``--y``
     for a non-numeric column, and when another swept key varies too (its lines would average unrelated points;
     pass it as ``--hue``)."""
-    from rfabric.config import suggest
     from rfabric.errors import ConfigError
+    from rfabric.parsing import suggest
 
     if not rows:
         raise ConfigError("DIR", "the sweep has no finished runs to draw", has_value=False)

@@ -7,15 +7,37 @@
   circuit changes and returns a :class:`FlowTrace` (event semantics: :mod:`rfabric.sim.engine`).
 * Routing (ECMP hash/split, circuits vs the always-on path): :mod:`rfabric.sim.routing`.
 * Rates: :func:`maxmin_rates` (:mod:`rfabric.sim.maxmin`).
+* Options (the ``sim`` section of a run config): :class:`~rfabric.sim.options.SimConfig`
+  (:mod:`rfabric.sim.options`).
 
-Only numpy, scipy and networkx (through :mod:`rfabric.topology`) are used.
+Only numpy, scipy and networkx (through :mod:`rfabric.topology`) are used. The names above are imported on
+first use, so :mod:`rfabric.sim.options` (which :mod:`rfabric.config` needs) loads without the engine.
 """
 
 from __future__ import annotations
 
-from rfabric.sim.engine import FlowTrace, simulate_flows
-from rfabric.sim.maxmin import maxmin_rates
-from rfabric.sim.routing import Fabric
-from rfabric.sim.step import simulate
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rfabric.sim.engine import FlowTrace, simulate_flows
+    from rfabric.sim.maxmin import maxmin_rates
+    from rfabric.sim.routing import Fabric
+    from rfabric.sim.step import simulate
 
 __all__ = ["simulate", "simulate_flows", "FlowTrace", "maxmin_rates", "Fabric"]
+
+_HOME = {"simulate": "step", "simulate_flows": "engine", "FlowTrace": "engine", "maxmin_rates": "maxmin",
+         "Fabric": "routing"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

@@ -49,7 +49,6 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from rfabric.circuits import Circuit, CircuitAssignment
-from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
 from rfabric.sim import _loop
 from rfabric.sim._kernels import (
@@ -66,6 +65,7 @@ from rfabric.sim._kernels import (
 )
 from rfabric.sim._kernels import add_load as _add_load_kernel
 from rfabric.sim.maxmin import maxmin_rates_rows
+from rfabric.sim.options import SimConfig
 from rfabric.sim.routing import Fabric, FabricState, Routes
 from rfabric.topology import Topology
 from rfabric.workload import FlowSet

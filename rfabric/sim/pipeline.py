@@ -48,10 +48,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rfabric.circuits import CircuitAssignment
-from rfabric.config import SimConfig
 from rfabric.errors import SimulationError
 from rfabric.results import PhaseTiming, SimulationResult
 from rfabric.sim.engine import Epoch, FlowTrace, InstanceGraph, run_flows
+from rfabric.sim.options import SimConfig
 from rfabric.sim.routing import Fabric
 from rfabric.topology import Topology
 from rfabric.workload import FlowSet, PhaseStep, Workload
