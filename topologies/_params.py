@@ -7,10 +7,27 @@ of a run config applies each key to every fabric that knows it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from rfabric.parsing import bounded, choice, non_negative
+from rfabric.parsing import bounded, choice, non_negative, to_plain
 
 TEMPLATES = ("tree", "mesh", "isolated_pod")
+
+#: Parameters a built :class:`~rfabric.topology.Topology` carries as its own typed field, so they are left
+#: out of ``Topology.params``: one copy each (``Topology.ocs_reconfig_s`` is what every consumer reads).
+ON_TOPOLOGY = ("ocs_reconfig_s",)
+
+
+def topology_params(params: Any) -> dict[str, Any]:
+    """``Topology.params`` of a built fabric: the builder's parameters as plain data (:func:`to_plain`)
+    without those the Topology holds as typed fields (:data:`ON_TOPOLOGY`).
+
+    >>> topology_params(OcsParams(ocs_radix=64, ocs_reconfig_s=1e-3))["ocs_radix"]
+    64
+    >>> "ocs_reconfig_s" in topology_params(OcsParams())
+    False
+    """
+    return {k: v for k, v in to_plain(params).items() if k not in ON_TOPOLOGY}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -14,10 +14,9 @@ thin the uplinks. Sizing and partial-pod rules: :mod:`topologies._clos`.
 from __future__ import annotations
 
 from rfabric.config import ClusterConfig
-from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from topologies._clos import assemble, plan
-from topologies._params import FatTreeParams
+from topologies._params import FatTreeParams, topology_params
 from topologies._registry import REGISTRY
 
 
@@ -26,4 +25,4 @@ def fat_tree(params: FatTreeParams, cluster: ClusterConfig, name: str = "fat_tre
     """A 3-tier fat-tree (ToR, aggregation, core EPS) for ``cluster``; 1:1 unless oversubscribed."""
     p = plan(cluster, params, attach="tor", path=path)
     graph = assemble(p, cluster, params, kind="fat_tree")
-    return Topology(name=name, kind="fat_tree", graph=graph, params=to_plain(params), reconfigurable=False)
+    return Topology(name=name, kind="fat_tree", graph=graph, params=topology_params(params), reconfigurable=False)

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rfabric.config import ClusterConfig
-from rfabric.parsing import choice, non_negative, to_plain
+from rfabric.parsing import choice, non_negative
 from rfabric.topology import Topology
-from topologies._params import TEMPLATES, OcsParams, RFabricParams
+from topologies._params import TEMPLATES, OcsParams, RFabricParams, topology_params
 from topologies._registry import REGISTRY
 from topologies.rfabric_hybrid import build_plant
 
@@ -55,5 +55,5 @@ def jupiter(params: JupiterParams, cluster: ClusterConfig, name: str = "jupiter"
         bidirectional_ocs=params.bidirectional_ocs, allow_circuit_only=True)
     topo = build_plant(plant, cluster, name, kind="jupiter", reconfigurable=False, path=path,
                        circuit_template=params.circuit_template)
-    return Topology(name=name, kind="jupiter", graph=topo.graph, params=to_plain(params),
+    return Topology(name=name, kind="jupiter", graph=topo.graph, params=topology_params(params),
                     ocs_reconfig_s=params.ocs_reconfig_s, reconfigurable=False)

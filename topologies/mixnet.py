@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 from rfabric.config import ClusterConfig
 from rfabric.errors import ConfigError
-from rfabric.parsing import bounded, choice, non_negative, to_plain
+from rfabric.parsing import bounded, choice, non_negative
 from rfabric.topology import Topology
 from topologies._clos import _share, assemble, nic_devices, plan
-from topologies._params import OcsParams
+from topologies._params import OcsParams, topology_params
 from topologies._registry import REGISTRY
 
 
@@ -94,5 +94,5 @@ def mixnet(params: MixNetParams, cluster: ClusterConfig, name: str = "mixnet", *
     graph.graph.update({"ocs_layers": ("nic",) if first else (), "ocs_radix": params.ocs_radix,
                         "bidirectional_ocs": params.bidirectional_ocs, "ocs_ports": ports, "ocs_nics": ocs_nics,
                         "eps_nics": eps_nics, "region_servers": R, "regions": regions, "host_forwarding": True})
-    return Topology(name=name, kind="mixnet", graph=graph, params=to_plain(params),
+    return Topology(name=name, kind="mixnet", graph=graph, params=topology_params(params),
                     ocs_reconfig_s=params.ocs_reconfig_s, reconfigurable=True)

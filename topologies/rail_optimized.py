@@ -9,10 +9,9 @@ rules are those of :mod:`topologies._clos` with ``rail`` attachment.
 from __future__ import annotations
 
 from rfabric.config import ClusterConfig
-from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from topologies._clos import assemble, plan
-from topologies._params import RailOptimizedParams
+from topologies._params import RailOptimizedParams, topology_params
 from topologies._registry import REGISTRY
 
 
@@ -22,4 +21,4 @@ def rail_optimized(params: RailOptimizedParams, cluster: ClusterConfig, name: st
     """A rail-optimised leaf/spine(/core) fabric: one leaf per rail per rail group."""
     p = plan(cluster, params, attach="rail", path=path)
     graph = assemble(p, cluster, params, kind="rail_optimized")
-    return Topology(name=name, kind="rail_optimized", graph=graph, params=to_plain(params), reconfigurable=False)
+    return Topology(name=name, kind="rail_optimized", graph=graph, params=topology_params(params), reconfigurable=False)

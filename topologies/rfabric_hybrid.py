@@ -26,10 +26,9 @@ Circuits are duplex (one circuit = one OCS port pair); an OCS of ``ocs_radix`` p
 from __future__ import annotations
 
 from rfabric.config import ClusterConfig
-from rfabric.parsing import to_plain
 from rfabric.topology import Topology
 from topologies._clos import OcsSpec, assemble, plan
-from topologies._params import RFabricParams
+from topologies._params import RFabricParams, topology_params
 from topologies._registry import REGISTRY
 
 
@@ -53,7 +52,7 @@ def build_plant(params: RFabricParams, cluster: ClusterConfig, name: str, *, kin
                         "ocs_ports": params.ocs_radix if params.bidirectional_ocs else params.ocs_radix // 2})
     if circuit_template is not None:
         graph.graph["circuit_template"] = circuit_template
-    return Topology(name=name, kind=kind, graph=graph, params=to_plain(params), ocs_reconfig_s=params.ocs_reconfig_s,
+    return Topology(name=name, kind=kind, graph=graph, params=topology_params(params), ocs_reconfig_s=params.ocs_reconfig_s,
                     reconfigurable=reconfigurable)
 
 

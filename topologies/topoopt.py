@@ -35,9 +35,10 @@ import networkx as nx
 
 from rfabric.config import ClusterConfig
 from rfabric.errors import ConfigError
-from rfabric.parsing import choice, non_negative, to_plain
+from rfabric.parsing import choice, non_negative
 from rfabric.topology import Medium, NodeRole, Topology
 from topologies._clos import _edge, add_hosts, nic_devices
+from topologies._params import topology_params
 from topologies._registry import REGISTRY
 
 
@@ -121,4 +122,4 @@ def topoopt(params: TopoOptParams, cluster: ClusterConfig, name: str = "topoopt"
         "bidirectional_ocs": params.bidirectional_ocs, "device": params.device, "ring_planes": params.ring_planes,
         "circuit_template": params.circuit_template, "host_forwarding": True,
     })
-    return Topology(name=name, kind="topoopt", graph=G, params=to_plain(params), reconfigurable=False)
+    return Topology(name=name, kind="topoopt", graph=G, params=topology_params(params), reconfigurable=False)

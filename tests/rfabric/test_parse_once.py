@@ -53,6 +53,21 @@ def test_each_key_is_parsed_into_the_typed_run(case: Any) -> None:
     assert r.solver_options.time_limit_s == pytest.approx(TIME_LIMIT_S)
     assert cfg.seed == SEED and r.solver_options.mixed_seed(cfg.seed) == SEED + SOLVER_SEED
     assert case.topology.ocs_reconfig_s == pytest.approx(RECONFIG_S)  # the builder
+    # stored once: the typed field, no second copy in the builder's parameters (nor in the logical fabric)
+    assert "ocs_reconfig_s" not in case.topology.params
+    assert case.topology.params["ocs_radix"] == api.resolved(cfg).fabric_params["rfabric"].ocs_radix
+
+
+def test_every_built_fabric_holds_the_reconfiguration_time_once() -> None:
+    cfg = api.load_config({"fabrics": [{"kind": k, "name": k, "ocs_reconfig_ms": RECONFIG_S * 1e3}
+                                       for k in ("rfabric", "static_ocs", "jupiter")]
+                           + ["fat_tree", "mixnet", "topoopt", "rail_optimized"],
+                           "cluster": {"trainer_gpus": 64, "rollout_gpus": 64}})
+    for entry in cfg.fabrics:
+        topo = api.build_topology(cfg, entry.name)
+        assert "ocs_reconfig_s" not in topo.params, entry.kind
+        if entry.kind in ("rfabric", "static_ocs", "jupiter"):
+            assert topo.ocs_reconfig_s == pytest.approx(RECONFIG_S), entry.kind
 
 
 def test_one_default_each() -> None:
