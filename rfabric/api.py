@@ -10,25 +10,18 @@ This module and :mod:`rfabric.cli` are the only places that compose the four pac
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
 import hashlib
-import io
 import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 import rfabric as rfabric_pkg
 import solver as solver_pkg
@@ -40,8 +33,19 @@ from rfabric.circuits import AssignmentError, CircuitAssignment, CircuitSchedule
 from rfabric.config import RunConfig, config_hash, merge_overrides, parse_run_config
 from rfabric.cost import PriceCatalogue, evaluate, load_catalogue
 from rfabric.errors import ConfigError
-from rfabric.parsing import ErrorList, dumps_json, load_yaml_text, read_yaml, suggest, to_plain
-from rfabric.results import BillOfMaterials, Comparison, CostBreakdown, Provenance, SimulationResult, compare
+from rfabric.outputs import (  # noqa: F401 -- the output files, re-exported: api.write_run(...)
+    SUMMARY_COLUMNS,
+    FabricRun,
+    RunResult,
+    phases_csv,
+    result_json,
+    summary_csv,
+    write_run,
+    write_simulation,
+    write_trace,
+)
+from rfabric.parsing import ErrorList, load_yaml_text, read_yaml, suggest, to_plain
+from rfabric.results import BillOfMaterials, CostBreakdown, Provenance, SimulationResult, compare
 from rfabric.sim import simulate as sim_simulate
 from rfabric.topology import Topology
 from rfabric.workload import FlowSet, PhaseStep, Workload
@@ -444,34 +448,6 @@ def provenance(config: RunConfig) -> Provenance:
 # A whole run
 
 
-@dataclass(frozen=True)
-class FabricRun:
-    name: str
-    kind: str
-    topology: Topology
-    bom: BillOfMaterials
-    cost: CostBreakdown
-    schedule: CircuitSchedule | None
-    sim: SimulationResult
-    wall_time_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """Everything one run produced, as objects (``write_run`` turns it into files)."""
-
-    config: RunConfig
-    resolved: Mapping[str, Any]
-    workload: Workload
-    fabrics: Mapping[str, FabricRun]
-    comparison: Comparison
-    provenance: Provenance
-    timings_s: Mapping[str, float] = field(default_factory=dict)
-
-    def summary_rows(self) -> list[dict[str, Any]]:
-        return self.comparison.table()
-
-
 def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: bool = False) -> RunResult:
     """Run the whole pipeline for every fabric of ``config`` and compare them against the reference.
 
@@ -535,134 +511,6 @@ def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
 # ------------------------------------------------------------------------------------------------
 # Files
 
-
-SUMMARY_COLUMNS = ["fabric", "kind", "gpus", "iteration_time_s", "steps_per_s", "capex_usd", "perf_per_usd",
-                   "perf_per_usd_vs_ref", "time_vs_ref", "capex_cluster_usd", "power_w", "perf_per_w",
-                   "perf_per_w_vs_ref", "perf_per_cluster_usd_vs_ref", "reconfig_time_s", "mode", "trainer_gpus",
-                   "rollout_gpus", "trainer_busy_frac", "rollout_busy_frac", "critical_cluster", "power_cluster_w",
-                   "perf_per_cluster_w_vs_ref"]
-
-
-def summary_csv(result: RunResult) -> str:
-    rows = result.summary_rows()
-    phase_cols = [c for c in rows[0] if c.startswith("phase_")] if rows else []
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + phase_cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-def result_json(result: RunResult) -> dict[str, Any]:
-    """The run as JSON-able data: comparison, per-fabric phases, costs, circuit decisions, provenance."""
-    fabrics = {}
-    for name, f in result.fabrics.items():
-        fabrics[name] = {
-            "kind": f.kind,
-            "topology": f.topology.summary(),
-            "iteration_time_s": f.sim.iteration_time_s,
-            "phases": [{**to_plain(p), "duration_s": p.duration_s} for p in f.sim.phases],
-            "bytes_by_medium": f.sim.bytes_by_medium(),
-            "reconfig_time_s": f.sim.reconfig_time_s,
-            "sim_events": f.sim.events,
-            "sim_wall_time_s": f.sim.wall_time_s,
-            "bom": f.bom.as_rows(),
-            "cost": {"catalogue": f.cost.catalogue, "capex_network_usd": f.cost.capex_network_usd,
-                     "capex_cluster_usd": f.cost.capex_cluster_usd, "power_network_w": f.cost.power_network_w,
-                     "by_part_usd": f.cost.by_part(), "by_tier_usd": f.cost.by_tier()},
-            "circuits": [to_plain(d) for d in f.schedule.decisions] if f.schedule else [],
-        }
-    return {
-        "provenance": to_plain(result.provenance),
-        "reference": result.comparison.reference,
-        "comparison": result.comparison.table(),
-        "workload": {"name": result.workload.name, "num_gpus": result.workload.num_gpus,
-                     "meta": to_plain(dict(result.workload.meta)),  # the traffic package's resolved choices
-                     "phases": [{"name": p.name, "phase": p.phase, "flows": len(p.flows), "bytes": p.flows.total_bytes,
-                                 "repeat": p.repeat, "compute_before_s": p.compute_before_s,
-                                 "compute_after_s": p.compute_after_s} for p in result.workload.phases]},
-        "fabrics": fabrics,
-    }
-
-
-@contextlib.contextmanager
-def _atomic_dir(out: str | os.PathLike[str], stale: Sequence[str] = ()) -> Iterator[Path]:
-    """Yield a temporary directory beside ``out``; on success move its files into ``out`` (created), so an
-    interrupted write leaves nothing half-written there. Files named in ``stale`` that this write did not
-    produce are removed from ``out`` so results of two runs never mix."""
-    out_dir = Path(out)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in stale:  # outputs of an earlier run that this one does not produce (e.g. --no-figure)
-            if not (tmp / name).exists():
-                (out_dir / name).unlink(missing_ok=True)
-        for p in sorted(tmp.iterdir()):
-            os.replace(p, out_dir / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _save_figure(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig = fig if hasattr(fig, "savefig") else fig.figure
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-
-
-def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
-    """Write ``summary.csv``, ``result.json``, ``config.resolved.yaml`` and ``comparison.png`` into ``out``.
-
-    Files are written into a temporary directory beside ``out`` and moved in only when all are complete, so
-    an interrupted run leaves nothing half-written.
-    """
-    with _atomic_dir(out, stale=("comparison.png",)) as tmp:
-        (tmp / "summary.csv").write_text(summary_csv(result))
-        (tmp / "result.json").write_text(dumps_json(result_json(result), indent=2, sort_keys=True))
-        (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(to_plain(result.resolved), sort_keys=False))
-        if figure:
-            from rfabric.plotting.compare import plot_comparison
-
-            _save_figure(plot_comparison(result.comparison), tmp / "comparison.png")
-    return Path(out)
-
-
-def phases_csv(sim: SimulationResult) -> str:
-    buf = io.StringIO()
-    cols = ["phase", "tag", "start_s", "comm_start_s", "end_s", "repeat", "duration_s", "reconfig_s",
-            "reconfig_exposed_s", "circuits_changed", "flows", "bytes_nvlink", "bytes_electrical", "bytes_optical",
-            "cluster", "step"]
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for p in sim.instances or sim.phases:  # a pipelined schedule: every phase instance played
-        b = p.bytes_by_medium
-        w.writerow([p.name, p.phase, f"{p.start_s:.9g}", f"{p.comm_start_s:.9g}", f"{p.end_s:.9g}", p.repeat,
-                    f"{p.duration_s:.9g}", f"{p.reconfig_s:.9g}", f"{p.reconfig_exposed_s:.9g}", p.circuits_changed,
-                    p.flows, f"{b.get('nvlink', 0.0):.9g}", f"{b.get('electrical', 0.0):.9g}", f"{b.get('optical', 0.0):.9g}",
-                    p.cluster, p.step])
-    return buf.getvalue()
-
-
-def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
-    """Write one simulation's ``phases.csv``, ``simulation.json`` and ``timeline.png`` into ``out`` (atomically)."""
-    with _atomic_dir(out, stale=("timeline.png",)) as tmp:
-        (tmp / "phases.csv").write_text(phases_csv(sim))
-        doc = {"fabric": sim.fabric, "iteration_time_s": sim.iteration_time_s, "reconfig_time_s": sim.reconfig_time_s,
-               "events": sim.events, "solves": sim.solves, "wall_time_s": sim.wall_time_s,
-               "bytes_by_medium": sim.bytes_by_medium(), "provenance": to_plain(sim.provenance),
-               "phases": [{**to_plain(p), "duration_s": p.duration_s} for p in sim.phases]}
-        (tmp / "simulation.json").write_text(dumps_json(doc, indent=2, sort_keys=True))
-        if figure:
-            from rfabric.plotting.timeline import plot_timeline
-
-            _save_figure(plot_timeline(sim), tmp / "timeline.png")
-    return Path(out)
-
-
 def config_reference() -> str:
     """The configuration reference (markdown): every key of a run config, generated from the dataclasses the
     loader parses -- the run's sections, each workload kind, each topology kind, the solver options. What
@@ -693,24 +541,6 @@ def config_reference() -> str:
                 "`nic_bps: 4e11`) and converted once by the loader. `--set dotted.key=value` overrides any key.")
     return render_markdown("Configuration reference", preamble, sections)
 
-
-def write_trace(sim: SimulationResult, path: str | os.PathLike[str], workload: Workload | None = None) -> Path:
-    """Write ``sim``'s timeline as a Chrome trace / Perfetto JSON file (strict JSON, atomically); see
-    :func:`rfabric.trace.chrome_trace` for the layout. ``workload``: the one simulated (adds collectives)."""
-    from rfabric.trace import chrome_trace
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dumps_json(chrome_trace(sim, workload)))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
 
 
 # ------------------------------------------------------------------------------------------------

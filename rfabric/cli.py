@@ -274,19 +274,10 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from rfabric.plotting.heatmaps import save_phase_heatmaps
 
-        from rfabric.plotting.heatmaps import network_bytes, plot_heatmap
-
-        out = Path(args.heatmaps)
-        out.mkdir(parents=True, exist_ok=True)
-        for p in workload.phases:
-            m = network_bytes(p.traffic, topo, args.level)
-            fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
-            plot_heatmap(m, ax=ax, title=f"{p.name}: network bytes {args.level} x {args.level} (NVLink excluded)")
-            fig.savefig(out / f"{p.name}.png", dpi=130)
-            plt.close(fig)
-        print(f"heat maps in {out}", file=sys.stderr)
+        save_phase_heatmaps(workload, topo, args.level, args.heatmaps)
+        print(f"heat maps in {Path(args.heatmaps)}", file=sys.stderr)
     return 0
 
 
@@ -328,17 +319,12 @@ def cmd_solve(args: argparse.Namespace) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from rfabric.plotting.heatmaps import plot_domains
+        from rfabric.plotting.heatmaps import save_domains
 
         domains = [(d.domain, d.nodes, d.x) for d in res.domains if len(d.nodes)]
         if not domains:
             raise ConfigError("--heatmap", "this phase has no OCS domain to draw", args.phase)
-        fig = plot_domains(domains, title=f"circuits per switch pair, per OCS domain: {args.phase}")
-        Path(args.heatmap).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.heatmap, dpi=130)
-        plt.close(fig)
+        save_domains(domains, args.heatmap, title=f"circuits per switch pair, per OCS domain: {args.phase}")
     if args.export:
         paths = solver_pkg.export_model(topo, phase.traffic, api.resolved(cfg).solver_options, args.export)
         print("model written to " + ", ".join(map(str, paths)), file=sys.stderr)

@@ -1,11 +1,14 @@
 """Heat maps of traffic (or circuit) matrices between GPUs, servers, ToRs or pods.
 
-Matplotlib is imported lazily; nothing is shown or saved here (callers own the figure).
+Matplotlib is imported lazily; nothing is shown here. :func:`plot_heatmap` and :func:`plot_domains` draw
+(callers own the figure); :func:`save_phase_heatmaps` and :func:`save_domains` write the PNG files of
+``rfabric traffic --heatmaps`` and ``rfabric solve --heatmap``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,3 +133,59 @@ def network_bytes(traffic: Any, topology: Any, level: str) -> Any:
     srv_to_grp[servers] = groups
     p = sp.csr_matrix((np.ones(n_srv), (np.arange(n_srv), srv_to_grp)), shape=(n_srv, n_grp))
     return (p.T @ by_server @ p).tocsr()
+
+
+def save_phase_heatmaps(workload: Any, topology: Any, level: str, out_dir: str | Path, *, dpi: int = 130) -> list[Path]:
+    """Save one heat map per phase of ``workload`` into ``out_dir`` (created): ``<phase>.png``, the phase's
+    network bytes ``level`` x ``level`` on ``topology`` (:func:`network_bytes`: NVLink traffic left out).
+
+    Parameters
+    ----------
+    workload : rfabric.workload.Workload
+        Its phases' traffic matrices are drawn.
+    topology : rfabric.topology.Topology
+        Groups GPUs into servers and ``level`` groups.
+    level : str
+        ``server``, ``tor`` or ``pod``.
+    out_dir : str or Path
+        Directory of the PNG files.
+    dpi : int
+        Resolution of the PNG files.
+
+    Returns
+    -------
+    list of Path
+        The files written, in phase order.
+    """
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for p in workload.phases:
+        m = network_bytes(p.traffic, topology, level)
+        fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
+        plot_heatmap(m, ax=ax, title=f"{p.name}: network bytes {level} x {level} (NVLink excluded)")
+        fig.savefig(out / f"{p.name}.png", dpi=dpi)
+        plt.close(fig)
+        paths.append(out / f"{p.name}.png")
+    return paths
+
+
+def save_domains(domains: Sequence[tuple[str, Sequence[str], Any]], path: str | Path, *, title: str = "",
+                 dpi: int = 130) -> Path:
+    """Save :func:`plot_domains` of ``domains`` as the PNG ``path`` (its directory created).
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``domains`` is empty.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = plot_domains(domains, title=title)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
