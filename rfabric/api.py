@@ -61,12 +61,31 @@ Overrides = Mapping[str, Any] | Sequence[str] | None
 
 
 def default_config_data() -> dict[str, Any]:
-    """The built-in default run as plain data (a copy: change it freely)."""
+    """The built-in default run as plain data (a copy: change it freely).
+
+    Returns
+    -------
+    dict
+        The sections of ``rfabric/data/default.yaml`` (human units as written there), ready for
+        :func:`load_config`.
+    """
     return dict(load_yaml_text((resources.files("rfabric") / "data" / "default.yaml").read_text()))
 
 
 def config_data(config: RunConfig) -> dict[str, Any]:
-    """A RunConfig back to plain data that :func:`load_config` accepts (SI keys)."""
+    """A RunConfig back to plain data that :func:`load_config` accepts (SI keys).
+
+    Parameters
+    ----------
+    config : RunConfig
+        A loaded config.
+
+    Returns
+    -------
+    dict
+        Its sections as plain data; each fabric is one mapping ``{name, kind, <its own parameters>}`` (the
+        shared ``topology`` section stays separate). ``load_config(config_data(c))`` equals ``c``.
+    """
     d = to_plain(config)
     d["fabrics"] = [{"name": f.name, "kind": f.kind, **to_plain(f.params)} for f in config.fabrics]
     return d
@@ -92,7 +111,29 @@ def load_config(source: ConfigSource = None, overrides: Overrides = None, *, see
     """Load and fully validate a run config (file path, mapping, RunConfig, or None for the default).
 
     Every kind-specific section (each fabric, the workload, the solver, the prices) is checked here, so a
-    mistake surfaces before any work is done.
+    mistake surfaces before any work is done; the parsed sections are kept on the config (:func:`resolved`).
+
+    Parameters
+    ----------
+    source : str, os.PathLike, Mapping, RunConfig or None
+        A YAML file, plain data (human or SI units), a RunConfig, or None for the built-in default
+        (:func:`default_config_data`).
+    overrides : Mapping or Sequence of str, optional
+        ``{"dotted.key": value}`` or ``["dotted.key=value", ...]`` applied on top of ``source``
+        (:func:`rfabric.config.merge_overrides`; ``fabrics.<name>.<key>`` addresses a fabric by name).
+    seed : int, optional
+        Replaces the config's top-level ``seed`` (0 .. 2**32-1).
+
+    Returns
+    -------
+    RunConfig
+        With :attr:`RunConfig.resolved` attached.
+
+    Raises
+    ------
+    ConfigError
+        Naming every offending dotted key (unknown keys first, then bad values), e.g. a missing file
+        (``--config``), no fabric (``fabrics``) or a bad override (``--set``).
     """
     return _load(source, overrides, seed)[0]
 
@@ -150,7 +191,24 @@ class Resolved:
 
 
 def fabric_params(config: RunConfig, fabric: str) -> Any:
-    """The parsed parameters of one fabric: the shared ``topology`` section overlaid by the fabric's own."""
+    """The parsed parameters of one fabric: the shared ``topology`` section overlaid by the fabric's own.
+
+    Parameters
+    ----------
+    config : RunConfig
+    fabric : str
+        A fabric name of ``config.fabrics``.
+
+    Returns
+    -------
+    dataclass
+        The kind's parameter dataclass (:mod:`topologies._params`; SI fields).
+
+    Raises
+    ------
+    ConfigError
+        ``--fabric`` for an unknown fabric name; ``fabrics[i].<key>`` for an unknown kind or a bad parameter.
+    """
     entry = _fabric_entry(config, fabric)
     i = config.fabrics.index(entry)
     known = topologies.param_names(entry.kind) if entry.kind in topologies.REGISTRY else set()
@@ -175,10 +233,25 @@ def resolved(config: RunConfig) -> Resolved:
 
 
 def resolve(config: RunConfig) -> Resolved:
-    """Parse every kind-specific section; raises ConfigError naming every bad key (unknown keys first).
+    """Parse every kind-specific section of ``config``, naming every bad key at once (unknown keys first).
 
     This is the one place the fabric parameters, the solver options and the price catalogue are parsed;
     use :func:`resolved` to get them for a config (parsed once, then kept on it).
+
+    Parameters
+    ----------
+    config : RunConfig
+
+    Returns
+    -------
+    Resolved
+        Fabric parameters per fabric, :class:`solver.SolverOptions` and the price catalogue.
+
+    Raises
+    ------
+    ConfigError
+        Every bad key of ``fabrics``, ``topology`` (a key no selected fabric takes), ``workload``, ``solver``
+        and ``cost`` (one :class:`~rfabric.errors.ConfigErrors` when several).
     """
     params = {}
     accepted: set[str] = set()
@@ -263,9 +336,23 @@ def _check_stage_args(config: Any, topology: Any = None, workload: Any = None, s
 
 
 def build_topology(config: RunConfig, fabric: str | None = None) -> Topology:
-    """Build one fabric of the config (the first if ``fabric`` is None).
+    """Build one fabric of the config (the first if ``fabric`` is None) with :func:`topologies.build`.
 
-    Raises ``ConfigError`` for a wrong argument or an unknown fabric name.
+    Parameters
+    ----------
+    config : RunConfig
+    fabric : str, optional
+        A fabric name of ``config.fabrics``.
+
+    Returns
+    -------
+    Topology
+        The physical fabric (SI units; ``ocs_reconfig_s`` from the fabric's ``ocs_reconfig_ms``).
+
+    Raises
+    ------
+    ConfigError
+        A wrong argument type or an unknown fabric name (``--fabric``).
     """
     _check_stage_args(config)
     if fabric is not None:
@@ -276,7 +363,22 @@ def build_topology(config: RunConfig, fabric: str | None = None) -> Topology:
 
 
 def build_workload(config: RunConfig) -> Workload:
-    """The config's workload as phase steps of flows (``ConfigError`` for a wrong argument)."""
+    """The config's workload as phase steps of flows (:func:`traffic.build_workload` with the run's seed).
+
+    Parameters
+    ----------
+    config : RunConfig
+
+    Returns
+    -------
+    Workload
+        Phase steps over ``config.cluster.gpus`` GPUs (flow sizes in bytes, compute times in seconds).
+
+    Raises
+    ------
+    ConfigError
+        A wrong argument type, or a workload the cluster cannot hold (named ``workload.<key>``).
+    """
     _check_stage_args(config)
     return traffic.build_workload(config.workload, config.cluster, seed=config.seed, path="workload")
 
@@ -289,10 +391,25 @@ def choose_split(config: RunConfig) -> tuple[RunConfig, list[dict[str, Any]]]:
     over :func:`~rfabric.sim.pipeline.phase_estimate_s`: compute plus NIC-bound traffic, no contention,
     divided by the workload's ``meta['sequences_per_step']`` when the batch grows with the rollout pool;
     with a fixed global batch this is the period itself) -- the advice of verl's one-step-off recipe to give
-    both pools comparable stage times. Candidates: 15 evenly
-    spaced splits, then a local refinement around the best; splits whose parallelism cannot be resolved
-    are skipped. Returns the new config and every candidate tried (``trainer_gpus``, ``rollout_gpus``,
-    ``period_s`` or ``error``). Raises :class:`ConfigError` (``cluster.split``) if no split works.
+    both pools comparable stage times. Candidates: 15 evenly spaced splits, then a local refinement around
+    the best; splits whose parallelism cannot be resolved are skipped.
+
+    Parameters
+    ----------
+    config : RunConfig
+
+    Returns
+    -------
+    config : RunConfig
+        With ``cluster.trainer_gpus`` / ``rollout_gpus`` chosen (``config`` itself for ``split: explicit``).
+    tried : list of dict
+        Every candidate tried, by trainer GPUs: ``trainer_gpus``, ``rollout_gpus`` and ``period_s``,
+        ``sequences_per_step``, ``period_per_sequence_s`` (seconds), or ``error``; empty for ``explicit``.
+
+    Raises
+    ------
+    ConfigError
+        ``cluster.split`` when the cluster has fewer than two servers or no split resolves the workload.
     """
     cl = config.cluster
     if cl.split != "auto":
@@ -338,7 +455,27 @@ def plan_circuits(config: RunConfig, topology: Topology, workload: Workload) -> 
     """Circuit assignments per phase (empty assignments for a fabric without OCS).
 
     A ``static_ocs`` fabric with a named ``circuit_template`` (tree, mesh, isolated_pod) holds that template
-    for the whole job; with ``circuit_template: solver`` the planner picks one assignment from the step's traffic.
+    for the whole job; with ``circuit_template: solver`` the planner picks one assignment from the step's
+    traffic. A pipelined schedule on a reconfigurable fabric is planned per epoch (:func:`plan_epochs`).
+
+    Parameters
+    ----------
+    config : RunConfig
+        Its solver options (``solver`` section) and seed are used.
+    topology : Topology
+        The physical fabric (:func:`build_topology`).
+    workload : Workload
+        Over at most ``topology.num_gpus`` GPUs (:func:`build_workload`).
+
+    Returns
+    -------
+    CircuitSchedule
+        One assignment per phase step (per epoch for :func:`plan_epochs`), with the planner's decisions.
+
+    Raises
+    ------
+    ConfigError
+        A wrong argument type, an empty workload, or a workload over more GPUs than the topology has.
     """
     _check_stage_args(config, topology, workload, need="ctw")
     template = topology.circuit_template
@@ -363,8 +500,28 @@ def plan_epochs(topology: Topology, workload: Workload, options: Any, *, seed: i
     (:func:`rfabric.sim.pipeline.estimate_timeline` over :func:`~rfabric.sim.pipeline.phase_estimate_s`:
     compute plus NIC-bound traffic at ``nic_bps``) and become the planner's phases (:func:`epoch_workload`:
     union traffic, idle windows); :func:`solver.plan_schedule` assigns circuits to each, reconfiguring only
-    when it pays. ``meta['epochs']`` lists each assignment's active phases: the simulator switches to an
-    assignment whenever an epoch with those phases begins. ``options``: :class:`solver.SolverOptions`.
+    when it pays.
+
+    Parameters
+    ----------
+    topology : Topology
+        A reconfigurable fabric with OCS.
+    workload : Workload
+        With a pipelined schedule.
+    options : solver.SolverOptions
+    seed : int
+        The run's seed (the solver mixes in its own, :meth:`solver.SolverOptions.mixed_seed`).
+    nic_bps : float
+        NIC bandwidth of one GPU, bit/s, each direction (the estimate's only network term).
+    gpus_per_server : int
+        GPUs joined by NVLink (their traffic does not cross the NIC in the estimate).
+
+    Returns
+    -------
+    CircuitSchedule
+        One assignment per epoch; ``meta['epochs']`` lists each assignment's active phases (the simulator
+        switches to an assignment whenever an epoch with those phases begins) and
+        ``meta['predicted_iteration_time_s']`` the estimate's period.
     """
     from rfabric.sim.pipeline import estimate_timeline, phase_estimate_s
 
@@ -379,10 +536,34 @@ def plan_epochs(topology: Topology, workload: Workload, options: Any, *, seed: i
 def simulate(config: RunConfig, topology: Topology, workload: Workload, schedule: CircuitSchedule | None,
              *, progress: Callable[[str], None] | None = None,
              epoch_circuits: Mapping[tuple[str, ...], CircuitAssignment] | None = None) -> SimulationResult:
-    """Play ``workload`` on ``topology`` (see :func:`rfabric.sim.simulate`); ``progress`` gets one line per phase.
+    """Play ``workload`` on ``topology`` (see :func:`rfabric.sim.simulate`) with the config's sim options and seed.
 
-    Raises ``ConfigError`` when an argument has the wrong type, the workload needs more GPUs than the
-    topology has, or the schedule was planned for another workload or fabric.
+    Parameters
+    ----------
+    config : RunConfig
+        Its ``sim`` section and seed are used; its hash becomes the result's provenance.
+    topology : Topology
+    workload : Workload
+        Over at most ``topology.num_gpus`` GPUs.
+    schedule : CircuitSchedule or None
+        From :func:`plan_circuits` for this workload and fabric; None for a fabric without OCS.
+    progress : callable, optional
+        Called with one line per simulated phase (the library itself never prints).
+    epoch_circuits : Mapping, optional
+        Active phase names -> circuit assignment, for a pipelined schedule (default: from ``schedule``).
+
+    Returns
+    -------
+    SimulationResult
+        Times in seconds, bytes per medium, per-phase timings; ``provenance`` of ``config``.
+
+    Raises
+    ------
+    ConfigError
+        An argument of the wrong type, a workload over more GPUs than the topology has, or a schedule
+        planned for another workload or fabric (``schedule``, ``schedule.assignments[i]``).
+    SimulationError
+        A flow between endpoints the fabric cannot connect.
     """
     _check_stage_args(config, topology, workload, schedule, need="ctws")
     res = sim_simulate(topology, workload, schedule, options=config.sim, seed=config.seed,
@@ -397,6 +578,20 @@ def epoch_workload(workload: Workload, sim: SimulationResult) -> Workload:
     one phase step whose flows are the union of its active phases' flows (named ``"rollout+train"`` ...).
     ``compute_before_s`` is the time from the epoch's start to the first communication of its phases (the
     window in which a reconfiguration hides; 0 when a phase already sends); ``compute_after_s`` is 0.
+
+    Parameters
+    ----------
+    workload : Workload
+        The pipelined workload ``sim`` played (or was estimated for).
+    sim : SimulationResult
+        With ``extra['epochs']``, ``extra['step_completion_s']`` and ``extra['rl_steps_per_period']``
+        (a pipelined simulation or :func:`rfabric.sim.pipeline.estimate_timeline`).
+
+    Returns
+    -------
+    Workload
+        Named ``epochs:<name>``: one phase step per epoch in time order, ``meta['phases']``,
+        ``meta['start_s']`` and ``meta['end_s']`` on each.
     """
     ex = sim.extra
     comp = ex["step_completion_s"]
@@ -428,19 +623,64 @@ def plan_and_simulate(config: RunConfig, topology: Topology, workload: Workload,
     simulation switches to an epoch's circuits whenever an epoch with those active phases begins, starting
     from the last epoch's circuits (the periodic wrap-around). Fabrics without OCS, static OCS and
     ``reconfig: never`` hold one assignment.
+
+    Parameters
+    ----------
+    config, topology, workload, progress
+        As for :func:`simulate`.
+
+    Returns
+    -------
+    schedule : CircuitSchedule or None
+        None for a fabric without OCS.
+    sim : SimulationResult
+
+    Raises
+    ------
+    ConfigError, SimulationError
+        As :func:`plan_circuits` and :func:`simulate`.
     """
     schedule = plan_circuits(config, topology, workload) if topology.has_ocs else None
     return schedule, simulate(config, topology, workload, schedule, progress=progress)
 
 
 def cost(config: RunConfig, topology: Topology) -> tuple[BillOfMaterials, CostBreakdown]:
-    """Bill of materials and its priced breakdown for one fabric (``ConfigError`` for a wrong argument)."""
+    """Bill of materials and its priced breakdown for one fabric.
+
+    Parameters
+    ----------
+    config : RunConfig
+        Its price catalogue (``cost`` section; public sources per item in ``rfabric/data/prices``).
+    topology : Topology
+
+    Returns
+    -------
+    bom : BillOfMaterials
+        Counted parts (:func:`rfabric.bom.bill_of_materials`).
+    breakdown : CostBreakdown
+        Network capex in USD and power in W (:func:`rfabric.cost.evaluate`).
+
+    Raises
+    ------
+    ConfigError
+        An argument of the wrong type.
+    """
     _check_stage_args(config, topology, need="ct")
     bom = bill_of_materials(topology)
     return bom, evaluate(bom, resolved(config).catalogue)
 
 
 def provenance(config: RunConfig) -> Provenance:
+    """Where a result of ``config`` comes from: the hash of its plain data, its seed and the package version.
+
+    Parameters
+    ----------
+    config : RunConfig
+
+    Returns
+    -------
+    Provenance
+    """
     return Provenance(config_hash=config_hash(config_data(config)), seed=config.seed, version=__version__)
 
 
@@ -454,6 +694,28 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
     >>> r = run(overrides={"fabrics": ["fat_tree"]})          # doctest: +SKIP
     >>> r.comparison.row("fat_tree").perf_per_usd_vs_ref      # doctest: +SKIP
     1.0
+
+    Parameters
+    ----------
+    config : str, os.PathLike, Mapping, RunConfig or None
+        As for :func:`load_config`; a RunConfig without ``overrides`` is used as it is.
+    overrides : Mapping or Sequence of str, optional
+        As for :func:`load_config`.
+    progress : bool
+        Show a progress bar over the fabrics (tqdm, on stderr).
+
+    Returns
+    -------
+    RunResult
+        The workload, each fabric's topology, circuits, simulation and cost, the comparison and the resolved
+        config (``split_candidates`` added for ``cluster.split: auto``); ``timings_s`` in wall seconds.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`load_config` and :func:`choose_split`.
+    SimulationError, SolverError
+        A stage could not run on its input.
     """
     if isinstance(config, RunConfig) and not overrides:
         cfg = config
@@ -482,7 +744,27 @@ def run(config: ConfigSource = None, overrides: Overrides = None, *, progress: b
 
 
 def run_fabric(cfg: RunConfig, workload: Workload, fabric: str) -> FabricRun:
-    """One fabric of a run: topology, circuit plan, simulation and cost (``cfg`` with its split chosen)."""
+    """One fabric of a run: topology, circuit plan, simulation and cost.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        With its split chosen (:func:`choose_split`).
+    workload : Workload
+        :func:`build_workload` of ``cfg``.
+    fabric : str
+        A fabric name of ``cfg.fabrics``.
+
+    Returns
+    -------
+    FabricRun
+        ``wall_time_s``: wall seconds of the four stages.
+
+    Raises
+    ------
+    ConfigError
+        An unknown fabric name (``--fabric``).
+    """
     t1 = time.perf_counter()
     entry = _fabric_entry(cfg, fabric)
     topo = build_topology(cfg, entry.name)
@@ -494,7 +776,26 @@ def run_fabric(cfg: RunConfig, workload: Workload, fabric: str) -> FabricRun:
 
 
 def what_if(config: ConfigSource, changes: Mapping[str, Any], *, progress: bool = False) -> RunResult:
-    """Re-run ``config`` with dotted-key changes, e.g. ``what_if(cfg, {"topology.ocs_reconfig_ms": 1})``."""
+    """Re-run ``config`` with dotted-key changes, e.g. ``what_if(cfg, {"topology.ocs_reconfig_ms": 1})``.
+
+    Parameters
+    ----------
+    config : str, os.PathLike, Mapping, RunConfig or None
+        As for :func:`load_config`.
+    changes : Mapping
+        ``{"dotted.key": value}`` (human units allowed; replaces every unit spelling of the key).
+    progress : bool
+        As for :func:`run`.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ConfigError
+        ``changes`` not a mapping, or a change that makes the config invalid (named by its key).
+    """
     _expect(changes, Mapping, "changes", "a mapping {dotted.key: value}")
     base = config_data(config) if isinstance(config, RunConfig) else _source_data(config)
     return run(merge_overrides(base, changes), progress=progress)
@@ -509,12 +810,19 @@ def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------
-# Files
+# The configuration reference
+
 
 def config_reference() -> str:
     """The configuration reference (markdown): every key of a run config, generated from the dataclasses the
     loader parses -- the run's sections, each workload kind, each topology kind, the solver options. What
-    ``rfabric config --reference`` prints and ``docs/config.md`` holds (a test keeps them equal)."""
+    ``rfabric config --reference`` prints and ``docs/config.md`` holds (a test keeps them equal).
+
+    Returns
+    -------
+    str
+        Markdown text.
+    """
     from rfabric.config import ClusterConfig, CostConfig, RunConfig
     from rfabric.reference import Section, describe_dataclass, first_paragraph, render_markdown
     from rfabric.sim.options import SimConfig
@@ -542,7 +850,6 @@ def config_reference() -> str:
     return render_markdown("Configuration reference", preamble, sections)
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Sweeps
 
@@ -551,6 +858,17 @@ def input_fingerprint(config: Mapping[str, Any]) -> dict[str, Any]:
     """What besides its config text decides a run's result: the package version, the built-in data files
     (models, price catalogues) and the contents of every file the config names (a model YAML, a user price
     catalogue). A sweep's run id hashes this, so editing a model file makes its runs new ones.
+
+    Parameters
+    ----------
+    config : Mapping
+        A run config as plain data; every string ending in ``.yaml``, ``.yml`` or ``.json`` that names an
+        existing file is hashed.
+
+    Returns
+    -------
+    dict
+        ``version``, ``data`` (a hash of the packages' data files) and ``files`` (path -> content hash).
     """
     files: dict[str, str] = {}
     stack: list[Any] = [config]
@@ -585,7 +903,24 @@ def _package_data_digest() -> str:
 
 
 def sweep_point(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one sweep point (top level so process pools and Ray can pickle it); rows are JSON-able."""
+    """Run one sweep point (top level so process pools and Ray can pickle it); rows are JSON-able.
+
+    Parameters
+    ----------
+    config : Mapping
+        The point's run config as plain data.
+
+    Returns
+    -------
+    dict
+        ``rows`` (one per fabric: the comparison row, ``bytes_<medium>``, ``sim_wall_time_s``,
+        ``sim_events``), ``config_hash``, ``version`` and ``timings_s``.
+
+    Raises
+    ------
+    ConfigError
+        An invalid point config.
+    """
     result = run(config)
     rows = []
     for row in result.comparison.table():
@@ -597,7 +932,22 @@ def sweep_point(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sweep_fabrics(config: Mapping[str, Any]) -> list[str]:
-    """The parts of a sweep point: the names of its fabrics (the unit of parallel work is a (point, fabric) pair)."""
+    """The parts of a sweep point: the names of its fabrics (the unit of parallel work is a (point, fabric) pair).
+
+    Parameters
+    ----------
+    config : Mapping
+        The point's run config as plain data.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ConfigError
+        An invalid point config.
+    """
     return [f.name for f in load_config(config).fabrics]
 
 
@@ -605,6 +955,19 @@ def sweep_fabric(config: Mapping[str, Any], fabric: str) -> dict[str, Any]:
     """One fabric of a sweep point: topology, circuit plan, simulation and cost (picklable, top level).
 
     The simulation comes back without per-flow times and utilisation samples (the sweep keeps neither).
+
+    Parameters
+    ----------
+    config : Mapping
+        The point's run config as plain data.
+    fabric : str
+        One of :func:`sweep_fabrics`.
+
+    Returns
+    -------
+    dict
+        ``name``, ``kind``, ``sim`` (SimulationResult), ``cost`` (CostBreakdown), ``split`` (trainer GPUs,
+        rollout GPUs), ``provenance``, ``workload_s`` and ``total_s`` (wall seconds).
     """
     t0 = time.perf_counter()
     cfg, workload = _point_workload(config)
@@ -632,7 +995,20 @@ def _point_workload(config: Mapping[str, Any]) -> tuple[RunConfig, Workload]:
 
 
 def sweep_combine(config: Mapping[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The record of a sweep point from its fabrics' :func:`sweep_fabric` outcomes: the same rows as :func:`sweep_point`."""
+    """The record of a sweep point from its fabrics' :func:`sweep_fabric` outcomes: the same rows as :func:`sweep_point`.
+
+    Parameters
+    ----------
+    config : Mapping
+        The point's run config as plain data.
+    parts : list of dict
+        :func:`sweep_fabric` of each of its fabrics.
+
+    Returns
+    -------
+    dict
+        As :func:`sweep_point`; ``timings_s`` sums the parts' wall seconds.
+    """
     cfg = load_config(config)
     prov = parts[0]["provenance"]  # of the config with its split chosen, as in run()
     by_name = {p["name"]: p for p in parts}
@@ -656,6 +1032,37 @@ def run_sweep(source: str | os.PathLike[str] | Mapping[str, Any], out: str | os.
     fails at once (exit 2) instead of producing a sweep of errors. The unit of parallel work is a (point,
     fabric) pair (:func:`sweep_fabric`, combined by :func:`sweep_combine` into the rows :func:`sweep_point`
     gives), so one heavy point spreads over the workers.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or Mapping
+        A sweep file (``base``, ``sweep``, ``seeds``) or its plain data.
+    out : str or os.PathLike
+        Results directory: one file per finished run and ``sweep.csv``.
+    overrides : Mapping or Sequence of str, optional
+        Dotted-key overrides of the sweep file.
+    workers : int
+        Parallel workers (processes, or Ray tasks).
+    executor : str
+        ``local`` (a process pool) or ``ray``.
+    ray_address : str, optional
+        A Ray cluster to join (``executor: ray``).
+    progress : bool
+        Show a progress bar (stderr).
+    retry_failed : bool
+        Run failed runs again (else only missing ones).
+    validate : bool
+        Check every point's config before running.
+
+    Returns
+    -------
+    dict
+        Counts: ``total``, ``skipped``, ``ok``, ``error``, ``lost``.
+
+    Raises
+    ------
+    ConfigError
+        A bad sweep file, or a point config naming the key, the point and its seed.
     """
     from rfabric import sweep
 

@@ -244,7 +244,27 @@ MAX_SEED = 2**32 - 1
 
 
 def parse_seed(value: Any, key: str = "seed") -> int:
-    """A seed: an integer in ``0 .. 2**32-1`` (``ConfigError`` on ``key`` otherwise)."""
+    """A seed: an integer in ``0 .. 2**32-1`` (numpy's generators take a plain integer below 2**32).
+
+    >>> parse_seed(7.0)
+    7
+
+    Parameters
+    ----------
+    value : Any
+        The value as written: an integer, or a float holding one (not a bool or a string).
+    key : str
+        Dotted key for the message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        On ``key``: not an integer, or outside ``0 .. MAX_SEED``.
+    """
     seed = coerce(value, int, key)
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(key, f"must be an integer from 0 to {MAX_SEED}", value)
@@ -254,7 +274,24 @@ def parse_seed(value: Any, key: str = "seed") -> int:
 def parse_run_config(data: Any) -> RunConfig:
     """Validate a top-level mapping (already merged with overrides) into a :class:`RunConfig`.
 
-    Every section is checked; all mistakes found are raised together, unknown keys first.
+    Every section is checked; all mistakes found are raised together, unknown keys first. The cluster and
+    cost sections are parsed here, the ``sim`` section by :func:`rfabric.sim.options.parse_sim_options`; the
+    kind-specific sections are kept raw (:func:`rfabric.api.resolve` parses them).
+
+    Parameters
+    ----------
+    data : Mapping or None
+        The run config as plain data (human-unit keys such as ``nic_gbps`` allowed); None for all defaults.
+
+    Returns
+    -------
+    RunConfig
+        Without :attr:`RunConfig.resolved` (see :func:`rfabric.api.load_config`).
+
+    Raises
+    ------
+    ConfigError
+        Naming every offending dotted key (one :class:`~rfabric.errors.ConfigErrors` when several).
     """
     if data is None:
         data = {}
@@ -303,7 +340,26 @@ def parse_run_config(data: Any) -> RunConfig:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"a.b=3"`` -> ``("a.b", 3)``; the value is parsed as YAML (numbers, lists, true/false)."""
+    """``"a.b=3"`` -> ``("a.b", 3)``; the value is parsed as YAML (numbers, lists, true/false).
+
+    >>> parse_override("cluster.nic_gbps=200")
+    ('cluster.nic_gbps', 200)
+
+    Parameters
+    ----------
+    text : str
+        ``dotted.key=value``; a value that is not valid YAML is kept as its text.
+
+    Returns
+    -------
+    key : str
+    value : Any
+
+    Raises
+    ------
+    ConfigError
+        On ``--set``: no ``=``, or an empty key part.
+    """
     if "=" not in text:
         raise ConfigError("--set", "expected dotted.key=value", text)
     key, raw = text.split("=", 1)
@@ -318,8 +374,33 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """Return a deep copy of ``data`` with ``key`` (dotted; ``fabrics.rfabric.x`` addresses a fabric by
-    name, ``fabrics[1].x`` by index) set to ``value``."""
+    """A deep copy of ``data`` with ``key`` set to ``value``.
+
+    ``fabrics.rfabric.x`` addresses a list entry by its ``name`` (or ``kind``), ``fabrics[1].x`` by index; a
+    fabric written as a bare name becomes ``{name, kind}`` first. Setting a key removes its other unit
+    spellings (``nic_bps`` when setting ``nic_gbps``).
+
+    >>> set_dotted({"fabrics": ["fat_tree"]}, "fabrics.fat_tree.switch_radix", 16)
+    {'fabrics': [{'name': 'fat_tree', 'kind': 'fat_tree', 'switch_radix': 16}]}
+
+    Parameters
+    ----------
+    data : dict
+        Plain config data (not changed).
+    key : str
+        Dotted key.
+    value : Any
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ConfigError
+        On ``key``: a bad or out-of-range list index, no list entry of that name, or a part inside a value
+        that is not a mapping.
+    """
     out = copy.deepcopy(data)
     parts = key.split(".")
     node: Any = out
@@ -382,7 +463,24 @@ def _drop_aliases(node: dict[str, Any], key: str) -> None:
 
 
 def merge_overrides(data: Mapping[str, Any] | None, overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
-    """Apply ``{"dotted.key": value}`` or ``["dotted.key=value", ...]`` to a config mapping (copy)."""
+    """Apply ``{"dotted.key": value}`` or ``["dotted.key=value", ...]`` to a config mapping (a copy).
+
+    Parameters
+    ----------
+    data : Mapping or None
+        Plain config data (not changed).
+    overrides : Mapping or Sequence of str, optional
+        Applied in order with :func:`set_dotted` (strings through :func:`parse_override`).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ConfigError
+        As :func:`parse_override` and :func:`set_dotted`.
+    """
     out: dict[str, Any] = copy.deepcopy(dict(data or {}))
     if not overrides:
         return out
@@ -393,6 +491,17 @@ def merge_overrides(data: Mapping[str, Any] | None, overrides: Mapping[str, Any]
 
 
 def config_hash(data: Any) -> str:
-    """A short, stable hash of plain config data (sorted JSON, SHA-256)."""
+    """A short, stable hash of plain config data: the first 12 hex digits of SHA-256 over sorted, compact JSON.
+
+    Parameters
+    ----------
+    data : Any
+        Plain data or dataclasses (:func:`~rfabric.parsing.to_plain` first).
+
+    Returns
+    -------
+    str
+        12 hexadecimal characters.
+    """
     blob = json.dumps(to_plain(data), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -33,6 +33,9 @@ from rfabric.workload import Workload
 
 @dataclass(frozen=True)
 class FabricRun:
+    """One fabric of a run: its topology, bill of materials and cost, circuit schedule (None without OCS) and
+    simulation; ``wall_time_s`` is the wall time of the four stages, seconds.
+    """
     name: str
     kind: str
     topology: Topology
@@ -67,6 +70,17 @@ SUMMARY_COLUMNS = ["fabric", "kind", "gpus", "iteration_time_s", "steps_per_s", 
 
 
 def summary_csv(result: RunResult) -> str:
+    """The run's comparison as CSV text: one row per fabric, the columns :data:`SUMMARY_COLUMNS` then the
+    ``phase_*`` columns (floats with 9 significant digits).
+
+    Parameters
+    ----------
+    result : RunResult
+
+    Returns
+    -------
+    str
+    """
     rows = result.summary_rows()
     phase_cols = [c for c in rows[0] if c.startswith("phase_")] if rows else []
     buf = io.StringIO()
@@ -78,7 +92,20 @@ def summary_csv(result: RunResult) -> str:
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
-    """The run as JSON-able data: comparison, per-fabric phases, costs, circuit decisions, provenance."""
+    """The run as JSON-able data: comparison, per-fabric phases, costs, circuit decisions, provenance.
+
+    Parameters
+    ----------
+    result : RunResult
+
+    Returns
+    -------
+    dict
+        ``provenance``, ``reference``, ``comparison`` (rows), ``workload`` (phases with flow counts and bytes)
+        and ``fabrics`` (per fabric: topology summary, iteration time and phases in seconds, bytes per
+        medium, bill of materials, cost in USD and W, circuit decisions). May hold NaN: write it with
+        :func:`rfabric.parsing.dumps_json`.
+    """
     fabrics = {}
     for name, f in result.fabrics.items():
         fabrics[name] = {
@@ -141,7 +168,21 @@ def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = 
     """Write ``summary.csv``, ``result.json``, ``config.resolved.yaml`` and ``comparison.png`` into ``out``.
 
     Files are written into a temporary directory beside ``out`` and moved in only when all are complete, so
-    an interrupted run leaves nothing half-written.
+    an interrupted run leaves nothing half-written; a ``comparison.png`` of an earlier run is removed when
+    ``figure`` is False.
+
+    Parameters
+    ----------
+    result : RunResult
+    out : str or os.PathLike
+        Directory (created with its parents).
+    figure : bool
+        Draw ``comparison.png`` (matplotlib).
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     with _atomic_dir(out, stale=("comparison.png",)) as tmp:
         (tmp / "summary.csv").write_text(summary_csv(result))
@@ -155,6 +196,17 @@ def write_run(result: RunResult, out: str | os.PathLike[str], *, figure: bool = 
 
 
 def phases_csv(sim: SimulationResult) -> str:
+    """One simulation's phases as CSV text: one row per phase (per phase instance of a pipelined schedule),
+    times in seconds and bytes per medium (9 significant digits).
+
+    Parameters
+    ----------
+    sim : SimulationResult
+
+    Returns
+    -------
+    str
+    """
     buf = io.StringIO()
     cols = ["phase", "tag", "start_s", "comm_start_s", "end_s", "repeat", "duration_s", "reconfig_s",
             "reconfig_exposed_s", "circuits_changed", "flows", "bytes_nvlink", "bytes_electrical", "bytes_optical",
@@ -171,7 +223,22 @@ def phases_csv(sim: SimulationResult) -> str:
 
 
 def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figure: bool = True) -> Path:
-    """Write one simulation's ``phases.csv``, ``simulation.json`` and ``timeline.png`` into ``out`` (atomically)."""
+    """Write one simulation's ``phases.csv``, ``simulation.json`` and ``timeline.png`` into ``out`` (atomically,
+    as :func:`write_run`).
+
+    Parameters
+    ----------
+    sim : SimulationResult
+    out : str or os.PathLike
+        Directory (created with its parents).
+    figure : bool
+        Draw ``timeline.png`` (matplotlib).
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
     with _atomic_dir(out, stale=("timeline.png",)) as tmp:
         (tmp / "phases.csv").write_text(phases_csv(sim))
         doc = {"fabric": sim.fabric, "iteration_time_s": sim.iteration_time_s, "reconfig_time_s": sim.reconfig_time_s,
@@ -188,7 +255,20 @@ def write_simulation(sim: SimulationResult, out: str | os.PathLike[str], *, figu
 
 def write_trace(sim: SimulationResult, path: str | os.PathLike[str], workload: Workload | None = None) -> Path:
     """Write ``sim``'s timeline as a Chrome trace / Perfetto JSON file (strict JSON, atomically); see
-    :func:`rfabric.trace.chrome_trace` for the layout. ``workload``: the one simulated (adds collectives)."""
+    :func:`rfabric.trace.chrome_trace` for the layout.
+
+    Parameters
+    ----------
+    sim : SimulationResult
+    path : str or os.PathLike
+        The file (its directory is created).
+    workload : Workload, optional
+        The workload simulated (adds its collectives to the trace).
+
+    Returns
+    -------
+    Path
+    """
     from rfabric.trace import chrome_trace
 
     out = Path(path)

@@ -68,7 +68,22 @@ def choice(default: Any = dataclasses.MISSING, *, choices: Sequence[str], **kw: 
 
 
 def suggest(word: str, known: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` or a list of the known names."""
+    """``did you mean 'x'?`` for the closest known name (difflib ratio >= 0.6), else the list of known names.
+
+    >>> suggest("fat_tre", ["fat_tree", "rfabric"])
+    "did you mean 'fat_tree'?"
+
+    Parameters
+    ----------
+    word : str
+        What was given.
+    known : Sequence of str
+        What is accepted.
+
+    Returns
+    -------
+    str
+    """
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"
@@ -96,7 +111,28 @@ def _check_bounds(value: Any, meta: Mapping[str, Any], path: str) -> None:
 
 
 def coerce(value: Any, tp: Any, path: str) -> Any:
-    """Convert a YAML value to the annotated type ``tp`` or raise ``ConfigError`` naming ``path``."""
+    """Convert a YAML value to the annotated type ``tp`` (scalars, ``X | None``, tuples, lists, mappings,
+    literals, enums and nested dataclasses).
+
+    Parameters
+    ----------
+    value : Any
+        The value as parsed from YAML.
+    tp : type
+        A field's resolved annotation.
+    path : str
+        Dotted key for messages.
+
+    Returns
+    -------
+    Any
+        ``value`` as ``tp`` (an int given for a float field becomes a float).
+
+    Raises
+    ------
+    ConfigError
+        On ``path``: the value does not have (and cannot be read as) the type, or is not finite.
+    """
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -171,6 +207,11 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
 def parse_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     """Build a frozen dataclass ``cls`` from a mapping, converting units and validating every key.
 
+    Human-unit keys (``capacity_gbps``) are converted once to the SI field (``capacity_bps``,
+    :func:`rfabric.units.convert_key`); a key given in two spellings, an unknown key, a wrong type or a value
+    outside the field's bounds (:func:`positive`, :func:`non_negative`, :func:`bounded`, :func:`choice`) is an
+    error naming its dotted path.
+
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True, kw_only=True)
     ... class Link:
@@ -181,6 +222,24 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     Traceback (most recent call last):
     ...
     rfabric.errors.ConfigError: topology.capacity_gbs = 100: unknown key; did you mean 'capacity_gbps'?
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass whose fields are all keyword arguments.
+    data : Mapping, cls or None
+        The section as written; an instance of ``cls`` is returned as it is; None means every default.
+    path : str
+        Dotted path of the section, prefixed to every key in messages.
+
+    Returns
+    -------
+    cls
+
+    Raises
+    ------
+    ConfigError
+        Naming ``path.<key>``; several mistakes of one section together (unknown keys first).
     """
     if data is None:
         data = {}
@@ -259,7 +318,18 @@ def _check_finite(value: Any, path: str, raw: Any) -> None:
 
 def check_fields(obj: Any) -> None:
     """Check a dataclass built directly in Python (not through :func:`parse_dataclass`): scalar types,
-    finiteness and the bounds in field metadata; ``ConfigError`` names the field. Call from ``__post_init__``."""
+    finiteness and the bounds in field metadata. Call from ``__post_init__``.
+
+    Parameters
+    ----------
+    obj : dataclass instance
+
+    Raises
+    ------
+    ConfigError
+        Naming the field: a wrong scalar type, a non-finite float (unless the field's metadata has
+        ``allow_nonfinite``), or a value outside its bounds or choices.
+    """
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
@@ -275,7 +345,18 @@ def check_fields(obj: Any) -> None:
 
 
 def to_plain(obj: Any) -> Any:
-    """A dataclass/enum/tuple tree as plain YAML/JSON-able data (SI field names)."""
+    """A dataclass/enum/tuple tree as plain YAML/JSON-able data (SI field names).
+
+    Parameters
+    ----------
+    obj : Any
+        Dataclasses (their ``init`` fields), enums (their value), mappings, tuples, lists and numpy scalars
+        are converted recursively; anything else is returned as it is.
+
+    Returns
+    -------
+    Any
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
     if isinstance(obj, enum.Enum):
@@ -291,7 +372,24 @@ def to_plain(obj: Any) -> Any:
 
 def jsonable(obj: Any) -> Any:
     """Plain data (see :func:`to_plain`) that strict JSON takes: NaN and infinities become ``None``
-    (``null``), numpy scalars and arrays become numbers and lists, anything else unknown its ``str``."""
+    (``null``), numpy scalars and arrays become numbers and lists, anything else unknown its ``str``.
+
+    >>> jsonable({"a": float("nan"), "b": (1, 2.5)})
+    {'a': None, 'b': [1, 2.5]}
+
+    Parameters
+    ----------
+    obj : Any
+
+    Returns
+    -------
+    Any
+
+    Raises
+    ------
+    InvalidArgumentError
+        Data nested more than 200 levels deep.
+    """
     return _jsonable(obj, 0)
 
 
@@ -316,7 +414,18 @@ def _jsonable(v: Any, depth: int) -> Any:
 
 
 def dumps_json(obj: Any, **kw: Any) -> str:
-    """Strict JSON text of ``obj`` (:func:`jsonable` first; ``allow_nan=False`` guards the result)."""
+    """Strict JSON text of ``obj`` (:func:`jsonable` first; ``allow_nan=False`` guards the result).
+
+    Parameters
+    ----------
+    obj : Any
+    **kw
+        Passed to :func:`json.dumps` (``indent``, ``sort_keys``, ...).
+
+    Returns
+    -------
+    str
+    """
     return json.dumps(jsonable(obj), allow_nan=False, **kw)
 
 
@@ -478,7 +587,22 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def load_yaml_text(text: str) -> Any:
-    """Parse one YAML document with :class:`YamlLoader` (raises ``yaml.YAMLError``)."""
+    """Parse one YAML document with :class:`YamlLoader` (YAML 1.2 core schema, strict).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    Any
+        Plain data (mappings, lists, str, int, float, bool, None).
+
+    Raises
+    ------
+    yaml.YAMLError
+        Malformed YAML, or a :class:`YamlError` (duplicate key, too deep, too many values).
+    """
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
@@ -492,7 +616,22 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 def read_yaml(path: str | os.PathLike[str], key: str = "--config") -> Any:
     """Read a YAML file (UTF-8, YAML 1.2 core schema, see :class:`YamlLoader`).
 
-    A missing, non-UTF-8 or malformed file is a ``ConfigError`` on ``key`` naming the file.
+    Parameters
+    ----------
+    path : str or os.PathLike
+    key : str
+        The key or option named in errors (``--config``, ``base``, ...).
+
+    Returns
+    -------
+    Any
+        The document as plain data (None for an empty file).
+
+    Raises
+    ------
+    ConfigError
+        On ``key``, naming the file: missing, unreadable, not UTF-8 (with the line), or malformed YAML
+        (with line and column).
     """
     p = Path(path)
     if not p.is_file():
