@@ -88,13 +88,79 @@ class Schedule:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class StageReplay:
+    """Stages that play a block of earlier stages of their chain again with other sizes (K replays).
+
+    Replay ``k`` appends to chain ``chain[k]`` a block of ``stages[k]`` stages: the flows of that chain's
+    stages ``first_stage[k] .. first_stage[k] + stages[k] - 1`` (the *template*, flows of the
+    :class:`FlowSet` that carries this replay), each with ``size_bytes`` times ``scale[k]``; the flows of the
+    block's first stage wait ``delay_s[k]`` (replacing the template's delays), those of its later stages
+    keep the template's. The replays of a chain follow its last stage, in index order, one after another
+    (the chain/stage semantics of :mod:`rfabric.workload`). A replayed block is the same flows as a
+    materialised copy of the template with those sizes and delays (same endpoints, multiplicities, tags and
+    so routes), so the engine routes the template once and plays it again (:mod:`rfabric.sim.engine`):
+    ``K`` blocks cost ``K`` numbers each, not ``K`` copies of the template's flows (issue #14: DeepSeek-V3's
+    decode at 16,384 GPUs, ~470k flows per iteration group, 128 groups).
+
+    Fields (length K): ``chain`` (int64), ``first_stage`` (int64), ``stages`` (int64 >= 1), ``scale``
+    (float64 >= 0, finite), ``delay_s`` (float64 >= 0, finite).
+    """
+
+    chain: np.ndarray
+    first_stage: np.ndarray
+    stages: np.ndarray
+    scale: np.ndarray
+    delay_s: np.ndarray
+
+    @staticmethod
+    def build(chain: Any, first_stage: Any, stages: Any, scale: Any, delay_s: Any) -> StageReplay:
+        """Replays from scalars or arrays broadcast to one length; validated."""
+        shape = np.broadcast_shapes(*(np.shape(x) for x in (chain, first_stage, stages, scale, delay_s)))
+
+        def arr(x: Any, dt: Any) -> np.ndarray:
+            return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dt), shape).ravel())
+
+        rp = StageReplay(chain=arr(chain, np.int64), first_stage=arr(first_stage, np.int64),
+                         stages=arr(stages, np.int64), scale=arr(scale, np.float64), delay_s=arr(delay_s, np.float64))
+        rp.validate()
+        return rp
+
+    def __len__(self) -> int:
+        return int(self.chain.size)
+
+    def validate(self) -> None:
+        n = self.chain.size
+        for k in ("first_stage", "stages", "scale", "delay_s"):
+            if getattr(self, k).shape != (n,):
+                raise InvalidArgumentError(f"StageReplay.{k} has shape {getattr(self, k).shape}, expected ({n},)")
+        if n and (np.any(self.chain < 0) or np.any(self.first_stage < 0) or np.any(self.stages < 1)):
+            raise InvalidArgumentError("StageReplay needs chain >= 0, first_stage >= 0 and stages >= 1")
+        for k in ("scale", "delay_s"):
+            v = getattr(self, k)
+            if n and (not np.all(np.isfinite(v)) or np.any(v < 0)):
+                raise InvalidArgumentError(f"StageReplay.{k} must be finite and >= 0")
+
+    def shifted(self, chain_offset: int) -> StageReplay:
+        """The same replays with every chain id increased by ``chain_offset``."""
+        return StageReplay(chain=self.chain + chain_offset, first_stage=self.first_stage, stages=self.stages,
+                           scale=self.scale, delay_s=self.delay_s)
+
+    @staticmethod
+    def concat(parts: list[StageReplay]) -> StageReplay:
+        return StageReplay(**{k: np.concatenate([getattr(p, k) for p in parts])
+                              for k in ("chain", "first_stage", "stages", "scale", "delay_s")})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FlowSet:
     """Flows of one phase step as parallel arrays (length F).
 
     Fields: ``src``/``dst`` GPU indices (int32), ``size_bytes`` (float64, per flow), ``chain`` (int32),
     ``stage`` (int32, order within the chain), ``delay_s`` (float64, compute before the flow may start
     once its stage is ready), ``multiplicity`` (int32 >= 1), ``tag`` (int16 index into ``tags``: which
-    collective/axis produced the flow, e.g. ``"dp/all_reduce"``).
+    collective/axis produced the flow, e.g. ``"dp/all_reduce"``). ``replay`` (optional,
+    :class:`StageReplay`): further stages that play blocks of these flows again with other sizes; the
+    flow arrays hold the flows played once (``len``), ``total_bytes`` and ``traffic`` count every play.
     """
 
     src: np.ndarray
@@ -106,6 +172,7 @@ class FlowSet:
     multiplicity: np.ndarray
     tag: np.ndarray
     tags: tuple[str, ...] = ()
+    replay: StageReplay | None = None
 
     @staticmethod
     def build(src: Any, dst: Any, size_bytes: Any, *, chain: Any = 0, stage: Any = 0, delay_s: Any = 0.0,
@@ -136,7 +203,10 @@ class FlowSet:
         tag_idx: dict[str, int] = {}
         chain_off = 0
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("src", "dst", "size_bytes", "chain", "stage", "delay_s", "multiplicity", "tag")}
+        replays = []
         for p in parts:
+            if p.replay is not None and len(p.replay):
+                replays.append(p.replay.shifted(chain_off))
             remap = np.array([tag_idx.setdefault(t, len(tag_idx)) for t in p.tags], dtype=np.int16)
             for t in p.tags:
                 if t not in tags:
@@ -146,7 +216,8 @@ class FlowSet:
             chain_off += int(p.chain.max()) + 1
             for k in ("src", "dst", "size_bytes", "stage", "delay_s", "multiplicity"):
                 cols[k].append(getattr(p, k))
-        return FlowSet(**{k: np.concatenate(v) for k, v in cols.items()}, tags=tuple(tags))
+        return FlowSet(**{k: np.concatenate(v) for k, v in cols.items()}, tags=tuple(tags),
+                       replay=StageReplay.concat(replays) if replays else None)
 
     def __len__(self) -> int:
         return int(self.src.size)
@@ -165,17 +236,49 @@ class FlowSet:
                 raise InvalidArgumentError("FlowSet stage must be >= 0")
             if self.tags and (self.tag.min() < 0 or self.tag.max() >= len(self.tags)):
                 raise InvalidArgumentError("FlowSet tag index outside tags")
+        if self.replay is not None:
+            self.replay.validate()
+            self.replay_weight()
+
+    def replay_weight(self) -> np.ndarray:
+        """``(F,)``: the sum of the scales of the replays that play each flow again (0 without replays).
+
+        Raises :class:`~rfabric.errors.InvalidArgumentError` if a replay's template stages are not all stages
+        of its chain."""
+        w = np.zeros(self.src.size)
+        rp = self.replay
+        if rp is None or not len(rp):
+            return w
+        if not self.src.size:
+            raise InvalidArgumentError("FlowSet has replays but no flows to replay")
+        span = int(max(self.stage.max(), (rp.first_stage + rp.stages).max())) + 1
+        key = self.chain.astype(np.int64) * span + self.stage
+        uk = np.unique(key)
+        j = np.arange(int(rp.stages.sum())) - np.repeat(np.cumsum(rp.stages) - rp.stages, rp.stages)
+        rkey = np.repeat(rp.chain * span + rp.first_stage, rp.stages) + j
+        pos = np.minimum(np.searchsorted(uk, rkey), uk.size - 1)
+        if np.any(uk[pos] != rkey):
+            raise InvalidArgumentError("StageReplay: a template stage has no flows in its chain")
+        per = np.bincount(pos, weights=np.repeat(rp.scale, rp.stages), minlength=uk.size)
+        return per[np.searchsorted(uk, key)]
 
     @property
     def total_bytes(self) -> float:
+        if self.replay is not None:
+            return float(np.dot(self.size_bytes * (1.0 + self.replay_weight()), self.multiplicity))
         return float(np.dot(self.size_bytes, self.multiplicity))
 
     def traffic(self, num_gpus: int, *, phase: str = "", collective: str = "", axis: str = "") -> TrafficMatrix:
-        """The traffic matrix these flows add up to."""
-        return TrafficMatrix.from_pairs(num_gpus, self.src, self.dst, self.size_bytes * self.multiplicity,
-                                        phase=phase, collective=collective, axis=axis)
+        """The traffic matrix these flows add up to (every play of a replayed flow included)."""
+        size = self.size_bytes * self.multiplicity
+        if self.replay is not None:
+            size = size * (1.0 + self.replay_weight())
+        return TrafficMatrix.from_pairs(num_gpus, self.src, self.dst, size, phase=phase, collective=collective,
+                                        axis=axis)
 
     def select(self, mask: np.ndarray) -> FlowSet:
+        if self.replay is not None:
+            raise InvalidArgumentError("FlowSet.select on flows with replays: a replay's template would lose flows")
         return FlowSet(src=self.src[mask], dst=self.dst[mask], size_bytes=self.size_bytes[mask], chain=self.chain[mask],
                        stage=self.stage[mask], delay_s=self.delay_s[mask], multiplicity=self.multiplicity[mask],
                        tag=self.tag[mask], tags=self.tags)

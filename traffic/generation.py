@@ -38,12 +38,12 @@ Grouping (per-iteration collectives)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from rfabric.workload import FlowSet
+from rfabric.workload import FlowSet, StageReplay
 from traffic.collectives import point_to_point, then
 from traffic.latency import Latency
 from traffic.models import ModelSpec
@@ -497,30 +497,61 @@ def rollout_phase(plan: Any, layout: RolloutLayout, lengths: np.ndarray, start: 
     _, n_groups = live_count_groups(runs, R)
     G = int(n_groups.max()) if n_groups.size else 1
     S = ro.segments
+    replay = False
     if not S:
         probe = replica_traffic(model, layout, np.ones(R), np.zeros(R), **kw)
         done = sum(len(x) for x in segs)
-        S = int(max(1, (ROLLOUT_FLOW_BUDGET - done) // max(len(probe), 1)))
+        per = max(len(probe), 1)
+        S = int(max(1, (ROLLOUT_FLOW_BUDGET - done) // per))
+        # over the budget: one stage per group all the same, groups 1.. replaying group 0's flows (exact when
+        # every first-stage flow of a block waits the block's compute: no per-step latency offsets)
+        replay = S < G and done + per <= ROLLOUT_FLOW_BUDGET and spec.step_latency_s == 0
+        S = G if replay else S
     S = max(1, min(S, G))
     stage = stage_of_runs(runs, R, S)
     key = runs.replica * S + stage
     tok_rs = np.bincount(key, weights=run_tok, minlength=R * S).reshape(R, S)
     c_rs = np.bincount(key, weights=run_s, minlength=R * S).reshape(R, S)
     compute += c_rs.sum(axis=1)
-    for k in range(S):
+    for k in range(1 if replay else S):
         segs.append(replica_traffic(model, layout, tok_rs[:, k], c_rs[:, k], **kw))
     fs = stack_stages(segs)
+    if replay:
+        fs = replace(fs, replay=group_replays(fs, segs[-1], tok_rs, c_rs))
     meta = {"replicas": R, "replica_gpus": layout.replica_gpus, "tp": layout.tp, "dp_attention": layout.dp_attention,
             "ep": layout.ep, "ffn_gpus": layout.ffn_gpus, "decode_iterations": [int(t_lo), int(t_hi)],
             "decoded_tokens": float((runs.live * runs.iters).sum()), "sequences": int(((lengths > 0) & (start < t_hi)
                                                                                         & (start + lengths > t_lo)).sum()),
             "max_running": int(ro.max_running or lengths.shape[1]), "runs": int(runs.iters.size), "stages": int(S),
-            "live_count_groups": G,
+            "live_count_groups": G, "replayed_blocks": len(fs.replay) if fs.replay is not None else 0,
             "alpha_per_iteration_s": alpha, "iterations_max": int(np.bincount(runs.replica, weights=runs.iters,
                                                                              minlength=R).max()) if R else 0}
     meta.update(meta_extra or {})
     return make_phase(name, "rollout", fs, num_gpus, compute_s=float(compute.max()) if compute.size else 0.0,
                       meta=meta)
+
+
+def group_replays(fs: FlowSet, block0: FlowSet, tok_rs: np.ndarray, c_rs: np.ndarray) -> StageReplay:
+    """Groups ``1 ..`` of every replica as replays of its group-0 block (:class:`rfabric.workload.StageReplay`).
+
+    ``fs``: the phase's flows, ending with ``block0`` (the flows of group 0, chain = replica, as
+    :func:`stack_stages` placed them: its stages are the last of every chain); ``tok_rs`` / ``c_rs``
+    ``(R, S)``: tokens and compute of every replica's groups. The flows of a group are those of group 0
+    with sizes times ``tok / tok0`` (every size of :func:`traffic.phases.replica_traffic` is linear in the
+    tokens) and first-stage delays ``c``; groups without tokens are empty (no flows, as materialised).
+    """
+    R, S = tok_rs.shape
+    if not len(block0):
+        return StageReplay.build([], [], [], [], [])
+    off = int(fs.stage.max()) - int(block0.stage.max())  # stack_stages's shift of the last part
+    lo = np.full(R, np.iinfo(np.int64).max)
+    hi = np.full(R, -1)
+    np.minimum.at(lo, block0.chain, block0.stage.astype(np.int64) + off)
+    np.maximum.at(hi, block0.chain, block0.stage.astype(np.int64) + off)
+    r, k = np.nonzero((tok_rs[:, 1:] > 0) & (hi[:, None] >= 0))
+    k = k + 1
+    return StageReplay.build(chain=r, first_stage=lo[r], stages=hi[r] - lo[r] + 1, scale=tok_rs[r, k] / tok_rs[r, 0],
+                             delay_s=c_rs[r, k])
 
 
 def _chain_by_dst(fs: FlowSet, replica_of_gpu: np.ndarray) -> FlowSet:

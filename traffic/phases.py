@@ -22,11 +22,13 @@ receive the same bytes from a parent replica along binary trees.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from rfabric.workload import FlowSet, PhaseStep
+from rfabric.errors import InvalidArgumentError
+from rfabric.workload import FlowSet, PhaseStep, StageReplay
 from traffic.collectives import all_reduce, all_to_all, point_to_point
 from traffic.models import ModelSpec
 from traffic.parallelism import RolloutLayout, interval_overlap
@@ -40,12 +42,17 @@ def remap_chains(fs: FlowSet, mapping: np.ndarray) -> FlowSet:
     """The same flows with chain ``c`` renamed ``mapping[c]`` (to put several groups in one chain)."""
     if not len(fs):
         return fs
+    rp = fs.replay
+    if rp is not None:
+        rp = replace(rp, chain=np.asarray(mapping, np.int64)[rp.chain])
     return FlowSet(src=fs.src, dst=fs.dst, size_bytes=fs.size_bytes, chain=np.asarray(mapping, np.int32)[fs.chain],
-                   stage=fs.stage, delay_s=fs.delay_s, multiplicity=fs.multiplicity, tag=fs.tag, tags=fs.tags)
+                   stage=fs.stage, delay_s=fs.delay_s, multiplicity=fs.multiplicity, tag=fs.tag, tags=fs.tags,
+                   replay=rp)
 
 
 def merge(parts: Sequence[FlowSet]) -> FlowSet:
-    """Concatenate flow sets that share one chain numbering (unlike ``FlowSet.concat``)."""
+    """Concatenate flow sets that share one chain numbering (unlike ``FlowSet.concat``); their replays are
+    concatenated in part order (replays of one chain keep their order)."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return FlowSet.empty()
@@ -53,38 +60,60 @@ def merge(parts: Sequence[FlowSet]) -> FlowSet:
     for p in parts:
         tags += [t for t in p.tags if t not in tags]
     tag = [np.array([tags.index(t) for t in p.tags], dtype=np.int16)[p.tag] for p in parts]
+    replays = [p.replay for p in parts if p.replay is not None and len(p.replay)]
     return FlowSet(**{k: np.concatenate([getattr(p, k) for p in parts])
                       for k in ("src", "dst", "size_bytes", "chain", "stage", "delay_s", "multiplicity")},
-                   tag=np.concatenate(tag), tags=tuple(tags))
+                   tag=np.concatenate(tag), tags=tuple(tags), replay=StageReplay.concat(replays) if replays else None)
 
 
 def compact(fs: FlowSet) -> FlowSet:
     """Renumber chains 0..C-1 and each chain's stages 0..S-1 densely (no empty stage inside a chain),
-    in a deterministic flow order (chain, stage, src, dst)."""
+    in a deterministic flow order (chain, stage, src, dst). Replays follow the renumbering (a template
+    block's stages must stay contiguous: no empty stage inside it)."""
     if not len(fs):
         return fs
-    _, chain = np.unique(fs.chain, return_inverse=True)
-    key = chain.astype(np.int64) * (int(fs.stage.max()) + 1) + fs.stage
+    uc, chain = np.unique(fs.chain, return_inverse=True)
+    span = int(fs.stage.max()) + 1
+    key = chain.astype(np.int64) * span + fs.stage
     uk, inv = np.unique(key, return_inverse=True)
-    uchain = uk // (int(fs.stage.max()) + 1)
+    uchain = uk // span
     first = np.r_[0, np.flatnonzero(np.diff(uchain)) + 1]
     start = np.repeat(first, np.diff(np.r_[first, uk.size]))
     stage = (np.arange(uk.size) - start)[inv]
     order = np.lexsort((fs.dst, fs.src, stage, chain))
+    rp = fs.replay
+    if rp is not None and len(rp):
+        fs.replay_weight()  # every template stage exists
+        rc = np.searchsorted(uc, rp.chain)
+        lo = np.searchsorted(uk, rc * span + rp.first_stage)
+        hi = np.searchsorted(uk, rc * span + rp.first_stage + rp.stages - 1)
+        if np.any(hi - lo != rp.stages - 1):
+            raise InvalidArgumentError("compact: a replay's template block has an empty stage inside")
+        rp = replace(rp, chain=rc.astype(np.int64), first_stage=(np.arange(uk.size) - start)[lo].astype(np.int64))
     return FlowSet(src=fs.src[order], dst=fs.dst[order], size_bytes=fs.size_bytes[order],
                    chain=chain[order].astype(np.int32), stage=stage[order].astype(np.int32),
-                   delay_s=fs.delay_s[order], multiplicity=fs.multiplicity[order], tag=fs.tag[order], tags=fs.tags)
+                   delay_s=fs.delay_s[order], multiplicity=fs.multiplicity[order], tag=fs.tag[order], tags=fs.tags,
+                   replay=rp)
 
 
 def chain_delay_max(fs: FlowSet) -> float:
-    """The largest sum over a chain's stages of the stage's largest ``delay_s`` (its compute time)."""
+    """The largest sum over a chain's stages of the stage's largest ``delay_s`` (its compute time), replayed
+    stages included (a replayed block's first stage waits the replay's ``delay_s``)."""
     if not len(fs):
         return 0.0
-    key = fs.chain.astype(np.int64) * (int(fs.stage.max()) + 1) + fs.stage
+    span = int(fs.stage.max()) + 1
+    key = fs.chain.astype(np.int64) * span + fs.stage
     uk, inv = np.unique(key, return_inverse=True)
     per_stage = np.zeros(uk.size)
     np.maximum.at(per_stage, inv, fs.delay_s)
-    per_chain = np.bincount(uk // (int(fs.stage.max()) + 1), weights=per_stage)
+    per_chain = np.bincount(uk // span, weights=per_stage)
+    rp = fs.replay
+    if rp is not None and len(rp):
+        # later stages of each block keep the template's delays; the first waits the replay's own
+        blocks = np.cumsum(per_stage)
+        lo = np.searchsorted(uk, rp.chain * span + rp.first_stage)
+        later = blocks[lo + rp.stages - 1] - blocks[lo]
+        per_chain = per_chain + np.bincount(rp.chain, weights=rp.delay_s + later, minlength=per_chain.size)
     return float(per_chain.max())
 
 
@@ -108,7 +137,7 @@ def make_phase(name: str, phase: str, flows: FlowSet, num_gpus: int, *, compute_
             d[first] -= before
             flows = FlowSet(src=flows.src, dst=flows.dst, size_bytes=flows.size_bytes, chain=flows.chain,
                             stage=flows.stage, delay_s=np.maximum(d, 0.0), multiplicity=flows.multiplicity,
-                            tag=flows.tag, tags=flows.tags)
+                            tag=flows.tag, tags=flows.tags, replay=flows.replay)
     covered = before + chain_delay_max(flows)
     after = max(0.0, compute_s - covered) + extra_after_s
     if not len(flows):

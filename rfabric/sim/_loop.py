@@ -88,6 +88,23 @@ class Instances(NamedTuple):
     hi: np.ndarray
 
 
+class Replays(NamedTuple):
+    """Replayed stage groups (:class:`rfabric.workload.StageReplay`; see :class:`rfabric.sim.engine._Replays`).
+
+    Per stage group: ``mem`` (the materialised group whose flows it plays; itself for those), ``scale``
+    (size factor), ``delay`` (its flows' delay, or -1: their own). Per flow: ``tsize`` (its own size),
+    ``saved`` (its own play is in ``out[:4]``); ``out`` (6, F): own start, finish, path latency, optical
+    share, then the bytes and optical bytes of its finished replays but the last (empty without replays).
+    """
+
+    mem: np.ndarray
+    scale: np.ndarray
+    delay: np.ndarray
+    tsize: np.ndarray
+    saved: np.ndarray
+    out: np.ndarray
+
+
 def no_instances() -> Instances:
     """The empty :class:`Instances` of a run without phase instances."""
     f, i, b = np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
@@ -211,9 +228,10 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
            sg_order: np.ndarray, delay: np.ndarray, ht: np.ndarray, hs: np.ndarray, hf: np.ndarray,
            dr_buf: np.ndarray, dr_rate: np.ndarray, w_indptr: np.ndarray, w_indices: np.ndarray,
            w_data: np.ndarray, load: np.ndarray, group: np.ndarray, g_load: np.ndarray, inv_cap: np.ndarray,
-           watch: np.ndarray, ins: Instances) -> bool:
-    """The engine's ``drain``: book-keeping, load removal, release of completed stages' successors, and the
-    end of instances whose last flow finished (at ``max(last finish, comm start) + after``).
+           watch: np.ndarray, ins: Instances, size: np.ndarray, start: np.ndarray, rp: Replays) -> bool:
+    """The engine's ``drain``: book-keeping, load removal, release of completed stages' successors (a replayed
+    group re-arms its template's flows: the engine's ``_rearm``), and the end of instances whose last flow
+    finished (at ``max(last finish, comm start) + after``).
 
     Returns whether a stage group marked in ``watch`` completed.
     """
@@ -222,6 +240,11 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
         return False
     ist[DRAINED] += m
     nd = ist[N_DR]
+    if nd + m > dr_buf.size:  # only with replays (a flow drains once per play): re-solve everything instead
+        ist[FULL] = 1
+        ist[N_DR] = 0
+        ist[N_ARR] = 0
+        nd = 0
     for i in range(m):
         dr_buf[nd + i] = idx[i]
         dr_rate[nd + i] = rate[idx[i]]
@@ -240,9 +263,30 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
         if nx < 0:
             continue
         ready = sg_finish[g]
-        for p in range(sg_ptr[nx], sg_ptr[nx + 1]):
+        mg = rp.mem[nx]
+        if mg == nx:
+            for p in range(sg_ptr[nx], sg_ptr[nx + 1]):
+                f = sg_order[p]
+                n = heap_push(ht, hs, hf, n, ready + delay[f], s, f)
+                s += 1
+            continue
+        sc = rp.scale[nx]
+        dl = rp.delay[nx]
+        for p in range(sg_ptr[mg], sg_ptr[mg + 1]):
             f = sg_order[p]
-            n = heap_push(ht, hs, hf, n, ready + delay[f], s, f)
+            if rp.saved[f]:
+                rp.out[4, f] += size[f]
+                rp.out[5, f] += size[f] * opt_share[f]
+            else:
+                rp.out[0, f] = start[f]
+                rp.out[1, f] = finish[f]
+                rp.out[2, f] = lat_used[f]
+                rp.out[3, f] = opt_share[f]
+                rp.saved[f] = True
+            sg[f] = nx
+            size[f] = rp.tsize[f] * sc
+            rem[f] = size[f]
+            n = heap_push(ht, hs, hf, n, ready + (dl if dl >= 0.0 else delay[f]), s, f)
             s += 1
     ist[HEAP_N] = n
     ist[SEQ] = s
@@ -283,7 +327,8 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                # buffers
                active: np.ndarray, act: np.ndarray, ht: np.ndarray, hs: np.ndarray, hf: np.ndarray,
                arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
-               gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray, ins: Instances) -> int:
+               gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray, ins: Instances,
+               rp: Replays) -> int:
     """Run events from ``fst[T]`` until a stop condition; returns (and stores in ``ist[STATUS]``) the status."""
     t = fst[T]
     status = LIMIT
@@ -308,6 +353,11 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             na = ist[N_ACTIVE]
             nz = 0
             a0 = ist[N_ARR]
+            if a0 + nd > arr_buf.size:  # only with replays (a flow arrives once per play): re-solve everything
+                ist[FULL] = 1
+                ist[N_ARR] = 0
+                ist[N_DR] = 0
+                a0 = 0
             for i in range(nd):
                 f = due[i]
                 start[f] = t
@@ -325,7 +375,8 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             if nz:
                 hit |= _drain(gone[:nz].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish,
                               opt_share, sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, ht, hs, hf, dr_buf,
-                              dr_rate, w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins)
+                              dr_rate, w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size,
+                              start, rp)
         if hit:
             status = WATCHED
             break
@@ -432,7 +483,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             ist[N_ACTIVE] = q
             if _drain(gone[:nd].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share,
                       sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, ht, hs, hf, dr_buf, dr_rate,
-                      w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins):
+                      w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size, start, rp):
                 status = WATCHED
                 break
     fst[T] = t
@@ -440,4 +491,4 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
     return status
 
 
-__all__ = ["run_events", "heap_push", "heap_pop", "inst_push", "inst_pop", "Instances", "no_instances"]
+__all__ = ["run_events", "heap_push", "heap_pop", "inst_push", "inst_pop", "Instances", "Replays", "no_instances"]

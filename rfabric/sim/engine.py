@@ -34,6 +34,14 @@ Semantics of :func:`simulate_flows` (times in seconds, absolute):
   (:func:`_redundant`); each distinct GPU pair is routed once; the per-event work (next drain, advance,
   drains, due arrivals, arc loads, the solve's gather) runs in numba kernels (:mod:`rfabric.sim._kernels`),
   with a numpy fallback when numba is missing or ``solver="waves"``.
+* Replays (``flows.replay``, :class:`rfabric.workload.StageReplay`): a replayed block of stages is played
+  by the template's own flows -- their routes, incidence rows, components and multiplicities -- with
+  the replay's sizes and first-stage delay: each replay adds stage groups whose members are the template
+  groups' flows (``sg_mem``), and the release of such a group re-arms those flows (size, bytes left,
+  group) instead of materialising copies. A chain plays its stages one after another, so a template flow
+  is never in two live stage groups at once. Equal to materialising the copies up to rounding of
+  ``size * scale`` (the components of the copies are those of the template: a copy shares the template's
+  arcs and chain); the run's memory is that of the template, per replay a few numbers per stage.
 * Deterministic: no randomness except the seeded ECMP hash.
 """
 
@@ -85,6 +93,11 @@ class FlowTrace:
     (stayed in the server); link utilisation per arc group sampled at every event (``util_times_s``,
     ``util`` (T, G) in 0..1, holding until the next sample, ``util_names``), ``peak_utilisation`` (the
     largest load / capacity of any arc at any instant) and ``wall_time_s``.
+
+    With replays (``flows.replay``, :class:`rfabric.workload.StageReplay`) the per-flow arrays describe each
+    flow's own play; ``replay_bytes`` / ``replay_optical_bytes`` (F,) are the bytes per copy (and of those,
+    the bytes on circuits) of its replays, ``replay_end_s`` (K,) when each replay's last flow finished
+    (all empty without replays).
     """
 
     start_s: np.ndarray
@@ -107,6 +120,9 @@ class FlowTrace:
     instance_comm_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     instance_end_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     epochs: tuple[Epoch, ...] = ()
+    replay_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    replay_optical_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    replay_end_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +284,65 @@ def _stage_groups(flows: FlowSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return sg, count, nxt, first_of_chain[sg]
 
 
+@dataclass(frozen=True, slots=True)
+class _Replays:
+    """Stage groups of a run with replays: the materialised groups ``0 .. G0-1`` then one group per replayed
+    stage. Per group: ``mem`` (the materialised group whose flows it plays: itself for those), ``scale``
+    (size factor) and ``delay_s`` (the delay of its flows, or -1: each flow's own ``delay_s``); ``count``
+    and ``next`` as :func:`_stage_groups`; ``last`` (K,) the last group of every replay."""
+
+    g0: int
+    count: np.ndarray
+    next: np.ndarray
+    mem: np.ndarray
+    scale: np.ndarray
+    delay_s: np.ndarray
+    last: np.ndarray
+
+    @property
+    def on(self) -> bool:
+        return self.count.size > self.g0
+
+
+def _replay_groups(flows: FlowSet, sg_count: np.ndarray, sg_next: np.ndarray, sg_order: np.ndarray,
+                   sg_ptr: np.ndarray) -> _Replays:
+    """The stage groups of ``flows.replay`` appended to the materialised ones (see :class:`_Replays`).
+
+    A chain's last materialised group leads to its first replay's first group; replays of a chain follow
+    one another in index order. Raises :class:`SimulationError` for a replay whose template stages are
+    not stages of its chain."""
+    g0 = sg_count.size
+    rp = flows.replay
+    if rp is None or not len(rp):
+        return _Replays(g0, sg_count, sg_next, np.arange(g0), np.ones(g0), np.full(g0, -1.0), np.zeros(0, np.int64))
+    try:
+        flows.replay_weight()
+    except ValueError as e:
+        raise SimulationError(str(e)) from None
+    span = int(max(flows.stage.max(), (rp.first_stage + rp.stages).max())) + 1
+    heads = sg_order[sg_ptr[:-1]]
+    gkey = flows.chain[heads].astype(np.int64) * span + flows.stage[heads]  # ascending: groups are (chain, stage)
+    nb = rp.stages.astype(np.int64)
+    j = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)
+    mem = np.searchsorted(gkey, np.repeat(rp.chain * span + rp.first_stage, nb) + j)
+    g1 = mem.size
+    ids = g0 + np.arange(g1)
+    rchain = np.repeat(rp.chain, nb)
+    nxt = np.r_[sg_next, np.full(g1, -1)].astype(np.int64)
+    order = np.argsort(rchain, kind="stable")
+    oc, oid = rchain[order], ids[order]
+    same = oc[1:] == oc[:-1]
+    nxt[oid[:-1][same]] = oid[1:][same]
+    head = np.r_[True, ~same]
+    last_g = np.flatnonzero(sg_next < 0)  # the last materialised group of every chain, by chain
+    last_chain = gkey[last_g] // span
+    nxt[last_g[np.searchsorted(last_chain, oc[head])]] = oid[head]
+    return _Replays(g0, np.r_[sg_count, sg_count[mem]], nxt, np.r_[np.arange(g0), mem],
+                    np.r_[np.ones(g0), np.repeat(rp.scale, nb)],
+                    np.r_[np.full(g0, -1.0), np.where(j == 0, np.repeat(rp.delay_s, nb), -1.0)],
+                    g0 + np.cumsum(nb) - 1)
+
+
 def _segments(ptr: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Positions ``ptr[g]:ptr[g+1]`` of every group in ``groups``, concatenated."""
     cnt = ptr[groups + 1] - ptr[groups]
@@ -387,7 +462,8 @@ def _compile_routes(state: FabricState, flows: FlowSet, mult: np.ndarray, sg_ord
     routes = _route_flows(state, flows.src, flows.dst, routing, seed)
     inc_w = _weighted(routes.incidence, mult)
     inc_s, rep_of = _redundant(inc_w)
-    label = _components(routes.incidence, sg_order, sg_ptr, sg_next)
+    g0 = sg_ptr.size - 1  # replay groups (>= g0) play flows of their chain: no new component edges
+    label = _components(routes.incidence, sg_order, sg_ptr, np.where(sg_next[:g0] < g0, sg_next[:g0], -1))
     n_labels = int(label.max()) + 1 if label.size else 0
     return routes, inc_w, inc_s, rep_of, label, np.full(n_labels, np.inf)
 
@@ -402,12 +478,17 @@ def _capacities(state: FabricState, rep_of: np.ndarray, fabric: Fabric, sampled:
     return cap, inv_cap, _solve_capacity(cap, rep_of), inv_gcap
 
 
-def _instances(graph: InstanceGraph | None, first: np.ndarray) -> _loop.Instances:
-    """The phase-instance state of a run (:class:`rfabric.sim._loop.Instances`; empty without ``graph``)."""
+def _instances(graph: InstanceGraph | None, first: np.ndarray, plays: np.ndarray | None = None) -> _loop.Instances:
+    """The phase-instance state of a run (:class:`rfabric.sim._loop.Instances`; empty without ``graph``).
+
+    ``plays`` (F,): how many times each flow is played (1 + its replays; default 1): an instance ends
+    when every play of its flows finished."""
     if graph is None:
         return _loop.no_instances()
     n_inst = graph.size
     f_inst = graph.flow_instance.astype(np.int64)
+    left = (np.bincount(f_inst, minlength=n_inst).astype(np.int64) if plays is None
+            else np.rint(np.bincount(f_inst, weights=plays, minlength=n_inst)).astype(np.int64))
     succ: list[list[int]] = [[] for _ in range(n_inst)]
     for i, ps in enumerate(graph.preds):
         for q in set(ps):
@@ -418,7 +499,7 @@ def _instances(graph: InstanceGraph | None, first: np.ndarray) -> _loop.Instance
     kid = {k: j for j, k in enumerate(names)}
     cap = 2 * n_inst + 1  # every instance is pushed at most twice (start, end)
     return _loop.Instances(
-        flow=f_inst, left=np.bincount(f_inst, minlength=n_inst).astype(np.int64), fin=np.full(n_inst, -np.inf),
+        flow=f_inst, left=left, fin=np.full(n_inst, -np.inf),
         start=np.full(n_inst, np.nan), comm=np.full(n_inst, np.nan), end=np.full(n_inst, np.nan),
         before=np.asarray(graph.before_s, dtype=np.float64), after=np.asarray(graph.after_s, dtype=np.float64),
         dep_left=np.array([len(set(ps)) for ps in graph.preds], dtype=np.int64),
@@ -439,6 +520,8 @@ class _Run:
     stage groups (``sg`` of every flow, ``sg_count``, ``sg_next``, ``sg_order`` / ``sg_ptr`` (flows by
     group), ``sg_left``, ``sg_finish``), ``first`` (first stage of its chain); per arc ``load`` (bytes/s) and
     per arc group ``g_load``; the circuits, the routes of the current circuit state and the instances.
+    With replays (``rg``, :class:`_Replays`) stage groups past the materialised ones re-arm their template
+    flows (:func:`_rearm`), and a flow's group ``sg`` is the one it is playing.
     """
 
     fabric: Fabric
@@ -484,6 +567,10 @@ class _Run:
     ins: _loop.Instances
     graph: InstanceGraph | None
     epoch_policy: EpochPolicy | None
+    rg: _Replays
+    tsize: np.ndarray  # the flows' own sizes (``size`` is the current play's with replays)
+    saved: np.ndarray  # (F,) bool with replays: the flow's own play is in rp_out[:4]; else empty
+    rp_out: np.ndarray  # (6, F): own start, finish, path latency, optical share; replays' bytes, optical bytes
     epochs: list[list] = field(default_factory=list)
     cur_keys: tuple[str, ...] | None = None
 
@@ -524,24 +611,52 @@ class _Run:
     def trace(self, t_end: float, events: int, solves: int, iters: int, peak: float, by_medium: dict[str, float],
               ut_t: np.ndarray, ut_v: np.ndarray) -> FlowTrace:
         """The :class:`FlowTrace` of the finished run (utilisation samples without the closing zero row)."""
-        n = len(self.flows)
         n_groups = len(self.fabric.group_names)
-        # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
-        by_medium["nvlink"] += float((self.size * self.mult)[self.empty_route].sum())
-        end = float(np.max(self.finish)) if n else float(self.start_s)
+        start, finish, lat_used, opt_share = self.start, self.finish, self.lat_used, self.opt_share
+        rb = ro = re = np.zeros(0)
+        if self.rg.on:  # the own plays of replayed flows, and their last replay folded in
+            sv = self.saved
+            rb = self.rp_out[4] + np.where(sv, self.size, 0.0)
+            ro = self.rp_out[5] + np.where(sv, self.size * self.opt_share, 0.0)
+            re = self.sg_finish[self.rg.last]
+            start, finish, lat_used, opt_share = (np.where(sv, self.rp_out[i], a) for i, a in
+                                                  enumerate((start, finish, lat_used, opt_share)))
+            by_medium["nvlink"] += float(((self.tsize + rb) * self.mult)[self.empty_route].sum())
+        else:
+            # bytes of zero-route flows (src == dst) are local copies: count them as nvlink
+            by_medium["nvlink"] += float((self.size * self.mult)[self.empty_route].sum())
+        n = len(self.flows)
+        end = max(float(np.max(self.finish)), float(np.max(re, initial=-np.inf))) if n else float(self.start_s)
         if self.graph is not None and self.graph.size:
             end = max(end, float(np.max(self.ins.end)))
             if self.epochs:
                 self.epochs[-1][1] = end
         ep = tuple(Epoch(start_s=e[0], end_s=e[1], keys=e[2], instances=e[3], changed=e[4]) for e in self.epochs
                    if e[2] or e[1] > e[0])
-        return FlowTrace(start_s=self.start, finish_s=self.finish, end_s=max(end, float(self.start_s)), events=events,
-                         solves=solves, bytes_by_medium=by_medium, path_latency_s=self.lat_used,
-                         optical_share=self.opt_share, nvlink=self.routes.nvlink.copy(),
+        return FlowTrace(start_s=start, finish_s=finish, end_s=max(end, float(self.start_s)), events=events,
+                         solves=solves, bytes_by_medium=by_medium, path_latency_s=lat_used,
+                         optical_share=opt_share, nvlink=self.routes.nvlink.copy(),
                          util_times_s=np.r_[ut_t, t_end], util=np.concatenate([ut_v, np.zeros((1, n_groups))]),
                          util_names=self.fabric.group_names, peak_utilisation=peak, iterations=iters,
                          wall_time_s=time.perf_counter() - self.wall0, instance_start_s=self.ins.start,
-                         instance_comm_s=self.ins.comm, instance_end_s=self.ins.end, epochs=ep)
+                         instance_comm_s=self.ins.comm, instance_end_s=self.ins.end, epochs=ep, replay_bytes=rb,
+                         replay_optical_bytes=ro, replay_end_s=re)
+
+
+def _rearm(run: _Run, f: np.ndarray, g: np.ndarray) -> None:
+    """Flows ``f`` (distinct) start playing replay groups ``g``: their own play is kept for the trace (first
+    time) or the last replay's bytes folded into the totals; then size, bytes left and group are the new
+    play's. The interpreted twin of the compiled loop's release (:mod:`rfabric.sim._loop`)."""
+    sv = run.saved[f]
+    own, again = f[~sv], f[sv]
+    for i, a in enumerate((run.start, run.finish, run.lat_used, run.opt_share)):
+        run.rp_out[i, own] = a[own]
+    run.saved[own] = True
+    run.rp_out[4, again] += run.size[again]
+    run.rp_out[5, again] += run.size[again] * run.opt_share[again]
+    run.sg[f] = g
+    run.size[f] = run.tsize[f] * run.rg.scale[g]
+    run.rem[f] = run.size[f]
 
 
 def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment | None,
@@ -576,24 +691,30 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     t = float(start_s)
     ci, _ = circ.apply_due(todo, 0, t, reconfig_s)
     sg, sg_count, sg_next, first = _stage_groups(flows)
-    size = flows.size_bytes.astype(np.float64)
+    tsize = flows.size_bytes.astype(np.float64)
+    sg_order = np.argsort(sg, kind="stable")
+    sg_ptr = np.r_[0, np.cumsum(sg_count)].astype(np.int64)
+    rg = _replay_groups(flows, sg_count, sg_next, sg_order, sg_ptr)
+    size = tsize.copy() if rg.on else tsize
     state: FabricState = fabric.state(circ.assignment())
     routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
-        state, flows, flows.multiplicity.astype(np.float64), np.argsort(sg, kind="stable"),
-        np.r_[0, np.cumsum(sg_count)].astype(np.int64), sg_next, options.routing, seed)
+        state, flows, flows.multiplicity.astype(np.float64), sg_order, sg_ptr, sg_next, options.routing, seed)
+    plays = None
+    if rg.on:
+        plays = 1.0 + np.bincount(rg.mem[rg.g0:], minlength=rg.g0)[sg]
     run = _Run(fabric=fabric, flows=flows, options=options, seed=seed, start_s=float(start_s), wall0=wall0, t=t,
                circ=circ, todo=todo, ci=ci, reconfig_s=reconfig_s, size=size,
                mult=flows.multiplicity.astype(np.float64), delay=flows.delay_s.astype(np.float64),
                start=np.full(n, np.nan), finish=np.full(n, np.nan), rem=size.copy(), rate=np.zeros(n),
                opt_share=np.zeros(n), lat_used=np.zeros(n), is_active=np.zeros(n, dtype=bool), sg=sg,
-               sg_count=sg_count, sg_next=sg_next, sg_order=np.argsort(sg, kind="stable"),
-               sg_ptr=np.r_[0, np.cumsum(sg_count)].astype(np.int64), sg_left=sg_count.copy(),
-               sg_finish=np.full(sg_count.size, -np.inf), first=first, load=np.zeros(fabric.num_arcs),
+               sg_count=rg.count, sg_next=rg.next, sg_order=sg_order, sg_ptr=sg_ptr, sg_left=rg.count.copy(),
+               sg_finish=np.full(rg.count.size, -np.inf), first=first, load=np.zeros(fabric.num_arcs),
                g_load=np.zeros(len(fabric.group_names)),
                mark=np.full(fabric.num_arcs, -1, dtype=np.int64),  # scratch of the compiled solve
                state=state, routes=routes, inc_w=inc_w, inc_s=inc_s, rep_of=rep_of, label=label, lab_thr=lab_thr,
-               empty_route=(np.diff(routes.incidence.indptr) == 0) & ~routes.blocked, ins=_instances(graph, first),
-               graph=graph, epoch_policy=epoch_policy)
+               empty_route=(np.diff(routes.incidence.indptr) == 0) & ~routes.blocked,
+               ins=_instances(graph, first, plays), graph=graph, epoch_policy=epoch_policy, rg=rg, tsize=tsize,
+               saved=np.zeros(n if rg.on else 0, dtype=np.bool_), rp_out=np.zeros((6, n if rg.on else 0)))
     compiled = HAVE_NUMBA and solver in ("auto", "heap")
     if compiled and loop:
         return _drive_compiled(run)
@@ -684,7 +805,19 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
             done_g = np.unique(g[sg_left[g] == 0])
         nxt = sg_next[done_g]
         has = nxt >= 0
-        if has.any():
+        if has.any() and run.rg.on:
+            ng = nxt[has]
+            rel = sg_order[_segments(sg_ptr, run.rg.mem[ng])]
+            gid = np.repeat(ng, sg_count[ng])
+            ready = np.repeat(sg_finish[done_g[has]], sg_count[ng])
+            rep = gid >= run.rg.g0
+            if rep.any():
+                _rearm(run, rel[rep], gid[rep])
+            d = run.rg.delay_s[gid]
+            pend_idx = np.concatenate([pend_idx, rel])
+            pend_time = np.concatenate([pend_time, ready + np.where(d >= 0, d, delay[rel])])
+            pend_min = float(pend_time.min())
+        elif has.any():
             rel = sg_order[_segments(sg_ptr, nxt[has])]
             ready = np.repeat(sg_finish[done_g[has]], sg_count[nxt[has]])
             pend_idx = np.concatenate([pend_idx, rel])
@@ -727,7 +860,7 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
                 pend_min = float(pend_time.min())
         return changed
 
-    for _ in range(10 * n + 10 * len(todo) + 10 * n_inst + 1000):
+    for _ in range(10 * (n + int(sg_count[run.rg.g0:].sum())) + 10 * len(todo) + 10 * n_inst + 1000):
         # --- everything that happens at t: instance starts/ends, arrivals (zero-size ones drain at once),
         # circuit changes
         epoch_changed = instance_events(t) if n_inst else False
@@ -895,7 +1028,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
     ut_v = np.empty((ut_t.size, n_groups))
     eps = float(options.merge_tolerance)
     use_lat = bool(options.link_latency)
-    max_steps = 10 * n + 10 * len(todo) + 10 * ins.start.size + 1000
+    max_steps = 10 * (n + int(run.sg_count[run.rg.g0:].sum())) + 10 * len(todo) + 10 * ins.start.size + 1000
     cap_of: FabricState | None = None
     cap_s = inv_cap = inv_gcap = np.zeros(0)
     ci = run.ci
@@ -905,6 +1038,8 @@ def _drive_compiled(run: _Run) -> FlowTrace:
         return m.indptr.astype(i64), m.indices.astype(i64), np.asarray(m.data, dtype=np.float64)
 
     w, s_ = csr(run.inc_w), csr(run.inc_s)
+    rp = _loop.Replays(mem=run.rg.mem.astype(i64), scale=run.rg.scale, delay=run.rg.delay_s, tsize=run.tsize,
+                       saved=run.saved, out=run.rp_out)
     while True:
         t = float(fst[_loop.T])
         ci, fabric_changed = circ.apply_due(todo, ci, t, run.reconfig_s)
@@ -926,7 +1061,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
             run.empty_route, run.label, run.lab_thr, run.size, run.mult, run.delay, run.rem, run.rate, run.start,
             run.finish, run.lat_used, run.opt_share, run.is_active, run.sg, run.sg_finish, run.sg_left, run.sg_next,
             run.sg_ptr, run.sg_order, watch, b_active, b_act, ht, hs, hf, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
-            b_due, ut_t, ut_v, ins)
+            b_due, ut_t, ut_v, ins, rp)
         if status == _loop.DONE:
             break
         if status == _loop.FULL_BUFFER:

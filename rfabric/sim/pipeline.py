@@ -309,9 +309,15 @@ def _result(topology: Topology, workload: Workload, pipe: Pipeline, flows: FlowS
     size = flows.size_bytes * flows.multiplicity
     local = tr.nvlink | (flows.src == flows.dst)
     inst_of = graph.flow_instance
+    if tr.replay_bytes.size:  # every play of a replayed flow (rfabric.workload.StageReplay)
+        size = (flows.size_bytes + tr.replay_bytes) * flows.multiplicity
+        opt = (flows.size_bytes * tr.optical_share + tr.replay_optical_bytes) * flows.multiplicity
+    else:
+        opt = size * tr.optical_share
     nv = np.bincount(inst_of, size * local, minlength=graph.size)
-    op = np.bincount(inst_of, np.where(local, 0.0, size * tr.optical_share), minlength=graph.size)
-    el = np.bincount(inst_of, np.where(local, 0.0, size * (1.0 - tr.optical_share)), minlength=graph.size)
+    op = np.bincount(inst_of, np.where(local, 0.0, opt), minlength=graph.size)
+    el = np.bincount(inst_of, np.where(local, 0.0, size * (1.0 - tr.optical_share) if not tr.replay_bytes.size
+                                       else size - opt), minlength=graph.size)
     n_flows = np.bincount(inst_of, minlength=graph.size)
     changing = [e for e in tr.epochs if e.changed > 0]
 

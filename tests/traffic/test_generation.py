@@ -351,3 +351,37 @@ def test_grouped_decode_equals_per_iteration_play(cluster: ClusterConfig, model:
     assert got == approx(want)
     assert ph.flows.total_bytes == approx(manual.total_bytes)
     assert len(ph.flows) < len(manual)
+
+
+@pytest.mark.parametrize(("model", "ro"), [("qwen2.5-14b", {"tp": 4}),
+                                           ("qwen3-30b-a3b", {"tp": 4, "ep": 4}),
+                                           ("qwen3-30b-a3b", {"tp": 1, "dp_attention": 16, "ep": 16}),
+                                           ("qwen3-30b-a3b", {"tp": 2, "dp_attention": 8, "ep": 16, "ep_algorithm": "hierarchical",
+                                                             "max_nodes_per_token": 1})])
+def test_replayed_groups_equal_materialised_groups(cluster: ClusterConfig, model: str, ro: dict[str, object],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the flow budget, groups 1.. replay group 0's flows (rfabric.workload.StageReplay) with their own
+    sizes and compute: one stage per group still, with fewer flows, and the same phase as materialising
+    every group (times and bytes to 1e-9), EP groups across servers and two-stage all-to-alls included."""
+    import topologies
+    import traffic.generation as gen
+    from rfabric.sim.engine import simulate_flows
+
+    plan = parse_spec({"model": model, "rollout": {**ro, "prompt_tokens": 64, "max_running": 3}}, cluster)
+    R = plan.rollout.num_replicas
+    lengths = np.random.default_rng(3).integers(1, 12, (R, 7))
+    full = gen.rollout_phases(plan, lengths, sfx="", num_gpus=cluster.gpus, gps=8)[0]
+    assert full.flows.replay is None and full.meta["stages"] == full.meta["live_count_groups"] > 2
+    monkeypatch.setattr(gen, "ROLLOUT_FLOW_BUDGET", len(full.flows) - 1)
+    ph = gen.rollout_phases(plan, lengths, sfx="", num_gpus=cluster.gpus, gps=8)[0]
+    assert ph.flows.replay is not None and ph.meta["replayed_blocks"] == len(ph.flows.replay) > 0
+    assert ph.meta["stages"] == ph.meta["live_count_groups"] == full.meta["stages"]
+    assert len(ph.flows) < len(full.flows)
+    assert ph.flows.total_bytes == approx(full.flows.total_bytes)
+    assert ph.compute_before_s == approx(full.compute_before_s)
+    assert ph.compute_after_s == pytest.approx(full.compute_after_s, rel=1e-9, abs=1e-12)
+    topo = topologies.build("fat_tree", {}, cluster)
+    a, b = simulate_flows(topo, full.flows), simulate_flows(topo, ph.flows)
+    assert b.end_s == approx(a.end_s)
+    for k, v in a.bytes_by_medium.items():
+        assert b.bytes_by_medium[k] == pytest.approx(v, rel=1e-9, abs=1e-3)
