@@ -32,8 +32,12 @@ solved with HiGHS (warm-started with the fast path's split),
 with ``M`` larger than the number of previous circuits, so it realises as many circuits as any per-OCS
 split can and, among those, keeps the most previous circuits in place. With one port per node per OCS this
 is edge colouring, which duplex circuits can fail (a triangle over two OCSes): a circuit is reported
-**dropped** only when this program proves no split holds it (``proven``), or, if its time limit stopped
-it first, with that said in ``reason``.
+**dropped** only when this program proves no split holds it (``proven``), or, if a limit stopped it first,
+with that said in ``reason``. Its limits are deterministic work limits, so the circuits are the same on
+every machine whatever its load: a program with more than ``max_columns`` integer columns is not started
+(the fast path's split stands; 24k columns at 65,536 GPUs, where HiGHS's root alone outlasts seconds) and
+branch and bound stops after ``node_limit`` nodes. The wall-clock ``time_limit_s`` is only a safety net,
+reported (``timed_out``, and in ``reason``) if it ever fires.
 
 Then **fill** (ports left free by dropped circuits are paired again where ``weight`` > 0) and **ports**:
 within one OCS a node's ports are interchangeable, so the previous circuits of each (OCS, pair) stay on
@@ -48,6 +52,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -57,7 +62,7 @@ from scipy.optimize import linear_sum_assignment
 from rfabric.circuits import Circuit, CircuitAssignment
 from solver.formulation import Domain
 from solver.ocs_split import as_split, empty_split, lookup, shared_ocs, sym_split, upper_entries, upper_total
-from solver.options import TIME_LIMIT_S
+from solver.options import NODE_LIMIT, OCS_MAX_COLUMNS, SAFETY_NET_NOTE, TIME_LIMIT_S
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -80,6 +85,7 @@ class Realisation:
     proven: bool = True  # no per-OCS split realises more (always true when nothing is dropped)
     reason: str = ""  # why circuits were dropped ("" when none)
     split: tuple[sp.coo_array, np.ndarray] | None = None
+    timed_out: bool = False  # the exact step was stopped by the wall-clock safety net (load-dependent)
 
 
 def _port_maps(domain: Domain) -> list[dict[int, int]]:
@@ -162,13 +168,17 @@ def _fits(domain: Domain, Y: sp.coo_array, U: np.ndarray) -> bool:
 
 def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous: CircuitAssignment | None = None,
             weight: np.ndarray | None = None, *, time_limit_s: float = TIME_LIMIT_S,
-            split: tuple[np.ndarray, np.ndarray] | None = None) -> Realisation:
+            split: tuple[Any, np.ndarray] | None = None, node_limit: int = NODE_LIMIT,
+            max_columns: int = OCS_MAX_COLUMNS) -> Realisation:
     """Concrete circuits for counts ``x`` (symmetric ``n x n``, node pairs) and ``z`` (upper, per node).
 
     ``previous``: circuits to keep in place where the counts allow. ``weight`` (``n x n``, e.g. demand)
     ranks pairs for refilling ports freed by dropped circuits. ``split``: a per-OCS split of exactly these
     counts (from the per-OCS MILP), used when the fast path falls short and it fits (the fast path keeps
-    more previous circuits in place). ``time_limit_s`` bounds the exact step.
+    more previous circuits in place). The exact step is bounded deterministically: it is not started when
+    it has more than ``max_columns`` integer columns (0: no bound), and stops after ``node_limit``
+    branch-and-bound nodes (0: none); ``time_limit_s`` is only a wall-clock safety net (``timed_out`` says
+    it fired: the result may then depend on the machine's load).
     Never raises on valid input; see the module docstring for what ``dropped`` and ``proven`` mean.
     """
     n, K = domain.n, len(domain.ocs)
@@ -179,7 +189,7 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
     requested = int(np.triu(need, k=1).sum() + needz.sum())
     maps = _port_maps(domain)
     prev = _classify(domain, previous, maps)
-    method, proven, reason = "fast", True, ""
+    method, proven, reason, timed_out = "fast", True, "", False
 
     def count(Ya: sp.coo_array, Ua: np.ndarray) -> int:
         return upper_total(Ya) + int(Ua.sum())
@@ -192,13 +202,19 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                 and np.array_equal(Ys.sum(axis=0), need) and np.array_equal(Us.sum(axis=0), needz)):
             Y, U, got, method = Ys.copy(), Us.copy(), requested, "split"
     # small programs first (exact, and previous circuits may move), big ones after the eviction walk
-    small = _exact_columns(domain, need) <= EXACT_FIRST_COLUMNS
-    if got < requested and not small:
+    ncols = _exact_columns(domain, need) if got < requested else 0
+    small = ncols <= EXACT_FIRST_COLUMNS
+    too_big = max_columns > 0 and ncols > max_columns
+    if got < requested and (not small or too_big):
         Yw, Uw = _fast(domain, need, needz, prev, walk=True)
         if count(Yw, Uw) > got:
             Y, U, got = Yw, Uw, count(Yw, Uw)
-    if got < requested:
-        Ye, Ue, proven_max, status = _exact(domain, need, needz, prev, (Y, U), time_limit_s)
+    if got < requested and too_big:  # the deterministic fallback: the fast path's split stands
+        proven = False
+        reason = (f"{requested - got} of {requested} circuits not placed by the fast path; the per-OCS integer "
+                  f"program ({ncols} columns > solver.ocs_max_columns {max_columns}) was not started")
+    elif got < requested:
+        Ye, Ue, proven_max, status, timed_out = _exact(domain, need, needz, prev, (Y, U), time_limit_s, node_limit)
         if Ye is not None and Ue is not None and count(Ye, Ue) >= got and _fits(domain, Ye, Ue):
             Y, U, got, method = Ye, Ue, count(Ye, Ue), "exact"
         proven = proven_max <= got
@@ -212,6 +228,8 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
                       "circuits (proven by the per-OCS integer program)" if proven else
                       f"{requested - got} of {requested} circuits not placed: the per-OCS integer program "
                       f"stopped ({status}) with at most {min(proven_max, requested)} provably realisable")
+            if timed_out:
+                reason += f" ({SAFETY_NET_NOTE} of {time_limit_s:g} s fired: may differ between runs)"
     if not _fits(domain, Y, U):  # pragma: no cover - every path keeps to the ports by construction
         Y, U = empty_split(K, n), np.zeros((K, n), dtype=np.int64)
         proven, reason = False, "internal error: the split exceeded the ports; nothing realised"
@@ -222,7 +240,7 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
     circuits, kept = _ports(domain, Y, U, prev)
     return Realisation(circuits=tuple(sorted(circuits)), x=Y.sum(axis=0), z=U.sum(axis=0), kept=kept,
                        dropped=dropped, refilled=refilled, requested=requested, method=method,
-                       proven=proven or dropped == 0, reason=reason, split=(Y, U))
+                       proven=proven or dropped == 0, reason=reason, split=(Y, U), timed_out=timed_out)
 
 
 def _ports(domain: Domain, Y: sp.coo_array, U: np.ndarray,
@@ -504,9 +522,9 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
 
 
 def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[int, int, int, Circuit]],
-           start: tuple[sp.coo_array, np.ndarray], time_limit_s: float
-           ) -> tuple[sp.coo_array | None, np.ndarray | None, int, str]:
-    """The per-OCS integer program of the module docstring: ``(Y, U, provable maximum, status)``."""
+           start: tuple[sp.coo_array, np.ndarray], time_limit_s: float, node_limit: int = NODE_LIMIT
+           ) -> tuple[sp.coo_array | None, np.ndarray | None, int, str, bool]:
+    """The per-OCS integer program of the module docstring: ``(Y, U, provable maximum, status, timed out)``."""
     from solver.backends.highs import solve_arrays
 
     n, K = domain.n, len(domain.ocs)
@@ -534,7 +552,7 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     ny, nu, nwy, nwu = yk.size, uk.size, wy.size, wu.size
     ncol = ny + nu + nwy + nwu
     if ny + nu == 0:
-        return empty_split(K, n), np.zeros((K, n), dtype=np.int64), 0, "nothing placeable"
+        return empty_split(K, n), np.zeros((K, n), dtype=np.int64), 0, "nothing placeable", False
     M = float(len(prev) + 1)
     oy, ou, owy, owu = 0, ny, ny + nu, ny + nu + nwy
     cost = np.concatenate([np.full(ny + nu, M), np.ones(nwy + nwu)])
@@ -569,18 +587,18 @@ def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple
     v0 = np.concatenate([lookup(Ys, yk, ea[ye], eb[ye]), Us[uk, ui]]).astype(np.float64)
     v0 = np.concatenate([v0, np.minimum(v0[wy], col_hi[owy:owu]), np.minimum(v0[ny + wu], col_hi[owu:])])
     out = solve_arrays(cost, A, row_lo, row_hi, col_lo, col_hi, integer, start=v0,
-                       time_limit_s=max(float(time_limit_s), 0.05), mip_gap=0.0)
+                       time_limit_s=max(float(time_limit_s), 0.05), mip_gap=0.0, node_limit=node_limit)
     ub = requested
     if math.isfinite(out.bound):
         ub = min(ub, int(math.floor(out.bound / M + 1e-7)))
     if out.values is None:
-        return None, None, ub, out.message
+        return None, None, ub, out.message, out.timed_out
     v = np.rint(out.values).astype(np.int64)
     U = np.zeros((K, n), dtype=np.int64)
     # (ocs, pair) and (ocs, node) indices are distinct: plain assignment, no np.add.at
     Y = sym_split(K, n, yk, ea[ye], eb[ye], v[oy:ou])
     U[uk, ui] = v[ou:owy]
-    return Y, U, ub, out.message
+    return Y, U, ub, out.message, out.timed_out
 
 
 

@@ -583,6 +583,23 @@ def iter_blocks(form: Formulation) -> Iterable[tuple[str, slice]]:
     return form.rows.items()
 
 
+def ocs_columns(problem: Problem) -> int:
+    """Integer per-OCS columns (``y`` and ``u``) :func:`formulate_ocs` would build for ``problem``, counted
+    without building it (the planner bounds the per-OCS MILP by this number)."""
+    D = problem.demand
+    has = (D > 0) | (D.T > 0)
+    if problem.x_prev is not None:
+        has |= problem.x_prev > 0
+    pi, pj = np.nonzero(np.triu(has, k=1))
+    cap = problem.domain.port_matrix
+    ny = shared_ocs(cap, pi, pj)[0].size
+    nu = 0
+    if problem.upper > 0:
+        cap_up = np.array([len(u) for u in problem.domain.upper_ports], dtype=np.int64)
+        nu = int(((cap > 0) & (cap_up[:, None] > 0)).sum())
+    return int(ny + nu)
+
+
 def formulate_ocs(problem: Problem, alpha_ub: float | None = None) -> Formulation:
     """The MILP of :func:`formulate` over what can be built: circuits split over the OCSes.
 

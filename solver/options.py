@@ -19,10 +19,31 @@ from rfabric.errors import ConfigError
 
 BACKENDS = ("highs", "pulp", "greedy")
 
-#: The one default wall-clock limit of a solve (``solver.time_limit_s``), in seconds. The backend functions
-#: (:func:`solver.backends.highs.solve`, :func:`solver.backends.pulp.solve`, :func:`solver.decompose.realise`,
-#: :mod:`solver.transit`) default to it too, so a call outside a run uses the same limit as a run.
-TIME_LIMIT_S = 2.0
+#: The default wall-clock safety net of a solve (``solver.time_limit_s``), in seconds. The planner's results
+#: are decided by deterministic work limits (:data:`NODE_LIMIT`, :data:`OCS_MAX_COLUMNS`); this net only stops
+#: a solve those limits failed to bound, and the result then says so (:data:`SAFETY_NET_NOTE`), since it may
+#: differ with the machine's speed and load. The backend functions (:func:`solver.backends.highs.solve`,
+#: :func:`solver.backends.pulp.solve`, :func:`solver.decompose.realise`, :mod:`solver.transit`) default to it
+#: too, so a call outside a run uses the same limit as a run.
+TIME_LIMIT_S = 60.0
+
+#: The default branch-and-bound node limit of every MILP the planner starts (``solver.node_limit``): the
+#: deterministic work limit that HiGHS's maintainers point to (ERGO-Code/HiGHS#3133: "a deterministic
+#: measure that is decently well correlated with time"). The planner's MILPs close at the root or within a
+#: few nodes on the fabrics and tests of this project (at most 9 nodes over the solver and rfabric test
+#: suites; 1 node on the 16,384-GPU RFabric step); hard edge-colouring programs (duplex circuits on
+#: single-port OCSes) take ~0.2 s per node, so 20 nodes bound them to a few seconds.
+NODE_LIMIT = 20
+
+#: The default largest per-OCS integer program the planner attempts (``solver.ocs_max_columns``): integer
+#: columns, one per (OCS, node pair) where both ends have ports (plus upper circuits). Bigger ones -- the
+#: exact realisation step and the per-OCS MILP of the 65,536-GPU ToR-level domain have 24k -- are not
+#: started, a deterministic fallback: the fast path's split stands (reported, not proven). The 16,384-GPU
+#: RFabric step's programs have 6k and close at the root in about a second.
+OCS_MAX_COLUMNS = 10_000
+
+#: Said in a result's message when the wall-clock safety net stopped a solve.
+SAFETY_NET_NOTE = "wall-clock safety net"
 
 #: PuLP solver names accepted by ``pulp_solver`` (short aliases first; any ``pulp.listSolvers()`` name works).
 PULP_ALIASES = {
@@ -56,14 +77,24 @@ class SolverOptions:
         ``CPLEX`` ... (any name of ``pulp.listSolvers()``; one not installed is reported with the list of
         installed ones).
     time_limit_s : float
-        Wall-clock limit of every solve the planner starts: the MILP of one OCS domain of one phase, the
-        exact per-OCS realisation step, and each routing LP of the ``transit`` model (candidate scoring
-        and alpha). Default :data:`TIME_LIMIT_S` (2 s); no floor or other limit is applied behind it.
+        Wall-clock SAFETY NET of every solve the planner starts: the MILP of one OCS domain of one phase,
+        the exact per-OCS realisation step, the per-OCS MILP and each routing LP of the ``transit`` model.
+        What the planner returns is decided by the deterministic work limits ``node_limit`` and
+        ``ocs_max_columns`` (the same circuits on every machine, whatever its load); this limit only stops
+        a solve they did not bound, and the phase's message then says "wall-clock safety net" (the
+        schedule's ``meta["safety_net_fired"]`` counts them): such a result may differ between runs.
+        Default :data:`TIME_LIMIT_S` (60 s).
     mip_gap : float
         Relative gap at which the MILP stops (0.001 = 0.1 %).
     node_limit : int
-        Branch-and-bound node limit (0: none). A node limit, unlike a time limit, gives the same answer on
-        every machine: set it (with a generous ``time_limit_s``) for byte-identical results.
+        Branch-and-bound node limit of every MILP (HiGHS ``mip_max_nodes``, CBC ``maxNodes``): the
+        deterministic work limit (default :data:`NODE_LIMIT`; 0: none, then only the wall clock bounds a
+        solve and results may depend on the machine's load).
+    ocs_max_columns : int
+        Largest per-OCS integer program (integer columns: OCS x node pair) the planner starts, for the
+        exact realisation step and the per-OCS MILP (default :data:`OCS_MAX_COLUMNS`; 0: none). Bigger
+        programs are skipped -- deterministically -- and the fast path's split stands, reported as not
+        proven.
     model : str
         ``hybrid`` (default): traffic goes on direct circuits or spills to the always-on electrical path.
         ``transit``: also relayed through one intermediate node over two circuits (for phases or plants
@@ -103,7 +134,8 @@ class SolverOptions:
     pulp_solver: str = "CBC"
     time_limit_s: float = positive(TIME_LIMIT_S)
     mip_gap: float = bounded(1e-3, ge=0.0, lt=1.0)
-    node_limit: int = non_negative(0)
+    node_limit: int = non_negative(NODE_LIMIT)
+    ocs_max_columns: int = non_negative(OCS_MAX_COLUMNS)
     model: str = choice("hybrid", choices=("hybrid", "transit"))
     layers: str = choice("sequential", choices=("sequential",))
     reconfig: str = choice("auto", choices=("auto", "always", "never"))

@@ -31,10 +31,11 @@ from solver.formulation import (
     formulate,
     formulate_ocs,
     make_problem,
+    ocs_columns,
     pairs_to_sym,
 )
 from solver.heuristics import evaluate_alpha, greedy, node_bound, objective
-from solver.options import TIME_LIMIT_S, SolverOptions, pulp_solver_name
+from solver.options import SAFETY_NET_NOTE, TIME_LIMIT_S, SolverOptions, pulp_solver_name
 from solver.result import DomainResult, SolveResult, combine_alpha, rel_gap, worst_termination
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def signature(p: Problem, options: SolverOptions) -> str:
         h.update(np.ascontiguousarray(p.z_prev if p.z_prev is not None else np.zeros(p.n)).tobytes())
     opts = (options.backend, options.pulp_solver, options.model, options.mip_gap, options.node_limit,
             options.reconfig_penalty if track else 0.0, options.max_changed if track else -1, options.min_alpha,
-            options.time_limit_s, options.seed)
+            options.time_limit_s, options.seed, options.ocs_max_columns)
     h.update(repr(opts).encode())
     return h.hexdigest()
 
@@ -131,7 +132,24 @@ def _mip(form: Any, start: np.ndarray | None, options: SolverOptions, seed: int)
     from solver.backends import pulp as pulp_backend
 
     return pulp_backend.solve(form, solver_name=pulp_solver_name(options), start=start,
-                              time_limit_s=options.time_limit_s, mip_gap=options.mip_gap, threads=options.threads)
+                              time_limit_s=options.time_limit_s, mip_gap=options.mip_gap, threads=options.threads,
+                              node_limit=options.node_limit)
+
+
+def _exact_net(options: SolverOptions) -> str:
+    log.warning("the exact realisation step was stopped by the wall-clock safety net (solver.time_limit_s = %g s): "
+                "the circuits may differ between runs", options.time_limit_s)
+    return (f"the exact realisation step stopped by the {SAFETY_NET_NOTE} (solver.time_limit_s = "
+            f"{options.time_limit_s:g} s): may differ between runs")
+
+
+def _net(out: MipOutcome, options: SolverOptions, what: str) -> str:
+    """The note a result carries when the wall-clock safety net stopped ``what`` ("" otherwise)."""
+    if not out.timed_out:
+        return ""
+    log.warning("%s stopped by the wall-clock safety net (solver.time_limit_s = %g s): the result may differ "
+                "between runs", what, options.time_limit_s)
+    return f"{what} stopped by the {SAFETY_NET_NOTE} (solver.time_limit_s = {options.time_limit_s:g} s): may differ between runs"
 
 
 def _uncarried(p: Problem) -> str:
@@ -191,6 +209,7 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
     out = _mip(form, start, options, seed)
     termination = out.status
     message = out.message
+    net = _net(out, options, "the MILP")
     if out.status == "infeasible" and start is not None:  # the MIP start is a feasible point: not a proof
         termination = "limit"
         message = f"solver reported infeasible although the heuristic's start is feasible ({out.message})"
@@ -222,12 +241,23 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
                    "can get neither a circuit nor an electrical path" + ("; try model: transit"
                                                                          if not np.any(p.eps_out) else ""))
     alt = (xh, zh) if stage == "milp" else None
+    if net:
+        message = f"{message}; {net}" if message else net
     return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message, alt)
 
 
 def _counts_ocs(p: Problem, options: SolverOptions, seed: int, bound: float,
-                starts: list[Realisation]) -> tuple[MipOutcome, Any]:
-    """The per-OCS MILP (:func:`solver.formulation.formulate_ocs`), warm-started with the best realisation."""
+                starts: list[Realisation]) -> tuple[MipOutcome, Any | None]:
+    """The per-OCS MILP (:func:`solver.formulation.formulate_ocs`), warm-started with the best realisation.
+
+    Not started (status ``limit``, no values, no formulation) when it would have more than
+    ``options.ocs_max_columns`` integer per-OCS columns: the deterministic bound on its work.
+    """
+    cols = ocs_columns(p)
+    if 0 < options.ocs_max_columns < cols:
+        return MipOutcome(status="limit", values=None, objective=float("nan"), bound=float("nan"), wall_time_s=0.0,
+                          message=f"not started: {cols} per-OCS columns > solver.ocs_max_columns "
+                          f"{options.ocs_max_columns}"), None
     form = formulate_ocs(p, bound if math.isfinite(bound) else None)
     best = None
     for r in starts:
@@ -278,14 +308,20 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
     prev_here = _restrict(previous, dom)
     if p.empty:  # nothing crosses this layer: keep the circuits, or pre-position them for a later phase
         if hint is not None:
-            r = realise(dom, hint[0], hint[1], prev_here, time_limit_s=options.time_limit_s)
+            r = realise(dom, hint[0], hint[1], prev_here, time_limit_s=options.time_limit_s,
+                        node_limit=options.node_limit,
+                        max_columns=options.ocs_max_columns)
             stage, msg = "lookahead", f"idle layer: circuits pre-positioned for phase '{hint[2]}'"
         elif prev_here is not None:
-            r = realise(dom, *previous_counts(dom, prev_here), prev_here, time_limit_s=options.time_limit_s)
+            r = realise(dom, *previous_counts(dom, prev_here), prev_here, time_limit_s=options.time_limit_s,
+                        node_limit=options.node_limit,
+                        max_columns=options.ocs_max_columns)
             stage, msg = "previous", "no traffic crosses this layer"
         else:
             r = None
             stage, msg = "none", "no traffic crosses this layer"
+        if r is not None and r.timed_out:
+            msg += "; " + _exact_net(options)
         circuits = r.circuits if r else ()
         xr = r.x if r else np.zeros((dom.n, dom.n), dtype=np.int64)
         zr = r.z if r else np.zeros(dom.n, dtype=np.int64)
@@ -310,27 +346,30 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
         if cache is not None:
             cache.put(key, entry)
     tl = options.time_limit_s
+    nl, mc = options.node_limit, options.ocs_max_columns  # the exact step's deterministic work limits
     hybrid = options.model == "hybrid"
 
     def score(r: Realisation) -> float:
         return objective(p, r.x, r.z)[0] if hybrid else alpha_of(p, r.x, r.z, options.model, time_limit_s=tl)
 
-    r = realise(dom, entry.x, entry.z, prev_here, weight=p.demand, time_limit_s=tl, split=entry.split)
+    r = realise(dom, entry.x, entry.z, prev_here, weight=p.demand, time_limit_s=tl, split=entry.split, node_limit=nl, max_columns=mc)
     alpha_model = entry.alpha if np.isfinite(entry.alpha) else alpha_of(p, entry.x, entry.z, options.model, time_limit_s=tl)
     stage, termination, bound, msg = entry.stage, entry.termination, entry.bound, entry.message
     if r.dropped:  # the counts cannot be built port by port as requested: optimise over what can be built
         cands: list[tuple[Realisation, str]] = [(r, stage)]
         if entry.alt is not None:
-            cands.append((realise(dom, entry.alt[0], entry.alt[1], prev_here, weight=p.demand, time_limit_s=tl),
+            cands.append((realise(dom, entry.alt[0], entry.alt[1], prev_here, weight=p.demand, time_limit_s=tl, node_limit=nl, max_columns=mc),
                           "heuristic"))
-        ocs_status, ocs_obj = "", float("nan")
+        ocs_status, ocs_obj, ocs_net = "", float("nan"), ""
         if options.backend != "greedy" and hybrid and termination not in ("infeasible",):
             out, form = _counts_ocs(p, options, seed, bound, [c for c, _ in cands])
             ocs_status, ocs_obj = out.status, out.objective
-            if out.values is not None:
+            ocs_net = _net(out, options, "the per-OCS MILP")
+            if out.values is not None and form is not None:
                 xo = pairs_to_sym(out.values[form.cols["x"]], form.pi, form.pj, p.n)
                 zo = np.maximum(np.rint(out.values[form.cols["z"]]).astype(np.int64), 0)
-                r3 = realise(dom, xo, zo, prev_here, weight=p.demand, time_limit_s=tl, split=form.split_of(out.values))
+                r3 = realise(dom, xo, zo, prev_here, weight=p.demand, time_limit_s=tl, split=form.split_of(out.values),
+                             node_limit=nl, max_columns=mc)
                 cands.append((r3, "milp_ocs"))
             if out.status in ("optimal", "feasible") and math.isfinite(out.bound):
                 bound = min(bound, out.bound)
@@ -350,6 +389,8 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
             note += f"; re-solved with per-OCS circuits ({ocs_status})"
         elif ocs_status:
             note += f"; the per-OCS MILP ({ocs_status}) found nothing better"
+        if ocs_net:
+            note += f"; {ocs_net}"
         msg = (msg + "; " if msg else "") + note
         if r.dropped:
             msg += f"; {r.dropped} circuit(s) dropped, {r.refilled} re-placed: {r.reason}"
@@ -364,6 +405,8 @@ def solve_domain(p: Problem, options: SolverOptions, previous: CircuitAssignment
         if obj_r < bound - options.mip_gap * abs(bound) - 1e-5:  # never claim more than what was built
             termination = "feasible"
     changed = len(set(r.circuits) - set(prev_here.circuits)) if prev_here is not None else len(r.circuits)
+    if r.timed_out and SAFETY_NET_NOTE not in msg:
+        msg = (msg + "; " if msg else "") + _exact_net(options)
     if cached:
         msg = (msg + "; " if msg else "") + "cache hit"
     return DomainResult(domain=dom.name, nodes=dom.nodes, termination=termination, stage=stage, alpha=alpha,
@@ -641,6 +684,7 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
         prev = a
     meta["wrap_around"] = _wrap_around(step, assignments, decisions, [ph.name for ph in phases])
     meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
+                 "safety_net_fired": sum(SAFETY_NET_NOTE in d.reason for d in decisions),
                  "wall_time_s": time.perf_counter() - t_all})
     return CircuitSchedule(assignments=tuple(assignments), decisions=tuple(decisions), meta=meta)
 
@@ -693,6 +737,7 @@ def _plan_static(topology: Topology, workload: Workload, options: SolverOptions,
     why = ("topology is not reconfigurable (static OCS)" if not topology.reconfigurable
            else "reconfig: never" if fixed is None else "fixed assignment given")
     solve_time = 0.0
+    fired = 0
     if fixed is not None:
         check_assignment(topology, fixed)
         chosen = fixed
@@ -711,13 +756,14 @@ def _plan_static(topology: Topology, workload: Workload, options: SolverOptions,
         solve_time = res.wall_time_s
         how = f"solved once on the whole step's traffic (alpha {res.objective:.4g} on it)"
         term = res.termination
+        fired = int(SAFETY_NET_NOTE in res.message)
     decisions = []
     for ph in workload.phases:
         ev = evaluate(topology, ph.traffic, chosen, options)
         decisions.append(_decision(ph.name, "static", ev, 0, f"{why}: {how}", solve_time, backend, term))
         solve_time = 0.0
     meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
-                 "wall_time_s": time.perf_counter() - t_all})
+                 "safety_net_fired": fired, "wall_time_s": time.perf_counter() - t_all})
     return CircuitSchedule(assignments=(chosen,) * len(workload.phases), decisions=tuple(decisions), meta=meta)
 
 

@@ -18,7 +18,8 @@ class MipOutcome:
     ``status``: ``optimal`` (within the gap), ``feasible`` (a limit stopped it with a solution),
     ``infeasible`` (proven), ``limit`` (a limit stopped it without a solution or proof), ``error``.
     ``bound``: a valid upper bound on the objective (the solver's dual bound) or ``nan`` when unknown --
-    never the incumbent of a run stopped by a limit.
+    never the incumbent of a run stopped by a limit. ``timed_out``: the wall-clock limit (the planner's
+    safety net, ``solver.time_limit_s``) stopped the run, so its result may depend on the machine's load.
     """
 
     status: str
@@ -28,6 +29,7 @@ class MipOutcome:
     wall_time_s: float
     message: str = ""
     nodes: int = 0
+    timed_out: bool = False
 
 
 __all__ = ["MipOutcome"]

@@ -192,14 +192,15 @@ def solve_arrays(cost: np.ndarray, A: sp.spmatrix, row_lo: np.ndarray, row_hi: n
                     return MipOutcome(status=again.status, values=again.values, objective=again.objective,
                                       bound=again.bound, wall_time_s=time.perf_counter() - t0,
                                       message=again.message + " (re-solved without the MIP start: HiGHS reported "
-                                      f"objective {obj:.6g} for a start worth {true_obj:.6g})", nodes=again.nodes)
+                                      f"objective {obj:.6g} for a start worth {true_obj:.6g})", nodes=again.nodes,
+                                      timed_out=again.timed_out or ms == S.kTimeLimit)
                 message += f" (reported objective {obj:.6g} does not match the solution's {true_obj:.6g})"
                 obj = true_obj
                 if status == "optimal":
                     status = "feasible"
         return MipOutcome(status=status, values=values, objective=obj, bound=bound if np.isfinite(bound) else float("nan"),
                           wall_time_s=time.perf_counter() - t0, message=message,
-                          nodes=int(getattr(info, "mip_node_count", 0)))
+                          nodes=int(getattr(info, "mip_node_count", 0)), timed_out=ms == S.kTimeLimit)
     except Exception as e:  # noqa: BLE001 - a solver failure is a result, not a crash
         return MipOutcome(status="error", values=None, objective=float("nan"), bound=float("nan"),
                           wall_time_s=time.perf_counter() - t0, message=f"{type(e).__name__}: {e}")

@@ -12,7 +12,8 @@ from rfabric.errors import ConfigError
 def test_defaults() -> None:
     o = solver.parse_options({})
     assert (o.backend, o.model, o.layers, o.reconfig, o.pulp_solver) == ("highs", "hybrid", "sequential", "auto", "CBC")
-    assert o.time_limit_s == 2.0 and o.cache and o.max_changed == -1
+    assert o.time_limit_s == 60.0 and o.cache and o.max_changed == -1
+    assert o.node_limit == 20 and o.ocs_max_columns == 10_000  # the deterministic work limits (issue #19)
     assert solver.parse_options(None) == o
     assert solver.parse_options(o) is o
 
