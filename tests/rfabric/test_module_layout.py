@@ -1,0 +1,38 @@
+"""Issue #12, modules split along their seams: the old import paths keep working, and loading the run
+config does not load the simulator."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(("old", "new", "names"), [
+    ("rfabric.config", "rfabric.parsing", ["parse_dataclass", "positive", "non_negative", "bounded", "choice",
+                                           "suggest", "to_plain", "jsonable", "dumps_json", "read_yaml",
+                                           "load_yaml_text", "ErrorList", "YamlLoader", "check_fields", "coerce"]),
+    ("rfabric.config", "rfabric.sim.options", ["SimConfig", "ROUTINGS", "parse_sim_options"]),
+    ("rfabric.api", "rfabric.outputs", ["RunResult", "FabricRun", "write_run", "write_simulation", "write_trace",
+                                        "summary_csv", "result_json", "phases_csv", "SUMMARY_COLUMNS"]),
+])
+def test_moved_names_are_the_same_objects_under_their_old_module(old: str, new: str, names: list[str]) -> None:
+    import importlib
+
+    a, b = importlib.import_module(old), importlib.import_module(new)
+    for n in names:
+        assert getattr(a, n) is getattr(b, n), n
+
+
+def test_the_run_config_loads_without_the_simulator() -> None:
+    code = ("import sys, rfabric.config, topologies; "
+            "print(sorted(m for m in ('numba', 'rfabric.sim.engine') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from rfabric import sim
+    from rfabric.sim.step import simulate
+
+    assert sim.simulate is simulate and "simulate" in dir(sim)
+    with pytest.raises(AttributeError):
+        sim.no_such_name  # noqa: B018
