@@ -28,10 +28,14 @@ Grouping (per-iteration collectives)
     the prompts prefilled in it) and wait for the group's compute plus ``g * alpha`` (``delay_s``). For
     flows that share the same links this is exact for max-min: ``g`` back-to-back transfers of ``b`` bytes
     at a rate that does not change take as long as one of ``g b``. The stages of a replica are then as many
-    as its live count changes (not a fixed budget); only when a phase would pass
-    :data:`ROLLOUT_FLOW_BUDGET` flows (or ``rollout.segments`` is set) do neighbouring groups share a stage
-    (bytes, compute and alpha stay exact; the interleaving of compute and transfers is coarsened, and
-    ``meta['stages'] < meta['live_count_groups']`` says so). The in-server part of every MoE all-to-all is
+    as its live count changes (not a fixed budget). When materialising every group would pass
+    :data:`ROLLOUT_FLOW_BUDGET` flows, groups ``1 ..`` of every replica are *replays* of its group 0
+    (:func:`group_replays`, :class:`rfabric.workload.StageReplay`): the same flows with sizes scaled by the
+    group's tokens and its own compute as delay, played by the engine on group 0's routes -- still one stage
+    per group, in the memory of one (``meta['replayed_blocks']``). Only when even that would not fit (or
+    ``rollout.segments`` is set, or ``step_latency_s > 0`` gives a block's first-stage flows different
+    delays) do neighbouring groups share a stage (bytes, compute and alpha stay exact; the interleaving of
+    compute and transfers is coarsened, and ``meta['stages'] < meta['live_count_groups']`` says so). The in-server part of every MoE all-to-all is
     carried by shift flows with multiplicity (``nvlink_shift`` of :func:`traffic.collectives.all_to_all`,
     exact on the NVLink star), which keeps a 16,384-GPU Qwen3-30B-A3B rollout at one stage per group.
 """
@@ -357,9 +361,10 @@ def chain_stages(parts: list[FlowSet]) -> FlowSet:
 # --------------------------------------------------------------------------------------------------
 # the rollout phase
 
-#: flows a rollout phase may carry when ``rollout.segments`` is 0 (automatic): the decode plays one stage per
-#: group of iterations with the same live count unless that would pass this many flows (then groups share
-#: stages, ``meta['stages'] < meta['live_count_groups']``); a memory bound, about 0.5 kB per flow in the engine
+#: flows a rollout phase may carry when ``rollout.segments`` is 0 (automatic): the decode materialises one stage
+#: per group of iterations with the same live count unless that would pass this many flows; then groups 1..
+#: replay group 0's flows (one stage per group still), or, if group 0 alone does not fit, groups share
+#: stages (``meta['stages'] < meta['live_count_groups']``); a memory bound, about 0.5 kB per flow in the engine
 ROLLOUT_FLOW_BUDGET = 3_000_000
 
 
