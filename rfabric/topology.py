@@ -130,8 +130,9 @@ class Topology:
     def ocs_nodes(self) -> list[str]:
         return self.nodes(NodeRole.OCS)
 
-    @property
+    @cached_property
     def has_ocs(self) -> bool:
+        """Whether the fabric has an OCS node (computed once: the graph is not mutated after build)."""
         return any(r is NodeRole.OCS for _, r in self.graph.nodes(data="role"))
 
     @cached_property

@@ -405,6 +405,9 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
     need = need.copy()
     needz = needz.copy()
     cnt = domain.port_matrix.copy()
+    # free ports only fall below the port matrix, so this multiplier exceeds any cnt[k, a] + cnt[k, b] for the
+    # whole call: scores rank by both-ends slots, then free ports (one max per call, not per circuit)
+    big = 2 * int(cnt.max(initial=0)) + 2
     cnt_up = np.array([len(u) for u in domain.upper_ports], dtype=np.int64)
     kept: list[tuple[int, int, int]] = []  # (ocs, a, b) of previous lower circuits kept in place
     U = np.zeros((K, n), dtype=np.int64)
@@ -449,7 +452,7 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
         both = np.minimum(cnt[:, a], cnt[:, b])
         cand = np.flatnonzero(both > 0)
         if cand.size:  # an OCS with both ends free: the one with the most such slots, then most free ports
-            score = both[cand] * (2 * int(cnt.max(initial=0)) + 2) + cnt[cand, a] + cnt[cand, b]
+            score = both[cand] * big + cnt[cand, a] + cnt[cand, b]
             put(int(cand[np.argmax(score)]), a, b)
             return True
         return kempe(a, b) or kempe(b, a)

@@ -22,6 +22,8 @@ the best evaluated one wins. Leftover ports go to upper-tier circuits (they add 
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -43,18 +45,42 @@ def bisect_alpha(ok: Callable[[float], bool], lo: float, hi: float, *, iters: in
             break
     return lo, hi
 
+#: alphas already evaluated, per problem (dropped with it) and by a digest of the exact inputs: the planner
+#: scores the same counts several times (greedy, objective, realised alpha), each a bisection over ``n x n``
+_ALPHA_MEMO: weakref.WeakKeyDictionary[Problem, dict[bytes, float]] = weakref.WeakKeyDictionary()
+_ALPHA_MEMO_SIZE = 32
+
+
 def evaluate_alpha(p: Problem, x: np.ndarray, z: np.ndarray | None = None, *, iters: int = 64) -> float:
     """The largest alpha that circuit counts ``x`` (symmetric) and upper circuits ``z`` carry.
 
     Exact up to bisection precision (returns a feasible value): node ``i`` must fit
     ``sum_j max(alpha D[i,j] - x[i,j], 0) + alpha ext_out[i] <= E_out[i] + z[i]`` and the same inbound.
-    ``inf`` when the problem has no demand.
+    ``inf`` when the problem has no demand. Remembered per problem for the same ``(x, z, iters)``, bit for bit.
     """
     if p.empty:
         return float("inf")
+    xf = np.ascontiguousarray(x, dtype=np.float64)
+    zz = np.zeros(p.n) if z is None else np.ascontiguousarray(z, dtype=np.float64)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((xf.shape, zz.shape, iters)).encode())
+    h.update(xf.tobytes())
+    h.update(zz.tobytes())
+    key = h.digest()
+    memo = _ALPHA_MEMO.get(p)
+    if memo is None:
+        memo = _ALPHA_MEMO[p] = {}
+    got = memo.get(key)
+    if got is None:
+        got = _evaluate_alpha(p, xf, zz, iters)
+        if len(memo) >= _ALPHA_MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        memo[key] = got
+    return got
+
+
+def _evaluate_alpha(p: Problem, xf: np.ndarray, zz: np.ndarray, iters: int) -> float:
     D = p.demand
-    xf = np.asarray(x, dtype=np.float64)
-    zz = np.zeros(p.n) if z is None else np.asarray(z, dtype=np.float64)
     cap_out = p.eps_out + zz
     cap_in = p.eps_in + zz
 
