@@ -7,9 +7,10 @@ Plays one pipelined RL step (``experiments/configs/base.yaml``: Qwen3-30B-A3B, t
 of every flow's finish time (float64 bytes, in flow order of each phase) against
 ``golden/exact_step_<gpus>.json``, written by ``--update`` with the engine as it stood when the digest was
 taken. The default suite runs the same check on a 256-GPU case (``tests/sim/test_exact_golden.py``);
-this one is the 16K step of the issue, too slow for the suite. The Fat-Tree only: RFabric's circuit
-planner bounds its per-OCS integer programs by wall time, so its circuits (and digests) can depend on
-the machine's load. Prints one JSON line: the digest, whether it matches, flows, events, wall seconds.
+this one is the 16K step of the issue, too slow for the suite. The Fat-Tree only (the golden predates
+it): RFabric's circuit planner now bounds its integer programs by deterministic work limits (node limit,
+``solver.ocs_max_columns``) with the wall clock only a reported safety net, so an RFabric digest would be
+reproducible too. Prints one JSON line: the digest, whether it matches, flows, events, wall seconds.
 """
 
 from __future__ import annotations
