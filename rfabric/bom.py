@@ -24,7 +24,9 @@ Logical CIRCUIT edges (a graph from :func:`rfabric.circuits.logical_topology`) a
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,8 +34,43 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow
 
 from rfabric.circuits import CircuitAssignment, logical_topology
-from rfabric.results import BillOfMaterials, BomLine
 from rfabric.topology import SWITCH_ROLES, Medium, NodeRole, Topology
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class BomLine:
+    """``count`` parts of one kind.
+
+    ``part`` is one of: ``switch`` (a box, ``radix`` ports at ``rate_bps``), ``switch_port`` (used ports),
+    ``switch_port_spare``, ``nic_port``, ``transceiver``, ``dac``, ``ocs`` (a device of ``radix`` ports),
+    ``ocs_port`` (ports fibred), ``fibre`` (with ``length_m`` per fibre), ``gpu``, ``server``.
+    ``tier`` says where: ``host``, ``tor``, ``agg``, ``core``, ``ocs.agg``, ``ocs.core``, ...
+    """
+
+    part: str
+    tier: str
+    rate_bps: float = 0.0
+    radix: int = 0
+    count: int = 0
+    length_m: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BillOfMaterials:
+    """Every part of one built fabric, counted from its graph (never from a formula)."""
+
+    topology: str
+    lines: tuple[BomLine, ...]
+    num_gpus: int = 0
+
+    def count(self, part: str, tier: str | None = None, rate_bps: float | None = None) -> int:
+        return sum(ln.count for ln in self.lines if ln.part == part and (tier is None or ln.tier == tier)
+                   and (rate_bps is None or math.isclose(ln.rate_bps, rate_bps)))
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        return [{"part": ln.part, "tier": ln.tier, "rate_gbps": ln.rate_bps / 1e9, "radix": ln.radix,
+                 "count": ln.count, "length_m": ln.length_m} for ln in self.lines]
+
 
 _TIER = {NodeRole.NIC: "host", NodeRole.TOR: "tor", NodeRole.AGG: "agg", NodeRole.CORE: "core",
          NodeRole.GPU: "host", NodeRole.NVSWITCH: "host", NodeRole.HOST: "host"}

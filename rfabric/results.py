@@ -1,193 +1,24 @@
-"""Result types: bill of materials, cost, simulation, comparison — each with provenance."""
+"""The comparison of fabrics (performance per cost against a reference), and every result type's old home.
+
+The result types live beside their logic: :class:`BillOfMaterials` / :class:`BomLine` in :mod:`rfabric.bom`,
+:class:`CostBreakdown` / :class:`CostLine` in :mod:`rfabric.cost`, :class:`SimulationResult` /
+:class:`PhaseTiming` in :mod:`rfabric.sim.result`, :class:`Provenance` in :mod:`rfabric.provenance`. They are
+re-exported here (the same objects), so ``from rfabric.results import ...`` keeps working.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from rfabric.bom import BillOfMaterials, BomLine
+from rfabric.cost import CostBreakdown, CostLine
+from rfabric.provenance import Provenance
+from rfabric.sim.result import PhaseTiming, SimulationResult
 
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """Where a result came from: the resolved config's hash, the seed and the package version."""
-
-    config_hash: str = ""
-    seed: int = 0
-    version: str = ""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Bill of materials
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class BomLine:
-    """``count`` parts of one kind.
-
-    ``part`` is one of: ``switch`` (a box, ``radix`` ports at ``rate_bps``), ``switch_port`` (used ports),
-    ``switch_port_spare``, ``nic_port``, ``transceiver``, ``dac``, ``ocs`` (a device of ``radix`` ports),
-    ``ocs_port`` (ports fibred), ``fibre`` (with ``length_m`` per fibre), ``gpu``, ``server``.
-    ``tier`` says where: ``host``, ``tor``, ``agg``, ``core``, ``ocs.agg``, ``ocs.core``, ...
-    """
-
-    part: str
-    tier: str
-    rate_bps: float = 0.0
-    radix: int = 0
-    count: int = 0
-    length_m: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BillOfMaterials:
-    """Every part of one built fabric, counted from its graph (never from a formula)."""
-
-    topology: str
-    lines: tuple[BomLine, ...]
-    num_gpus: int = 0
-
-    def count(self, part: str, tier: str | None = None, rate_bps: float | None = None) -> int:
-        return sum(ln.count for ln in self.lines if ln.part == part and (tier is None or ln.tier == tier)
-                   and (rate_bps is None or math.isclose(ln.rate_bps, rate_bps)))
-
-    def as_rows(self) -> list[dict[str, Any]]:
-        return [{"part": ln.part, "tier": ln.tier, "rate_gbps": ln.rate_bps / 1e9, "radix": ln.radix,
-                 "count": ln.count, "length_m": ln.length_m} for ln in self.lines]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Cost
-
-
-@dataclass(frozen=True, slots=True)
-class CostLine:
-    part: str
-    tier: str
-    rate_bps: float
-    count: int
-    unit_usd: float
-    total_usd: float
-    unit_w: float
-    total_w: float
-    network: bool = True  # False for GPUs/servers (whole-cluster figures only)
-
-
-@dataclass(frozen=True, slots=True)
-class CostBreakdown:
-    """Itemised capex and power of one fabric under one price catalogue."""
-
-    topology: str
-    catalogue: str
-    lines: tuple[CostLine, ...]
-
-    @property
-    def capex_network_usd(self) -> float:
-        return float(sum(ln.total_usd for ln in self.lines if ln.network))
-
-    @property
-    def capex_cluster_usd(self) -> float:
-        return float(sum(ln.total_usd for ln in self.lines))
-
-    @property
-    def power_network_w(self) -> float:
-        return float(sum(ln.total_w for ln in self.lines if ln.network))
-
-    @property
-    def power_cluster_w(self) -> float:
-        """Network plus GPUs and servers (the ``gpu_w`` / ``server_w`` catalogue lines), in W."""
-        return float(sum(ln.total_w for ln in self.lines))
-
-    def by_part(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for ln in self.lines:
-            out[ln.part] = out.get(ln.part, 0.0) + ln.total_usd
-        return out
-
-    def by_tier(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for ln in self.lines:
-            out[ln.tier] = out.get(ln.tier, 0.0) + ln.total_usd
-        return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# Simulation
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseTiming:
-    """When one phase step ran (first RL step simulated), in seconds from the step's start."""
-
-    name: str
-    phase: str
-    start_s: float  # when its compute_before window began
-    comm_start_s: float  # when its first flow could start (after compute_before)
-    end_s: float  # last flow finished + compute_after
-    repeat: int = 1
-    reconfig_s: float = 0.0  # time some circuits were dark during this phase's window
-    reconfig_exposed_s: float = 0.0  # part of the reconfiguration not hidden by compute_before
-    circuits_changed: int = 0
-    bytes_by_medium: Mapping[str, float] = field(default_factory=dict)
-    flows: int = 0
-    cluster: str = ""  # trainer | rollout | sync (pipelined schedules; see rfabric.sim.pipeline)
-    step: int = 0  # the RL step of this instance (pipelined schedules)
-
-    @property
-    def duration_s(self) -> float:
-        """Wall time of the phase including its compute, times its repeat count."""
-        return (self.end_s - self.start_s) * self.repeat
-
-    @property
-    def comm_s(self) -> float:
-        return self.end_s - self.comm_start_s
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SimulationResult:
-    """What the flow-level simulator reports for one fabric and one workload.
-
-    ``iteration_time_s`` is the time per RL step: the mean step time of the sequential (``sync``) step, or
-    the steady-state period of a pipelined schedule (``mode``); ``instances`` holds every phase instance
-    played by a pipelined schedule (both clusters' lanes), ``phases`` one instance per phase.
-    """
-
-    fabric: str
-    iteration_time_s: float  # one RL step (all phases, repeats included)
-    phases: tuple[PhaseTiming, ...]
-    flow_start_s: Mapping[str, np.ndarray] = field(default_factory=dict)  # phase name -> per flow
-    flow_finish_s: Mapping[str, np.ndarray] = field(default_factory=dict)
-    link_util_times_s: np.ndarray | None = None  # (T,) sample instants
-    link_util: np.ndarray | None = None  # (T, L) utilisation of selected links, 0..1
-    link_names: tuple[str, ...] = ()
-    reconfig_time_s: float = 0.0
-    events: int = 0
-    solves: int = 0
-    wall_time_s: float = 0.0
-    provenance: Provenance = field(default_factory=Provenance)
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    instances: tuple[PhaseTiming, ...] = ()
-    mode: str = "sync"
-
-    @property
-    def steps_per_s(self) -> float:
-        return 1.0 / self.iteration_time_s if self.iteration_time_s > 0 else float("inf")
-
-    def phase_times(self) -> dict[str, float]:
-        return {p.name: p.duration_s for p in self.phases}
-
-    def bytes_by_medium(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for p in self.phases:
-            for k, v in p.bytes_by_medium.items():
-                out[k] = out.get(k, 0.0) + v * p.repeat
-        return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# Comparison
+__all__ = ["BillOfMaterials", "BomLine", "Comparison", "ComparisonRow", "CostBreakdown", "CostLine", "PhaseTiming",
+           "Provenance", "SimulationResult", "compare"]
 
 
 @dataclass(frozen=True, slots=True)

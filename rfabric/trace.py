@@ -9,7 +9,7 @@ Layout:
 
 * one process per cluster (``trainer``, ``rollout``, ``sync``), one thread per phase kind (``rollout``,
   ``train``, ``logprob``, ``weight_sync``, ...): one event per phase instance, ``ts`` = its start (compute
-  before its flows included), ``dur`` = its duration (:attr:`~rfabric.results.PhaseTiming.duration_s`,
+  before its flows included), ``dur`` = its duration (:attr:`~rfabric.sim.result.PhaseTiming.duration_s`,
   repeats included);
 * under each cluster, one thread per collective (the flows' tag, e.g. ``dp/all_reduce``): one event per
   collective of a phase whose flows were recorded, from its first flow's start to its last flow's finish;
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rfabric.errors import ConfigError
-from rfabric.results import PhaseTiming, SimulationResult
+from rfabric.sim.result import PhaseTiming, SimulationResult
 from rfabric.workload import Workload
 
 #: cluster of a phase kind in a sequential (``mode: sync``) run, where instances carry no cluster

@@ -1,6 +1,6 @@
 """Cost and power model: dated, sourced price catalogues applied to a counted bill of materials.
 
-Pricing rules (each part of a :class:`~rfabric.results.BillOfMaterials`):
+Pricing rules (each part of a :class:`~rfabric.bom.BillOfMaterials`):
 
 * ``switch``: a box of ``radix`` ports at ``rate_bps``, priced ``radix x switch_port_usd[rate]`` (spare
   ports are paid for: a switch is bought whole); power ``radix x switch_port_w[rate]``.
@@ -24,9 +24,61 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rfabric.bom import BillOfMaterials
 from rfabric.errors import ConfigError
 from rfabric.parsing import read_yaml, suggest
-from rfabric.results import BillOfMaterials, CostBreakdown, CostLine
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    part: str
+    tier: str
+    rate_bps: float
+    count: int
+    unit_usd: float
+    total_usd: float
+    unit_w: float
+    total_w: float
+    network: bool = True  # False for GPUs/servers (whole-cluster figures only)
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """Itemised capex and power of one fabric under one price catalogue."""
+
+    topology: str
+    catalogue: str
+    lines: tuple[CostLine, ...]
+
+    @property
+    def capex_network_usd(self) -> float:
+        return float(sum(ln.total_usd for ln in self.lines if ln.network))
+
+    @property
+    def capex_cluster_usd(self) -> float:
+        return float(sum(ln.total_usd for ln in self.lines))
+
+    @property
+    def power_network_w(self) -> float:
+        return float(sum(ln.total_w for ln in self.lines if ln.network))
+
+    @property
+    def power_cluster_w(self) -> float:
+        """Network plus GPUs and servers (the ``gpu_w`` / ``server_w`` catalogue lines), in W."""
+        return float(sum(ln.total_w for ln in self.lines))
+
+    def by_part(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for ln in self.lines:
+            out[ln.part] = out.get(ln.part, 0.0) + ln.total_usd
+        return out
+
+    def by_tier(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for ln in self.lines:
+            out[ln.tier] = out.get(ln.tier, 0.0) + ln.total_usd
+        return out
+
 
 _RATE_ITEMS = ("transceiver_usd", "nic_port_usd", "switch_port_usd", "dac_usd")
 _RATE_POWER = ("transceiver_w", "nic_port_w", "switch_port_w")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.results import SimulationResult
+from rfabric.sim.result import SimulationResult
 
 _LANE_COLOURS = {"trainer": ("#c6dbef", "#2171b5"), "rollout": ("#fdd0a2", "#d94801"),
                  "sync": ("#dadaeb", "#6a51a3")}

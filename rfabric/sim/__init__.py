@@ -2,7 +2,7 @@
 
 * :func:`simulate` plays a :class:`~rfabric.workload.Workload` (an RL step of phase steps) on a physical
   topology under a :class:`~rfabric.circuits.CircuitSchedule` and fills a
-  :class:`~rfabric.results.SimulationResult` (timeline rules: :mod:`rfabric.sim.step`).
+  :class:`~rfabric.sim.result.SimulationResult` (timeline rules: :mod:`rfabric.sim.step`).
 * :func:`simulate_flows` plays one :class:`~rfabric.workload.FlowSet` with a circuit assignment and timed
   circuit changes and returns a :class:`FlowTrace` (event semantics: :mod:`rfabric.sim.engine`).
 * Routing (ECMP hash/split, circuits vs the always-on path): :mod:`rfabric.sim.routing`.

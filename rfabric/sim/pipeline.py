@@ -30,7 +30,7 @@ warm-up steps, and the warm-up is doubled (up to :data:`MAX_WARMUP_STEPS`) until
 the one before it give the same period to a relative 1e-9 (``extra['converged']`` says whether they did).
 ``options.steps`` steps are measured (rounded up to a multiple of ``K``).
 
-Reported (:class:`~rfabric.results.SimulationResult`): ``iteration_time_s`` = steady-state period **per RL
+Reported (:class:`~rfabric.sim.result.SimulationResult`): ``iteration_time_s`` = steady-state period **per RL
 step** = ``(C(N) - C(W)) / M`` with ``C(i)`` the completion of step ``i`` (end of ``S_i`` on sync steps,
 of ``T_i`` otherwise), ``W`` warm-up and ``M`` measured steps; ``phases`` = the last instance of every phase
 of the workload (absolute times); ``instances`` = every instance played (the two-lane timeline);
@@ -49,9 +49,9 @@ import numpy as np
 
 from rfabric.circuits import CircuitAssignment
 from rfabric.errors import SimulationError
-from rfabric.results import PhaseTiming, SimulationResult
 from rfabric.sim.engine import Epoch, FlowTrace, InstanceGraph, run_flows
 from rfabric.sim.options import SimConfig
+from rfabric.sim.result import PhaseTiming, SimulationResult
 from rfabric.sim.routing import Fabric
 from rfabric.topology import Topology
 from rfabric.workload import FlowSet, PhaseStep, Workload

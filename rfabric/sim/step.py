@@ -34,10 +34,10 @@ import numpy as np
 
 from rfabric.circuits import CircuitAssignment, CircuitSchedule
 from rfabric.errors import SimulationError
-from rfabric.results import PhaseTiming, SimulationResult
 from rfabric.sim.engine import FlowTrace, run_flows
 from rfabric.sim.options import SimConfig
 from rfabric.sim.pipeline import CLUSTER_OF_PHASE, simulate_pipeline, step_structure
+from rfabric.sim.result import PhaseTiming, SimulationResult
 from rfabric.sim.routing import Fabric
 from rfabric.topology import Topology
 from rfabric.workload import Workload
