@@ -3,6 +3,8 @@
 The core package holds the types every stage speaks; ``rfabric.api`` composes the stages.
 """
 
+import logging
+
 from rfabric.circuits import Circuit, CircuitAssignment, CircuitSchedule, PhaseDecision, check_assignment
 from rfabric.errors import ConfigError, RfabricError, SimulationError, SolverError
 from rfabric.results import (
@@ -18,6 +20,10 @@ from rfabric.results import (
 from rfabric.topology import LinkTable, Medium, NodeRole, Topology
 from rfabric.traffic_matrix import TrafficMatrix
 from rfabric.workload import FlowSet, PhaseStep, Workload
+
+# A library never prints: without a handler of the application's, log records go nowhere instead of to
+# logging.lastResort on stderr (Python logging HOWTO, "Configuring Logging for a Library"); rfabric.cli installs one.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

@@ -20,6 +20,8 @@ export), ``greedy`` (heuristic alone). Planning across phases is reconfiguration
 
 from __future__ import annotations
 
+import logging
+
 from solver.decompose import Realisation, realise
 from solver.formulation import Domain, Formulation, Problem, domains, formulate, make_problem
 from solver.heuristics import evaluate_alpha, greedy, node_bound
@@ -34,6 +36,10 @@ from solver.planner import (
     solve_phase,
 )
 from solver.result import DomainResult, SolveResult
+
+# A library never prints: without a handler of the application's, log records go nowhere instead of to
+# logging.lastResort on stderr (Python logging HOWTO, "Configuring Logging for a Library"); rfabric.cli installs one.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "BACKENDS", "Domain", "DomainResult", "Formulation", "Problem", "Realisation", "SolveCache", "SolveResult",

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,6 +80,10 @@ from topologies._registry import REGISTRY
 from topologies.jupiter import JupiterParams
 from topologies.mixnet import MixNetParams
 from topologies.topoopt import TopoOptParams
+
+# A library never prints: without a handler of the application's, log records go nowhere instead of to
+# logging.lastResort on stderr (Python logging HOWTO, "Configuring Logging for a Library"); rfabric.cli installs one.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def build(kind: str, params: Mapping[str, Any] | Any | None, cluster: ClusterConfig, *, name: str | None = None,

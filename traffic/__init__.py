@@ -15,6 +15,7 @@ trainer's per-layer graph), :mod:`traffic.memory` (trainer memory), :mod:`traffi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -42,6 +43,10 @@ from traffic.spec import (
     resolve_collective,
     resolve_rl_step,
 )
+
+# A library never prints: without a handler of the application's, log records go nowhere instead of to
+# logging.lastResort on stderr (Python logging HOWTO, "Configuring Logging for a Library"); rfabric.cli installs one.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["REGISTRY", "build_workload", "parse_spec", "RlStepSpec", "CollectiveSpec"]
 

@@ -13,8 +13,14 @@ that imports ns-3 (PyPI ``ns3``, GPL-2.0, bindings through cppyy), lazily on the
 
 from __future__ import annotations
 
+import logging
+
 from validation._loader import available, load_times
 from validation.backend import PacketOptions, PacketTrace, circuit_states, pinned_routes, run_packet
+
+# A library never prints: without a handler of the application's, log records go nowhere instead of to
+# logging.lastResort on stderr (Python logging HOWTO, "Configuring Logging for a Library"); rfabric.cli installs one.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["PacketOptions", "PacketTrace", "available", "circuit_states", "load_times", "pinned_routes",
            "run_packet"]
