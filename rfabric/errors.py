@@ -7,11 +7,12 @@ Every exception RFabric raises on purpose is an :class:`RfabricError`:
   domain by code, not straight from a configuration key (the parsers check user input first and raise
   ``ConfigError``);
 - :class:`SolverError`, :class:`SimulationError`: a stage could not run on its input;
-- :class:`InternalError` (a ``RuntimeError``): an invariant of RFabric's own code broke (a bug).
+- :class:`InternalError` (a ``RuntimeError``): an invariant of RFabric's own code broke (a bug);
+- :class:`UnknownNameError` (a ``KeyError``): a look-up by name (a phase, a fabric) found nothing.
 
 The builtin bases are kept so code that catches ``ValueError`` / ``RuntimeError`` keeps working;
 ``tests/test_errors_hierarchy.py`` fails if a bare ``raise ValueError(...)`` (or ``TypeError`` /
-``RuntimeError``) appears in the packages.
+``RuntimeError`` / ``KeyError``) appears in the packages.
 """
 
 from __future__ import annotations
@@ -118,3 +119,26 @@ class InvalidArgumentError(RfabricError, ValueError):
 class InternalError(RfabricError, RuntimeError):
     """An invariant of RFabric's own code broke (e.g. an algorithm stopped making progress): a bug to report,
     never a user mistake. Also a ``RuntimeError``."""
+
+
+class UnknownNameError(RfabricError, KeyError):
+    """A look-up by name found nothing (``Workload.phase``, ``Comparison.row``, :func:`rfabric.results.compare`'s
+    reference). Also a ``KeyError`` for callers that catch that; ``name`` is the missing name, ``args[0]``
+    the name as ``KeyError`` has it, and ``str()`` a sentence listing the known names.
+
+    >>> e = UnknownNameError("fabric", "ft", ["a", "b"])
+    >>> str(e), e.name, isinstance(e, KeyError)
+    ("unknown fabric 'ft'; known: ['a', 'b']", 'ft', True)
+    """
+
+    def __init__(self, what: str, name: object, known: Iterable[object] = ()) -> None:
+        super().__init__(name)
+        self.what = what
+        self.name = name
+        self.known = tuple(known)
+
+    def __str__(self) -> str:
+        return f"unknown {self.what} {self.name!r}; known: {shown(list(self.known))}"
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across process pools and Ray
+        return (UnknownNameError, (self.what, self.name, self.known))

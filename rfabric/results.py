@@ -14,6 +14,7 @@ from typing import Any
 
 from rfabric.bom import BillOfMaterials, BomLine
 from rfabric.cost import CostBreakdown, CostLine
+from rfabric.errors import UnknownNameError
 from rfabric.provenance import Provenance
 from rfabric.sim.result import PhaseTiming, SimulationResult
 
@@ -61,7 +62,7 @@ class Comparison:
         for r in self.rows:
             if r.fabric == fabric:
                 return r
-        raise KeyError(fabric)
+        raise UnknownNameError("fabric", fabric, (r.fabric for r in self.rows))
 
     def table(self) -> list[dict[str, Any]]:
         """One flat dict per fabric (phase times as ``phase_<name>_s`` columns)."""
@@ -85,7 +86,7 @@ def compare(results: Mapping[str, tuple[str, SimulationResult, CostBreakdown]], 
     reference fabric's value (so the reference row has 1.0).
     """
     if reference not in results:
-        raise KeyError(reference)
+        raise UnknownNameError("reference fabric", reference, results)
 
     def metrics(sim: SimulationResult, cost: CostBreakdown) -> tuple[float, float, float, float, float]:
         perf = sim.steps_per_s

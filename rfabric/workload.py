@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rfabric.errors import ConfigError, InvalidArgumentError
+from rfabric.errors import ConfigError, InvalidArgumentError, UnknownNameError
 from rfabric.traffic_matrix import TrafficMatrix
 
 #: Schedule modes (``workload.schedule.mode``) and weight-sync styles (``workload.schedule.sync``).
@@ -338,7 +338,7 @@ class Workload:
         for p in self.phases:
             if p.name == name:
                 return p
-        raise KeyError(name)
+        raise UnknownNameError("phase", name, (p.name for p in self.phases))
 
     @property
     def total_bytes(self) -> float:

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfabric.errors import ConfigError, InternalError, InvalidArgumentError, RfabricError
+from rfabric.errors import ConfigError, InternalError, InvalidArgumentError, RfabricError, UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("rfabric", "topologies", "traffic", "solver", "validation")
 #: builtin exceptions the packages must not raise themselves (they raise a project subclass of them)
-BARE = {"ValueError", "TypeError", "RuntimeError"}
+BARE = {"ValueError", "TypeError", "RuntimeError", "KeyError"}
 
 
 def bare_raises(source: str) -> list[int]:
-    """Line numbers of ``raise ValueError(...)`` / ``raise ValueError`` (and TypeError, RuntimeError)."""
+    """Line numbers of ``raise ValueError(...)`` / ``raise ValueError`` (and TypeError, RuntimeError, KeyError)."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Raise) and node.exc is not None:
@@ -32,6 +32,7 @@ def test_the_scan_finds_bare_raises() -> None:
     src = "def f(x):\n    if x:\n        raise ValueError('x')\n    raise RuntimeError\n"
     assert bare_raises(src) == [3, 4]
     assert bare_raises("raise InvalidArgumentError('x')\nraise TypeError('y') from None\n") == [2]
+    assert bare_raises("raise UnknownNameError('phase', 'x')\nraise KeyError(name)\n") == [2]
 
 
 def test_no_bare_builtin_raises_in_the_packages() -> None:
@@ -71,3 +72,23 @@ def test_workload_and_matrix_errors_are_project_errors() -> None:
     with pytest.raises(InvalidArgumentError, match="tp\\*pp\\*cp = 3 does not divide the 8 trainer GPUs"):
         TrainLayout.build(offset=0, gpus=8, tp=3, pp=1, cp=1, ep=1)
 
+
+
+def test_name_lookups_raise_a_project_key_error() -> None:
+    from rfabric.results import Comparison, ComparisonRow, compare
+    from rfabric.workload import Workload
+
+    assert issubclass(UnknownNameError, RfabricError) and issubclass(UnknownNameError, KeyError)
+    with pytest.raises(UnknownNameError, match=r"unknown phase 'train'; known: \[\]") as info:
+        Workload(name="w", num_gpus=2, phases=()).phase("train")
+    assert info.value.name == "train" and info.value.args == ("train",)
+    row = ComparisonRow(fabric="a", kind="fat_tree", gpus=2, iteration_time_s=1.0, steps_per_s=1.0, capex_usd=1.0,
+                        capex_cluster_usd=1.0, power_w=1.0, perf_per_usd=1.0, perf_per_usd_vs_ref=1.0,
+                        time_vs_ref=1.0, perf_per_w=1.0, perf_per_w_vs_ref=1.0, perf_per_cluster_usd_vs_ref=1.0,
+                        reconfig_time_s=0.0)
+    with pytest.raises(KeyError, match=r"unknown fabric 'b'; known: \['a'\]"):  # still a KeyError
+        Comparison(reference="a", rows=(row,)).row("b")
+    with pytest.raises(UnknownNameError, match="unknown reference fabric 'ref'; known: \\[\\]"):
+        compare({}, "ref", gpus=2)
+    e = pickle.loads(pickle.dumps(UnknownNameError("phase", "x", ["y"])))
+    assert type(e) is UnknownNameError and str(e) == "unknown phase 'x'; known: ['y']"
