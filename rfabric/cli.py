@@ -471,6 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(errors) > _MAX_ERRORS_SHOWN:
             print(f"rfabric: error: ... and {len(errors) - _MAX_ERRORS_SHOWN} more", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left early (`rfabric traffic | head`): stop quietly, as a Unix tool does
+        # point stdout at /dev/null so the interpreter's flush at exit does not fail again (Python docs,
+        # "Note on SIGPIPE"); exit as a process killed by SIGPIPE would (128 + 13)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (RfabricError, OSError) as e:  # OSError: e.g. the disk filled up while writing results
         print(f"rfabric: failed: {e}", file=sys.stderr)
         return 1

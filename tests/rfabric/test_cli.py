@@ -92,3 +92,21 @@ def test_plot_refuses_a_sweep_of_another_axis(tmp_path: Path, capsys: pytest.Cap
     assert "cost.prices.ocs_port_usd" in err and "Traceback" not in err
     assert main(["plot", "ocs_price", str(tmp_path), "--out", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_reader_leaving_early_is_a_quiet_sigpipe_exit() -> None:
+    # `rfabric traffic | head -1` when head has already left: every write meets a closed pipe. No "Broken
+    # pipe" message, no traceback, and the exit status of a SIGPIPE death (128 + 13), as `yes | head -1` gives.
+    # The pipe's read end is closed before the command starts, so this is deterministic.
+    import os
+    import signal
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([sys.executable, "-m", "rfabric", "traffic"], stdout=w, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 128 + signal.SIGPIPE, p.stderr
+    assert "Broken pipe" not in p.stderr and "Traceback" not in p.stderr
