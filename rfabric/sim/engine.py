@@ -681,56 +681,243 @@ def run_flows(fabric: Fabric, flows: FlowSet, *, assignment: CircuitAssignment |
     reference the tests compare against).
     """
     wall0 = time.perf_counter()
-    n = len(flows)
     reconfig_s = float(fabric.topology.ocs_reconfig_s)
+    # the circuits live at the start, and the timed changes
+    circ, todo, ci = _initial_circuits(assignment, changes, float(start_s), reconfig_s)
+    # the stages of every chain (a stage is released when the previous one has drained), replays appended
+    stages = _group_stages(flows)
+    # route every flow on the live circuits (re-routed by the loops when the circuits change)
+    mult = flows.multiplicity.astype(np.float64)
+    state = fabric.state(circ.assignment())
+    routed = _compile_routes(state, flows, mult, stages.order, stages.ptr, stages.next, options.routing, seed)
+    run = _new_run(fabric, flows, options, seed, float(start_s), wall0, circ, todo, ci, reconfig_s, stages, mult,
+                   state, routed, graph, epoch_policy)
+    # run the event loop (compiled runs of events, or the interpreted reference on the numba or numpy
+    # kernels) and collect the FlowTrace
+    steps = _step_kernels(solver)
+    if steps.compiled and loop:
+        return _drive_compiled(run)
+    return _drive_interpreted(run, steps)
+
+
+def _initial_circuits(assignment: CircuitAssignment | None, changes: Sequence[tuple[float, CircuitAssignment]],
+                      start_s: float, reconfig_s: float
+                      ) -> tuple[_Circuits, list[tuple[float, int, CircuitAssignment]], int]:
+    """The circuits live at ``start_s``, the timed changes in time order and the index of the next one.
+
+    Raises :class:`SimulationError` for a change time that is not finite."""
     circ = _Circuits(live=frozenset(assignment.circuits) if assignment is not None else frozenset(),
                      target=frozenset(assignment.circuits) if assignment is not None else frozenset(), pending=[])
     todo = sorted(((float(t), i, a) for i, (t, a) in enumerate(changes)), key=lambda x: (x[0], x[1]))
     if any(not np.isfinite(t) for t, _, _ in todo):
         raise SimulationError("circuit change times must be finite")
-    t = float(start_s)
-    ci, _ = circ.apply_due(todo, 0, t, reconfig_s)
+    ci, _ = circ.apply_due(todo, 0, start_s, reconfig_s)
+    return circ, todo, ci
+
+
+@dataclass(frozen=True, slots=True)
+class _Stages:
+    """The stage groups of a flow set: ``sg`` (F,) the group of every flow, ``count`` / ``next`` per
+    materialised group (:func:`_stage_groups`), ``first`` (F,) first stage of its chain, ``order`` / ``ptr``
+    the flows by group (CSR), ``rg`` the groups with replays appended (:class:`_Replays`)."""
+
+    sg: np.ndarray
+    count: np.ndarray
+    next: np.ndarray
+    first: np.ndarray
+    order: np.ndarray
+    ptr: np.ndarray
+    rg: _Replays
+
+
+def _group_stages(flows: FlowSet) -> _Stages:
+    """Group the flows into stages of their chains (a stage starts when the previous one has drained)."""
     sg, sg_count, sg_next, first = _stage_groups(flows)
-    tsize = flows.size_bytes.astype(np.float64)
     sg_order = np.argsort(sg, kind="stable")
     sg_ptr = np.r_[0, np.cumsum(sg_count)].astype(np.int64)
     rg = _replay_groups(flows, sg_count, sg_next, sg_order, sg_ptr)
+    return _Stages(sg=sg, count=sg_count, next=sg_next, first=first, order=sg_order, ptr=sg_ptr, rg=rg)
+
+
+def _new_run(fabric: Fabric, flows: FlowSet, options: SimConfig, seed: int, start_s: float, wall0: float,
+             circ: _Circuits, todo: list[tuple[float, int, CircuitAssignment]], ci: int, reconfig_s: float,
+             stages: _Stages, mult: np.ndarray, state: FabricState,
+             routed: tuple[Routes, sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray],
+             graph: InstanceGraph | None, epoch_policy: EpochPolicy | None) -> _Run:
+    """The state both event loops start from: every flow waiting, nothing drained, no load."""
+    n = len(flows)
+    rg = stages.rg
+    tsize = flows.size_bytes.astype(np.float64)
     size = tsize.copy() if rg.on else tsize
-    state: FabricState = fabric.state(circ.assignment())
-    routes, inc_w, inc_s, rep_of, label, lab_thr = _compile_routes(
-        state, flows, flows.multiplicity.astype(np.float64), sg_order, sg_ptr, sg_next, options.routing, seed)
+    routes, inc_w, inc_s, rep_of, label, lab_thr = routed
     plays = None
     if rg.on:
-        plays = 1.0 + np.bincount(rg.mem[rg.g0:], minlength=rg.g0)[sg]
-    run = _Run(fabric=fabric, flows=flows, options=options, seed=seed, start_s=float(start_s), wall0=wall0, t=t,
-               circ=circ, todo=todo, ci=ci, reconfig_s=reconfig_s, size=size,
-               mult=flows.multiplicity.astype(np.float64), delay=flows.delay_s.astype(np.float64),
-               start=np.full(n, np.nan), finish=np.full(n, np.nan), rem=size.copy(), rate=np.zeros(n),
-               opt_share=np.zeros(n), lat_used=np.zeros(n), is_active=np.zeros(n, dtype=bool), sg=sg,
-               sg_count=rg.count, sg_next=rg.next, sg_order=sg_order, sg_ptr=sg_ptr, sg_left=rg.count.copy(),
-               sg_finish=np.full(rg.count.size, -np.inf), first=first, load=np.zeros(fabric.num_arcs),
-               g_load=np.zeros(len(fabric.group_names)),
-               mark=np.full(fabric.num_arcs, -1, dtype=np.int64),  # scratch of the compiled solve
-               state=state, routes=routes, inc_w=inc_w, inc_s=inc_s, rep_of=rep_of, label=label, lab_thr=lab_thr,
-               empty_route=(np.diff(routes.incidence.indptr) == 0) & ~routes.blocked,
-               ins=_instances(graph, first, plays), graph=graph, epoch_policy=epoch_policy, rg=rg, tsize=tsize,
-               saved=np.zeros(n if rg.on else 0, dtype=np.bool_), rp_out=np.zeros((6, n if rg.on else 0)))
-    compiled = HAVE_NUMBA and solver in ("auto", "heap")
-    if compiled and loop:
-        return _drive_compiled(run)
-    return _drive_interpreted(run, compiled, solver)
+        plays = 1.0 + np.bincount(rg.mem[rg.g0:], minlength=rg.g0)[stages.sg]
+    return _Run(fabric=fabric, flows=flows, options=options, seed=seed, start_s=start_s, wall0=wall0, t=start_s,
+                circ=circ, todo=todo, ci=ci, reconfig_s=reconfig_s, size=size,
+                mult=mult, delay=flows.delay_s.astype(np.float64),
+                start=np.full(n, np.nan), finish=np.full(n, np.nan), rem=size.copy(), rate=np.zeros(n),
+                opt_share=np.zeros(n), lat_used=np.zeros(n), is_active=np.zeros(n, dtype=bool), sg=stages.sg,
+                sg_count=rg.count, sg_next=rg.next, sg_order=stages.order, sg_ptr=stages.ptr,
+                sg_left=rg.count.copy(), sg_finish=np.full(rg.count.size, -np.inf), first=stages.first,
+                load=np.zeros(fabric.num_arcs), g_load=np.zeros(len(fabric.group_names)),
+                mark=np.full(fabric.num_arcs, -1, dtype=np.int64),  # scratch of the compiled solve
+                state=state, routes=routes, inc_w=inc_w, inc_s=inc_s, rep_of=rep_of, label=label, lab_thr=lab_thr,
+                empty_route=(np.diff(routes.incidence.indptr) == 0) & ~routes.blocked,
+                ins=_instances(graph, stages.first, plays), graph=graph, epoch_policy=epoch_policy, rg=rg,
+                tsize=tsize, saved=np.zeros(n if rg.on else 0, dtype=np.bool_),
+                rp_out=np.zeros((6, n if rg.on else 0)))
 
 
-def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
-    """The event loop of :func:`run_flows` in Python (numba kernels per step when ``compiled``): the reference."""
+def _max_steps(run: _Run) -> int:
+    """The event budget of a run: a loop past it has a bug (it raises :class:`SimulationError`)."""
+    return (10 * (len(run.flows) + int(run.sg_count[run.rg.g0:].sum())) + 10 * len(run.todo)
+            + 10 * run.ins.start.size + 1000)
+
+
+class _Steps:
+    """The per-event kernels of the interpreted event loop, in numpy: the reference.
+
+    :class:`_CompiledSteps` is the same interface on the numba kernels of :mod:`rfabric.sim._kernels`, with
+    the same results (the compiled-vs-interpreted tests compare the two). ``solver`` is the max-min method
+    of :func:`rfabric.sim.maxmin.maxmin_rates_rows`.
+    """
+
+    compiled = False
+
+    def __init__(self, solver: str) -> None:
+        self.solver = solver
+
+    def add_load(self, inc_w: sp.csr_matrix, rows: np.ndarray, rate: np.ndarray, sign: float, load: np.ndarray,
+                 group: np.ndarray, g_load: np.ndarray, inv_cap: np.ndarray) -> float:
+        """Add (sign=1) or remove (-1) the load of flows ``rows`` at their rates to arcs and arc groups.
+
+        Returns the largest load / capacity over the arcs hit after an addition (``-inf`` if none).
+        """
+        ptr, arcs, dat = _gather(inc_w, rows)
+        vals = dat * np.repeat(rate[rows], np.diff(ptr)) * sign
+        np.add.at(load, arcs, vals)
+        gr = group[arcs]
+        ok = gr >= 0
+        np.add.at(g_load, gr[ok], vals[ok])
+        return float((load[arcs] * inv_cap[arcs]).max()) if arcs.size and sign > 0 else -np.inf
+
+    def drain(self, run: _Run, idx: np.ndarray, when: float, routes: Routes, use_latency: bool) -> np.ndarray:
+        """Flows ``idx`` drained at ``when``: finish times (plus path latency), stage bookkeeping.
+
+        Returns the stage groups this completed."""
+        run.rem[idx] = 0.0
+        run.rate[idx] = 0.0
+        lat = routes.latency_s[idx] if use_latency else np.zeros(idx.size)
+        run.lat_used[idx] = lat
+        run.finish[idx] = when + lat
+        run.opt_share[idx] = routes.optical[idx]
+        g = run.sg[idx]
+        np.maximum.at(run.sg_finish, g, run.finish[idx])
+        np.subtract.at(run.sg_left, g, 1)
+        return np.unique(g[run.sg_left[g] == 0])
+
+    def split_due(self, pend_idx: np.ndarray, pend_time: np.ndarray, t: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(arrivals due by ``t``, the pending flows left, their times, the next arrival time)."""
+        due = pend_time <= t
+        arr = pend_idx[due]
+        pend_idx, pend_time = pend_idx[~due], pend_time[~due]
+        return arr, pend_idx, pend_time, float(pend_time.min()) if pend_time.size else np.inf
+
+    def solve(self, inc_s: sp.csr_matrix, sub: np.ndarray, cap_s: np.ndarray, mark: np.ndarray, fixed: np.ndarray,
+              rate: np.ndarray) -> tuple[np.ndarray, int]:
+        """Max-min rates of flows ``sub`` on the capacity the ``fixed`` flows leave, and the iterations."""
+        return maxmin_rates_rows(*_gather(inc_s, sub), _residual(inc_s, fixed, rate, cap_s), method=self.solver)
+
+    def next_drain(self, t: float, act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
+        """When the first of flows ``act`` drains at the current rates (``inf`` if none will)."""
+        ttd = self._time_to_drain(act, rate, rem)
+        return t + float(ttd.min()) if ttd.size else np.inf
+
+    @staticmethod
+    def _time_to_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> np.ndarray:
+        ra = rate[act]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ra > 0, rem[act] / ra, np.inf)
+
+    def advance(self, act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: float, drains: bool,
+                t_drain: float, eps: float, start: np.ndarray, mult: np.ndarray, routes: Routes,
+                by_medium: dict[str, float]) -> np.ndarray:
+        """Move flows ``act`` on by ``dt`` at their rates and count the bytes per medium.
+
+        When the next event is a drain (``drains``), the flows due by ``t_drain`` (up to the merge tolerance
+        ``eps``) drain with it. Returns the flows that drained."""
+        ra = rate[act]
+        moved = np.minimum(ra * dt, rem[act])
+        if drains:
+            own = t + self._time_to_drain(act, rate, rem)  # each flow's drain time at the current rates
+            done_local = own <= (t_drain + _EXACT * (t_drain - t) + eps * (t_drain - start[act]))
+            moved[done_local] = rem[act][done_local]
+        else:
+            done_local = np.zeros(act.size, dtype=bool)
+        rem[act] -= moved
+        bytes_moved = moved * mult[act]
+        nvl = routes.nvlink[act]
+        opt = routes.optical[act]
+        by_medium["nvlink"] += float(bytes_moved[nvl].sum())
+        by_medium["optical"] += float((bytes_moved * opt)[~nvl].sum())
+        by_medium["electrical"] += float((bytes_moved * (1.0 - opt))[~nvl].sum())
+        return act[done_local]
+
+
+class _CompiledSteps(_Steps):
+    """:class:`_Steps` on the numba kernels of :mod:`rfabric.sim._kernels` (same arithmetic, same order)."""
+
+    compiled = True
+
+    def add_load(self, inc_w: sp.csr_matrix, rows: np.ndarray, rate: np.ndarray, sign: float, load: np.ndarray,
+                 group: np.ndarray, g_load: np.ndarray, inv_cap: np.ndarray) -> float:
+        return float(_add_load_kernel(inc_w.indptr, inc_w.indices, inc_w.data, rows, rate, sign, load, group,
+                                      g_load, inv_cap))
+
+    def drain(self, run: _Run, idx: np.ndarray, when: float, routes: Routes, use_latency: bool) -> np.ndarray:
+        return drain_flows(idx, when, use_latency, routes.latency_s, routes.optical, run.rem, run.rate,
+                           run.lat_used, run.finish, run.opt_share, run.sg, run.sg_finish, run.sg_left)
+
+    def split_due(self, pend_idx: np.ndarray, pend_time: np.ndarray, t: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        arr = np.empty(pend_idx.size, dtype=np.int64)
+        na, nr, pend_min = split_due(pend_idx, pend_time, t, arr)
+        return arr[:na], pend_idx[:nr], pend_time[:nr], pend_min
+
+    def solve(self, inc_s: sp.csr_matrix, sub: np.ndarray, cap_s: np.ndarray, mark: np.ndarray, fixed: np.ndarray,
+              rate: np.ndarray) -> tuple[np.ndarray, int]:
+        return solve_rows(inc_s.indptr, inc_s.indices, inc_s.data, sub, cap_s, mark, fixed, rate)
+
+    def next_drain(self, t: float, act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
+        return t + float(next_drain(act, rate, rem)) if act.size else np.inf
+
+    def advance(self, act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: float, drains: bool,
+                t_drain: float, eps: float, start: np.ndarray, mult: np.ndarray, routes: Routes,
+                by_medium: dict[str, float]) -> np.ndarray:
+        gone_buf = np.empty(act.size, dtype=np.int64)
+        nd, b_nv, b_op, b_el = advance(act, rate, rem, t, dt, drains, t_drain, _EXACT, float(eps), start, mult,
+                                       routes.nvlink, routes.optical, gone_buf)
+        by_medium["nvlink"] += float(b_nv)
+        by_medium["optical"] += float(b_op)
+        by_medium["electrical"] += float(b_el)
+        return gone_buf[:nd]
+
+
+def _step_kernels(solver: str) -> _Steps:
+    """The numba kernels when numba is installed and ``solver`` is ``auto`` or ``heap``, else numpy."""
+    return _CompiledSteps(solver) if HAVE_NUMBA and solver in ("auto", "heap") else _Steps(solver)
+
+
+def _drive_interpreted(run: _Run, steps: _Steps) -> FlowTrace:
+    """The event loop of :func:`run_flows` in Python, each step on ``steps``' kernels: the reference."""
     fabric, flows, options, circ, todo, reconfig_s = run.fabric, run.flows, run.options, run.circ, run.todo, run.reconfig_s
     ins, t, ci = run.ins, run.t, run.ci
-    n = len(flows)
     size, mult, delay, start, finish, rem, rate = run.size, run.mult, run.delay, run.start, run.finish, run.rem, run.rate
-    opt_share, lat_used, is_active, load, g_load, mark = (run.opt_share, run.lat_used, run.is_active, run.load,
-                                                          run.g_load, run.mark)
-    sg, sg_count, sg_next, sg_order, sg_ptr = run.sg, run.sg_count, run.sg_next, run.sg_order, run.sg_ptr
-    sg_left, sg_finish, empty_route = run.sg_left, run.sg_finish, run.empty_route
+    is_active, load, g_load, mark = run.is_active, run.load, run.g_load, run.mark
+    sg_count, sg_next, sg_order, sg_ptr = run.sg_count, run.sg_next, run.sg_order, run.sg_ptr
+    sg_finish, empty_route = run.sg_finish, run.empty_route
     by_medium = {"nvlink": 0.0, "electrical": 0.0, "optical": 0.0}
     n_groups = len(fabric.group_names)
     sampled = fabric.group >= 0
@@ -763,21 +950,8 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
     group = fabric.group
 
     def add_load(rows: np.ndarray, sign: float) -> float:
-        """Add (sign=1) or remove (-1) the load of flows ``rows`` at their current rates.
-
-        Returns the largest load / capacity over the arcs hit after an addition (``-inf`` if none).
-        """
-        inc_w = run.inc_w
-        if compiled:
-            return float(_add_load_kernel(inc_w.indptr, inc_w.indices, inc_w.data, rows, rate, sign, load, group,
-                                          g_load, inv_cap))
-        ptr, arcs, dat = _gather(inc_w, rows)
-        vals = dat * np.repeat(rate[rows], np.diff(ptr)) * sign
-        np.add.at(load, arcs, vals)
-        gr = group[arcs]
-        ok = gr >= 0
-        np.add.at(g_load, gr[ok], vals[ok])
-        return float((load[arcs] * inv_cap[arcs]).max()) if arcs.size and sign > 0 else -np.inf
+        """Add (sign=1) or remove (-1) the load of flows ``rows`` at their current rates (see :meth:`_Steps.add_load`)."""
+        return steps.add_load(run.inc_w, rows, rate, sign, load, group, g_load, inv_cap)
 
     def drain(idx: np.ndarray, when: float) -> None:
         """Mark flows drained at ``when``; release the next stage of chains whose stage completed."""
@@ -789,20 +963,7 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
         touched_dr.append(idx)
         touched_dr_rate.append(rate[idx])
         add_load(idx, -1.0)
-        if compiled:
-            done_g = drain_flows(idx, when, bool(options.link_latency), routes.latency_s, routes.optical, rem, rate,
-                                 lat_used, finish, opt_share, sg, sg_finish, sg_left)
-        else:
-            rem[idx] = 0.0
-            rate[idx] = 0.0
-            lat = routes.latency_s[idx] if options.link_latency else np.zeros(idx.size)
-            lat_used[idx] = lat
-            finish[idx] = when + lat
-            opt_share[idx] = routes.optical[idx]
-            g = sg[idx]
-            np.maximum.at(sg_finish, g, finish[idx])
-            np.subtract.at(sg_left, g, 1)
-            done_g = np.unique(g[sg_left[g] == 0])
+        done_g = steps.drain(run, idx, when, routes, bool(options.link_latency))
         nxt = sg_next[done_g]
         has = nxt >= 0
         if has.any() and run.rg.on:
@@ -860,7 +1021,7 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
                 pend_min = float(pend_time.min())
         return changed
 
-    for _ in range(10 * (n + int(sg_count[run.rg.g0:].sum())) + 10 * len(todo) + 10 * n_inst + 1000):
+    for _ in range(_max_steps(run)):
         # --- everything that happens at t: instance starts/ends, arrivals (zero-size ones drain at once),
         # circuit changes
         epoch_changed = instance_events(t) if n_inst else False
@@ -868,15 +1029,7 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
             if inst_heap and inst_heap[0][0] <= t:
                 epoch_changed |= instance_events(t)
                 continue
-            if compiled:
-                arr = np.empty(pend_idx.size, dtype=np.int64)
-                na, nr, pend_min = split_due(pend_idx, pend_time, t, arr)
-                arr, pend_idx, pend_time = arr[:na], pend_idx[:nr], pend_time[:nr]
-            else:
-                due = pend_time <= t
-                arr = pend_idx[due]
-                pend_idx, pend_time = pend_idx[~due], pend_time[~due]
-                pend_min = float(pend_time.min()) if pend_time.size else np.inf
+            arr, pend_idx, pend_time, pend_min = steps.split_due(pend_idx, pend_time, t)
             start[arr] = t
             zero = (size[arr] <= 0) | empty_route[arr]
             active = np.concatenate([active, arr[~zero]])
@@ -908,15 +1061,10 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
                 # drains, flows slower than the slowest drained flow keep their rates (see
                 # _resolve_set); the others are re-solved on the capacity those leave.
                 sub, fixed = _resolve_set(act, run.label, rate, run.lab_thr, touched, touched_dr, touched_dr_rate,
-                                          compiled)
+                                          steps.compiled)
                 add_load(sub, -1.0)
             if sub.size:
-                inc_s = run.inc_s
-                if compiled:
-                    r, k = solve_rows(inc_s.indptr, inc_s.indices, inc_s.data, sub, cap_s, mark, fixed, rate)
-                else:
-                    r, k = maxmin_rates_rows(*_gather(inc_s, sub), _residual(inc_s, fixed, rate, cap_s),
-                                             method=solver)
+                r, k = steps.solve(run.inc_s, sub, cap_s, mark, fixed, rate)
                 rate[sub] = r
                 solves += 1
                 iters += k
@@ -933,13 +1081,7 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
         ut_t.append(t)
         ut_v.append(np.maximum(g_load, 0.0) * inv_gcap)
         # --- next event
-        if compiled:
-            t_drain = t + float(next_drain(act, rate, rem)) if act.size else np.inf
-        else:
-            ra = rate[act]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ttd = np.where(ra > 0, rem[act] / ra, np.inf)
-            t_drain = t + float(ttd.min()) if ttd.size else np.inf
+        t_drain = steps.next_drain(t, act, rate, rem)
         t_arr = pend_min
         t_ch = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
         if inst_heap:
@@ -947,34 +1089,9 @@ def _drive_interpreted(run: _Run, compiled: bool, solver: str) -> FlowTrace:
         t_next = min(t_drain, t_arr, t_ch)
         if not np.isfinite(t_next):
             _stuck(flows, active if active.size else pend_idx)
-        dt = t_next - t
         # --- advance
-        if compiled:
-            gone_buf = np.empty(act.size, dtype=np.int64)
-            nd, b_nv, b_op, b_el = advance(act, rate, rem, t, dt, t_next == t_drain, t_drain, _EXACT,
-                                           float(options.merge_tolerance), start, mult, routes.nvlink,
-                                           routes.optical, gone_buf)
-            by_medium["nvlink"] += float(b_nv)
-            by_medium["optical"] += float(b_op)
-            by_medium["electrical"] += float(b_el)
-            gone = gone_buf[:nd]
-        else:
-            moved = np.minimum(ra * dt, rem[act])
-            if t_next == t_drain:
-                own = t + ttd  # each flow's drain time at the current rates
-                done_local = own <= (t_drain + _EXACT * (t_drain - t)
-                                     + options.merge_tolerance * (t_drain - start[act]))
-                moved[done_local] = rem[act][done_local]
-            else:
-                done_local = np.zeros(act.size, dtype=bool)
-            rem[act] -= moved
-            bytes_moved = moved * mult[act]
-            nvl = routes.nvlink[act]
-            opt = routes.optical[act]
-            by_medium["nvlink"] += float(bytes_moved[nvl].sum())
-            by_medium["optical"] += float((bytes_moved * opt)[~nvl].sum())
-            by_medium["electrical"] += float((bytes_moved * (1.0 - opt))[~nvl].sum())
-            gone = act[done_local]
+        gone = steps.advance(act, rate, rem, t, t_next - t, t_next == t_drain, t_drain, options.merge_tolerance,
+                             start, mult, routes, by_medium)
         t = t_next
         if gone.size:
             is_active[gone] = False
@@ -1028,7 +1145,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
     ut_v = np.empty((ut_t.size, n_groups))
     eps = float(options.merge_tolerance)
     use_lat = bool(options.link_latency)
-    max_steps = 10 * (n + int(run.sg_count[run.rg.g0:].sum())) + 10 * len(todo) + 10 * ins.start.size + 1000
+    max_steps = _max_steps(run)
     cap_of: FabricState | None = None
     cap_s = inv_cap = inv_gcap = np.zeros(0)
     ci = run.ci
