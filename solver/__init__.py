@@ -22,20 +22,15 @@ from __future__ import annotations
 
 import logging
 
+from solver.cache import SolveCache
 from solver.decompose import Realisation, realise
+from solver.export import export_model
 from solver.formulation import Domain, Formulation, Problem, domains, formulate, make_problem
 from solver.heuristics import evaluate_alpha, greedy, node_bound
 from solver.options import BACKENDS, SolverOptions, parse_options
-from solver.planner import (
-    SolveCache,
-    evaluate,
-    export_model,
-    plan_schedule,
-    problems,
-    solve_domain,
-    solve_phase,
-)
+from solver.planner import evaluate, problems, solve_domain, solve_phase
 from solver.result import DomainResult, SolveResult
+from solver.schedule import plan_schedule
 
 # A library never prints: without a handler of the application's, log records go nowhere instead of to
 # logging.lastResort on stderr (Python logging HOWTO, "Configuring Logging for a Library"); rfabric.cli installs one.

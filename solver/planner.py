@@ -1,25 +1,25 @@
-"""Per-phase solving and reconfiguration-aware planning across the phases of an RL step."""
+"""Per-domain and per-phase circuit solving: the fast path, the exact steps and their combination.
+
+The cache of solved domains is :mod:`solver.cache`, planning a whole step is :mod:`solver.schedule`, writing a
+phase's model is :mod:`solver.export`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from rfabric.circuits import Circuit, CircuitAssignment, CircuitSchedule, PhaseDecision, check_assignment
-from rfabric.config import to_plain
-from rfabric.errors import ConfigError, SolverError
+from rfabric.circuits import Circuit, CircuitAssignment, check_assignment
 from rfabric.topology import Topology
 from rfabric.traffic_matrix import TrafficMatrix
 from rfabric.workload import Workload
 from solver.backends import MipOutcome
+from solver.cache import CachedCounts, SolveCache, signature
 from solver.decompose import Realisation, previous_counts, realise
 from solver.direct import plan_direct
 from solver.formulation import (
@@ -36,87 +36,11 @@ from solver.formulation import (
 )
 from solver.heuristics import evaluate_alpha, greedy, node_bound, objective
 from solver.options import SAFETY_NET_NOTE, TIME_LIMIT_S, SolverOptions, pulp_solver_name
-from solver.result import DomainResult, SolveResult, combine_alpha, rel_gap, worst_termination
+from solver.result import DomainResult, SolveResult, combine_alpha, worst_termination
 
 log = logging.getLogger(__name__)
 
 _TOL = 1e-9
-
-
-# ------------------------------------------------------------------------------------------------
-# Cache
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Entry:
-    x: np.ndarray
-    z: np.ndarray
-    termination: str
-    stage: str
-    bound: float
-    heuristic_alpha: float
-    rows: int
-    cols: int
-    nonzeros: int
-    message: str
-    alt: tuple[np.ndarray, np.ndarray] | None = None  # the heuristic's counts when the MILP's won
-    alpha: float = float("nan")  # alpha of (x, z) when known (saves re-solving the transit routing LP)
-    split: tuple[Any, np.ndarray] | None = None  # per-OCS split of (x, z) (sparse Y, dense U: solver.ocs_split)
-
-
-@dataclass
-class SolveCache:
-    """Solved circuit counts by a signature of the (quantised, normalised) problem; LRU, explicit object.
-
-    Demands are normalised by their own busiest node, so a phase that repeats with the same pattern (every
-    training step, every weight sync) hits even when its byte counts drift within ``quantise``.
-    """
-
-    max_entries: int = 256
-    hits: int = 0
-    misses: int = 0
-    _store: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
-
-    def get(self, key: str) -> _Entry | None:
-        e = self._store.get(key)
-        if e is None:
-            self.misses += 1
-            return None
-        self._store.move_to_end(key)
-        self.hits += 1
-        return e
-
-    def put(self, key: str, entry: _Entry) -> None:
-        self._store[key] = entry
-        self._store.move_to_end(key)
-        while len(self._store) > self.max_entries:
-            self._store.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-
-def signature(p: Problem, options: SolverOptions) -> str:
-    """Hash of a domain problem, quantised to ``options.quantise`` of its largest demand."""
-    h = hashlib.sha256()
-    d = p.domain
-    h.update(repr((d.name, d.ocs, d.lower_ports, d.upper_ports, d.circuit_bps)).encode())
-    big = max(float(p.demand.max(initial=0.0)), float(p.ext_out.max(initial=0.0)), float(p.ext_in.max(initial=0.0)))
-    step = options.quantise * big if options.quantise > 0 and big > 0 else 0.0
-    for arr in (p.demand, p.ext_out, p.ext_in):
-        q = np.rint(arr / step).astype(np.int64) if step > 0 else arr
-        h.update(np.ascontiguousarray(q).tobytes())
-    for arr in (p.eps_out, p.eps_in, p.budget):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    track = p.x_prev is not None and (p.penalty > 0 or p.max_changed >= 0)
-    if track:
-        h.update(np.ascontiguousarray(p.x_prev).tobytes())
-        h.update(np.ascontiguousarray(p.z_prev if p.z_prev is not None else np.zeros(p.n)).tobytes())
-    opts = (options.backend, options.pulp_solver, options.model, options.mip_gap, options.node_limit,
-            options.reconfig_penalty if track else 0.0, options.max_changed if track else -1, options.min_alpha,
-            options.time_limit_s, options.seed, options.ocs_max_columns)
-    h.update(repr(opts).encode())
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -170,7 +94,7 @@ def within_ports(p: Problem, x: np.ndarray, z: np.ndarray) -> bool:
                 and int(z.sum()) <= max(p.upper, 0))
 
 
-def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
+def _counts(p: Problem, options: SolverOptions, seed: int) -> CachedCounts:
     """Circuit counts for one domain problem: heuristic, then the MILP (unless greedy).
 
     ``bound`` is always a valid upper bound on the objective: the node bound, tightened only by the MILP's
@@ -181,7 +105,7 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
 
         hyb = _counts(p, replace(options, model="hybrid"), seed)
         tr = solve_transit(p, (hyb.x, hyb.z), seed=seed, time_limit_s=options.time_limit_s)
-        return _Entry(tr.x, tr.z, tr.termination, "transit", tr.bound, hyb.heuristic_alpha, tr.rows, tr.cols,
+        return CachedCounts(tr.x, tr.z, tr.termination, "transit", tr.bound, hyb.heuristic_alpha, tr.rows, tr.cols,
                       tr.nonzeros, tr.message, alpha=tr.alpha)
     nb = node_bound(p)
     xh, zh = greedy(p)
@@ -191,16 +115,16 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
     message = ""
     bound = nb
     if p.min_alpha > 0 and nb < p.min_alpha * (1 - 1e-9):
-        return _Entry(xh, zh, "infeasible", stage, nb, a_h, 0, 0, 0,
+        return CachedCounts(xh, zh, "infeasible", stage, nb, a_h, 0, 0, 0,
                       f"alpha <= {nb:.4g} (proven bound) < min_alpha {p.min_alpha:g}")
     if nb <= 0:
-        return _Entry(xh, zh, "infeasible", stage, 0.0, a_h, 0, 0, 0, _uncarried(p))
+        return CachedCounts(xh, zh, "infeasible", stage, 0.0, a_h, 0, 0, 0, _uncarried(p))
     if obj_h >= nb * (1 - 1e-7):
-        return _Entry(xh, zh, "optimal", stage, nb, a_h, 0, 0, 0, "heuristic meets the proven bound")
+        return CachedCounts(xh, zh, "optimal", stage, nb, a_h, 0, 0, 0, "heuristic meets the proven bound")
     if options.backend == "greedy":
         note = (f"heuristic alpha {a_h:.4g} is below min_alpha {p.min_alpha:g} (not proven infeasible: use a "
                 "MILP backend)") if a_h < p.min_alpha else ""
-        return _Entry(xh, zh, "heuristic", stage, nb, a_h, 0, 0, 0, note)
+        return CachedCounts(xh, zh, "heuristic", stage, nb, a_h, 0, 0, 0, note)
     form = formulate(p, nb)
     rows, cols, nnz = form.num_rows, form.num_cols, form.nonzeros
     start = None
@@ -243,7 +167,7 @@ def _counts(p: Problem, options: SolverOptions, seed: int) -> _Entry:
     alt = (xh, zh) if stage == "milp" else None
     if net:
         message = f"{message}; {net}" if message else net
-    return _Entry(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message, alt)
+    return CachedCounts(best_x, best_z, termination, stage, bound, a_h, rows, cols, nnz, message, alt)
 
 
 def _counts_ocs(p: Problem, options: SolverOptions, seed: int, bound: float,
@@ -285,7 +209,7 @@ def alpha_of(p: Problem, x: np.ndarray, z: np.ndarray | None, model: str = "hybr
     return evaluate_alpha(p, x, z)
 
 
-def cached_counts(p: Problem, options: SolverOptions, cache: SolveCache | None, seed: int) -> _Entry:
+def cached_counts(p: Problem, options: SolverOptions, cache: SolveCache | None, seed: int) -> CachedCounts:
     key = signature(p, options) if cache is not None else ""
     entry = cache.get(key) if cache is not None else None
     if entry is None:
@@ -550,243 +474,3 @@ def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssi
                                    circuits=len(cs), changed=0, kept=len(cs), dropped=0), cs))
     res = _combine(topology, parts, "evaluate", t0)
     return replace(res, stage="previous", termination="optimal")
-
-
-def phase_time_s(result: SolveResult) -> float:
-    """Completion time of the phase's traffic in the solver's fluid view (slowest domain)."""
-    times = [d.time_s for d in result.domains if d.t0_s > 0]
-    return max(times) if times else 0.0
-
-
-# ------------------------------------------------------------------------------------------------
-# A whole step
-
-
-def _decision(name: str, action: str, res: SolveResult, changed: int, reason: str, solve_time: float,
-              backend: str, termination: str | None = None) -> PhaseDecision:
-    return PhaseDecision(phase=name, action=action, circuits=len(res.assignment), changed=changed, reason=reason,
-                         alpha=res.objective, bound=res.bound, gap=rel_gap(res.objective, res.bound),
-                         solve_time_s=solve_time, backend=backend, termination=termination or res.termination)
-
-
-def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions, *, seed: int,
-                  fixed: CircuitAssignment | None = None, cache: SolveCache | None = None) -> CircuitSchedule:
-    """One circuit assignment per phase step of ``workload`` (aligned with ``workload.phases``).
-
-    * No OCS: empty assignments, action ``none``.
-    * Not reconfigurable (``static_ocs``), ``reconfig: never`` or a ``fixed`` assignment: ONE assignment
-      for all phases -- ``fixed``, or solved on the whole step's traffic weighted by phase repeats --
-      action ``static``. A ``static_ocs`` whose ``circuit_template`` is a named template needs the caller
-      to pass that template as ``fixed`` (this package does not import ``topologies``).
-    * Otherwise phase by phase, starting from the previous phase's circuits (``reconfig``):
-      ``always`` takes the new solution; ``auto`` takes it when the idle window before the phase (the
-      previous phase's ``compute_after_s`` + this one's ``compute_before_s``) covers
-      ``topology.ocs_reconfig_s``, or when the fluid-model time saved over the phase's repeats exceeds the
-      switching delay left exposed; else the circuits are kept. Every decision is recorded with its
-      reason; a "kept" decision is labelled ``feasible`` with the solver's bound for the phase.
-    * Wrap-around: steps repeat, so the transition from the last phase to the first phase of the next
-      step is planned too (:func:`_wrap_around`): phase 0 is planned again from the last phase's circuits
-      until the schedule is periodic; ``meta["wrap_around"]`` records the passes and whether it closed.
-      Decision 0 describes that transition (the first step's initial configuration is ``assignments[0]``
-      set up before the job, or the last phase's circuits if the caller starts every step from them).
-    """
-    t_all = time.perf_counter()
-    n = len(workload.phases)
-    backend = options.backend if options.backend != "pulp" else f"pulp:{pulp_solver_name(options)}"
-    cache = cache if cache is not None else (SolveCache() if options.cache else None)
-    meta: dict[str, Any] = {"options": to_plain(options), "seed": seed, "layers": options.layers,
-                            "model": options.model}
-    if not topology.has_ocs:
-        empty = CircuitAssignment()
-        nothing = tuple(PhaseDecision(phase=p.name, action="none", circuits=0, changed=0,
-                                      reason="topology has no OCS") for p in workload.phases)
-        return CircuitSchedule(assignments=(empty,) * n, decisions=nothing, meta=meta)
-    template = topology.circuit_template
-    if fixed is None and not topology.reconfigurable and template != "solver":
-        raise SolverError(f"static OCS topology '{topology.name}' uses circuit_template '{template}': pass "
-                          "that template's assignment as plan_schedule(..., fixed=...)")
-    if fixed is not None or not topology.reconfigurable or options.reconfig == "never":
-        return _plan_static(topology, workload, options, seed=seed, fixed=fixed, cache=cache, meta=meta,
-                            backend=backend, t_all=t_all)
-    rs = topology.ocs_reconfig_s
-    s = options.mixed_seed(seed)
-    probs = [problems(topology, ph.traffic, options) for ph in workload.phases]
-    phases = workload.phases
-
-    def step(i: int, prev: CircuitAssignment | None) -> tuple[CircuitAssignment, PhaseDecision]:
-        """Plan phase ``i`` starting from ``prev`` (the circuits in place when it begins)."""
-        ph = phases[i]
-        tr = ph.traffic
-        hints: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
-        for d, q in enumerate(probs[i]):
-            if not q.empty:
-                continue
-            for j in [*range(i + 1, n), *range(0, i)]:  # the next phase (cyclically) that uses this layer
-                if not probs[j][d].empty:
-                    e = cached_counts(probs[j][d], options, cache, s)
-                    hints[q.domain.name] = (e.x, e.z, phases[j].name)
-                    break
-        res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed, hints=hints)
-        st = res.wall_time_s
-        bound = res.bound
-        if prev is None:
-            chosen, action = res, "reconfigured"
-            changed = len(res.assignment)
-            reason = "initial configuration (set before the job starts)"
-        else:
-            removed, added = prev.changed(res.assignment)
-            changed = len(added)
-            window = phases[i - 1].compute_after_s + ph.compute_before_s  # i - 1 = -1: the last phase
-            idle_ocs = {o for q in probs[i] if q.empty for o in q.domain.ocs}
-            # the alternative to re-pointing: keep the busy layers, still pre-position the idle ones
-            alt = CircuitAssignment.of([c for c in prev.circuits if c.ocs not in idle_ocs]
-                                       + [c for c in res.assignment.circuits if c.ocs in idle_ocs])
-            if changed == 0 and not removed:
-                chosen, action, reason = res, "kept", "the solver's circuits equal the current ones"
-            elif options.reconfig == "always":
-                chosen, action, reason = res, "reconfigured", "reconfig: always"
-            elif window >= rs:
-                chosen, action = res, "reconfigured"
-                reason = f"idle window {window:.4g} s covers the switching time {rs:.4g} s"
-            elif alt == res.assignment:
-                chosen, action = res, "reconfigured"
-                reason = "only layers without traffic in this phase change (pre-positioned for a later phase)"
-            else:
-                keep = evaluate(topology, tr, alt, options)
-                t_keep, t_new = phase_time_s(keep), phase_time_s(res)
-                exposed = rs - window
-                gain = ph.repeat * (t_keep - t_new)
-                if gain > exposed:
-                    chosen, action = res, "reconfigured"
-                    reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s, but the time saved "
-                              f"({gain:.4g} s over {ph.repeat} repeat(s)) exceeds the exposed delay {exposed:.4g} s")
-                else:
-                    chosen, action = keep, "kept"
-                    changed = len(prev.changed(alt)[1])
-                    reason = (f"idle window {window:.4g} s < switching time {rs:.4g} s and the time saved "
-                              f"({gain:.4g} s) does not pay the exposed delay {exposed:.4g} s")
-        check_assignment(topology, chosen.assignment)
-        # kept circuits are a decision, not an optimum: "feasible" against the solver's bound for the phase
-        term = res.termination if chosen is res else "feasible"
-        dec = _decision(ph.name, action, chosen, changed, reason + (f"; {res.message}" if res.message else ""),
-                        st, backend, term)
-        if chosen is not res:
-            dec = replace(dec, bound=bound, gap=rel_gap(chosen.objective, bound))
-        return chosen.assignment, dec
-
-    assignments: list[CircuitAssignment] = []
-    decisions: list[PhaseDecision] = []
-    prev: CircuitAssignment | None = None
-    for i in range(n):
-        a, dec = step(i, prev)
-        assignments.append(a)
-        decisions.append(dec)
-        prev = a
-    meta["wrap_around"] = _wrap_around(step, assignments, decisions, [ph.name for ph in phases])
-    meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
-                 "safety_net_fired": sum(SAFETY_NET_NOTE in d.reason for d in decisions),
-                 "wall_time_s": time.perf_counter() - t_all})
-    return CircuitSchedule(assignments=tuple(assignments), decisions=tuple(decisions), meta=meta)
-
-
-#: passes over the step that close the cycle last phase -> first phase (see :func:`_wrap_around`)
-WRAP_PASSES = 3
-
-
-def _wrap_around(step: Any, assignments: list[CircuitAssignment], decisions: list[PhaseDecision],
-                 names: list[str]) -> dict[str, Any]:
-    """Plan the transition from the last phase of one step to the first phase of the next (in place).
-
-    RL steps repeat, and the simulator starts every step from the last phase's circuits, so phase 0 is
-    planned again starting from the last phase's assignment (the same rules as any other transition, with
-    the idle window ``last.compute_after_s + first.compute_before_s``). If that changes phase 0's circuits,
-    phases 1.. are planned again from them, and so on until the schedule is periodic (phase 0 planned from
-    the last phase gives phase 0 again) or :data:`WRAP_PASSES` passes are spent. Decision 0 then describes
-    the wrap-around transition; the first pass's "initial configuration" only seeded the cycle.
-    """
-    n = len(assignments)
-    if n < 2:
-        return {"from_phase": names[-1] if names else "", "to_phase": names[0] if names else "", "passes": 0,
-                "converged": True, "action": decisions[0].action if decisions else "none", "changed": 0,
-                "note": "one phase: the circuits carry over from step to step unchanged"}
-    converged = False
-    passes = 0
-    for passes in range(1, WRAP_PASSES + 1):  # noqa: B007 - the count is reported
-        a0, d0 = step(0, assignments[-1])
-        same = a0 == assignments[0]
-        assignments[0] = a0
-        decisions[0] = replace(d0, reason=f"wrap-around from phase '{names[-1]}' of the previous step: {d0.reason}")
-        if same:
-            converged = True
-            break
-        for i in range(1, n):
-            a, dec = step(i, assignments[i - 1])
-            assignments[i] = a
-            decisions[i] = dec
-    d0 = decisions[0]
-    return {"from_phase": names[-1], "to_phase": names[0], "passes": passes, "converged": converged,
-            "action": d0.action, "changed": d0.changed,
-            "note": ("periodic: phase 0 planned from the last phase's circuits reproduces itself" if converged else
-                     f"not periodic after {passes} passes: phase 0 was planned from the last phase of the "
-                     "previous pass")}
-
-
-def _plan_static(topology: Topology, workload: Workload, options: SolverOptions, *, seed: int,
-                 fixed: CircuitAssignment | None, cache: SolveCache | None, meta: dict[str, Any], backend: str,
-                 t_all: float) -> CircuitSchedule:
-    why = ("topology is not reconfigurable (static OCS)" if not topology.reconfigurable
-           else "reconfig: never" if fixed is None else "fixed assignment given")
-    solve_time = 0.0
-    fired = 0
-    if fixed is not None:
-        check_assignment(topology, fixed)
-        chosen = fixed
-        how = "the given assignment"
-        term = "optimal"
-    else:
-        total: TrafficMatrix | None = None
-        for ph in workload.phases:
-            t = ph.traffic.scaled(float(ph.repeat))
-            total = t if total is None else total + t
-        if total is None:
-            total = TrafficMatrix.from_pairs(workload.num_gpus, [], [], [])
-        res = solve_phase(topology, total, options, cache=cache, seed=seed,
-                          direct_demand=direct_demand(topology, workload, options))
-        chosen = res.assignment
-        solve_time = res.wall_time_s
-        how = f"solved once on the whole step's traffic (alpha {res.objective:.4g} on it)"
-        term = res.termination
-        fired = int(SAFETY_NET_NOTE in res.message)
-    decisions = []
-    for ph in workload.phases:
-        ev = evaluate(topology, ph.traffic, chosen, options)
-        decisions.append(_decision(ph.name, "static", ev, 0, f"{why}: {how}", solve_time, backend, term))
-        solve_time = 0.0
-    meta.update({"cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
-                 "safety_net_fired": fired, "wall_time_s": time.perf_counter() - t_all})
-    return CircuitSchedule(assignments=(chosen,) * len(workload.phases), decisions=tuple(decisions), meta=meta)
-
-
-# ------------------------------------------------------------------------------------------------
-# Export
-
-
-def export_model(topology: Topology, traffic: TrafficMatrix, options: SolverOptions, path: str | Path) -> list[Path]:
-    """Write the MILP of every OCS domain with traffic as LP or MPS (by ``path``'s suffix) through PuLP.
-
-    One domain: ``path`` itself; several: ``<stem>.<domain><suffix>`` beside it. Returns the files written.
-    """
-    p = Path(path)
-    if p.suffix.lower() not in (".lp", ".mps"):
-        raise ConfigError("--export", "model files end in .lp or .mps", str(path))
-    from solver.backends.pulp import write_model
-
-    live = [q for q in problems(topology, traffic, options) if not q.empty]
-    if not live:
-        raise ConfigError("--phase", "this phase sends no traffic across any OCS layer: there is no model to write",
-                          traffic.phase)
-    out = []
-    for q in live:
-        target = p if len(live) == 1 else p.with_name(f"{p.stem}.{q.domain.name}{p.suffix}")
-        out.append(write_model(formulate(q, node_bound(q)), target))
-    return out
