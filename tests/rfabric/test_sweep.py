@@ -180,3 +180,39 @@ def test_sweep_fabric_parts_give_the_rows_of_a_whole_point() -> None:
     strip = lambda rows: [{k: v for k, v in r.items() if k != "sim_wall_time_s"} for r in rows]  # noqa: E731
     assert strip(split["rows"]) == strip(whole["rows"])
     assert split["config_hash"] == whole["config_hash"]
+
+
+def test_units_of_work_run_largest_first_with_stable_ties(tmp_path: Path) -> None:
+    """With a work estimate the (point, part) units start largest first (LPT); equal estimates keep the
+    sweep order; an estimate that raises counts as 0; the records do not depend on the order."""
+    order: list[tuple[int, float, str]] = []
+
+    def fn(config: Mapping[str, Any], part: str) -> dict[str, Any]:
+        order.append((config["cluster"]["trainer_gpus"], config["cluster"]["nic_gbps"], part))
+        return {"part": part, "value": config["cluster"]["trainer_gpus"]}
+
+    def work(config: Mapping[str, Any], part: str) -> float:
+        if part == "x":
+            raise RuntimeError("no estimate")
+        return float(config["cluster"]["trainer_gpus"])
+
+    points = expand(load_sweep({**SPEC, "seeds": [0]}))  # nic 100/400 x trainers 16/32, in this order
+    run_points(points, fn, tmp_path / "lpt", parts=lambda c: ["a", "x"], combine=_combine, work=work)
+    assert order == [(32, 100, "a"), (32, 400, "a"), (16, 100, "a"), (16, 400, "a"),
+                     (16, 100, "x"), (32, 100, "x"), (16, 400, "x"), (32, 400, "x")]
+    order.clear()
+    run_points(points, fn, tmp_path / "plain", parts=lambda c: ["a", "x"], combine=_combine)
+    assert order[0] == (16, 100, "a")  # without an estimate: the sweep order
+    for p in points:
+        a = json.loads((tmp_path / "lpt" / "runs" / f"{p.run_id}.json").read_text())
+        b = json.loads((tmp_path / "plain" / "runs" / f"{p.run_id}.json").read_text())
+        assert a["rows"] == b["rows"]
+
+
+def test_sweep_work_is_the_points_gpus() -> None:
+    from rfabric import api
+
+    fabrics = [{"name": "fat_tree", "kind": "fat_tree"}]
+    assert api.sweep_work({"cluster": {"trainer_gpus": 48, "rollout_gpus": 16}, "fabrics": fabrics}, "fat_tree") == 64.0
+    with pytest.raises(ConfigError):
+        api.sweep_work({"cluster": {"trainer_gpus": -1}, "fabrics": fabrics}, "fat_tree")
