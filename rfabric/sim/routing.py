@@ -934,6 +934,11 @@ class FabricState:
                 self._fluid("A", np.flatnonzero(ok), ps, pd, w_a, spray, pr, pa, pw, p_opt)
                 self._fluid("B", np.flatnonzero(ok & div), ps, pd, 1.0 - w_a, spray, pr, pa, pw, p_opt)
                 pr_, pa_, pw_ = np.concatenate(pr), np.concatenate(pa), np.concatenate(pw)
+                if f.spray is not None and f.spray.members:
+                    # per switch pair, not per flow: the flows of a pair share its rows, so a group is
+                    # lifted or expanded exactly as it would be per flow (same sums, same row order per
+                    # flow), but the exact walks' member rows are not first copied to every flow
+                    pr_, pa_, pw_ = self._reconcile(pr_, pa_, pw_)
                 order = np.argsort(pr_, kind="stable")
                 pr_, pa_, pw_ = pr_[order], pa_[order], pw_[order]
                 pptr = np.zeros(up.size + 1, dtype=np.int64)
@@ -967,8 +972,8 @@ class FabricState:
         rf = np.concatenate(rows_f).astype(np.int64)
         ra = np.concatenate(rows_a).astype(np.int64)
         rw = np.concatenate(rows_w)
-        if f.spray is not None and f.spray.members:
-            rf, ra, rw = self._reconcile(rf, ra, rw)
+        if f.spray is not None and f.spray.members and ecmp not in ("split", "spray"):
+            rf, ra, rw = self._reconcile(rf, ra, rw)  # hashed / adaptive paths (the fluid ones are done per pair)
         inc = sp.csr_matrix((rw, (rf, ra)), shape=(n, f.num_arcs))
         inc.sum_duplicates()
         lat = inc @ self.latency_s

@@ -109,6 +109,33 @@ def test_spray_with_ocs_to_tor_circuits_equals_split() -> None:
     np.testing.assert_allclose(spray.finish_s, split.finish_s, rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize("ecmp", ["spray", "split", "hash"])
+def test_flows_of_one_pair_get_the_same_rows_however_many_share_it(ecmp: str) -> None:
+    # Fluid routes are computed (and lifted to, or expanded from, the tier aggregates) once per switch pair
+    # and then given to every flow of the pair: each of three interleaved copies of a batch gets, bit for
+    # bit, the rows of its flow routed in the batch alone (same switch pairs, so the same aggregates are
+    # lifted or expanded; here some are expanded, so a flow routed on its own could differ).
+    topo = built("rfabric", 64, 2, switch_radix=8, agg_ocs_share=0.75, agg_ocs_upper_share=0.0)
+    asg = circuit_template(topo, "mesh")
+    state = Fabric.build(topo, [asg], routing="spray").state(asg)
+    assert state.circuits_live and state.fabric.spray is not None
+    rng = np.random.default_rng(3)
+    src = rng.integers(0, 64, 120)
+    dst = (src + rng.integers(1, 64, 120)) % 64
+    once = state.route(src, dst, ecmp=ecmp, seed=5)
+    thrice = state.route(np.tile(src, 3), np.tile(dst, 3), ecmp=ecmp, seed=5)
+    for k in range(3):
+        part = thrice.incidence[k * src.size:(k + 1) * src.size]
+        assert np.array_equal(part.indptr, once.incidence.indptr)
+        assert np.array_equal(part.indices, once.incidence.indices)
+        assert np.array_equal(part.data, once.incidence.data)
+        for a, b in ((thrice.latency_s, once.latency_s), (thrice.optical, once.optical)):
+            assert np.array_equal(a[k * src.size:(k + 1) * src.size], b)
+    if ecmp == "spray":
+        alone = [state.route(src[i:i + 1], dst[i:i + 1], ecmp=ecmp, seed=5).incidence for i in range(src.size)]
+        assert any(not np.array_equal(once.incidence[i].indices, alone[i].indices) for i in range(src.size))
+
+
 def test_no_aggregates_off_a_clos_and_spray_still_exact() -> None:
     topo = line_topology([100e9, 50e9], hosts_per_switch=2, nic_bps=400e9)
     assert Fabric.build(topo, routing="spray").spray is None
