@@ -159,7 +159,14 @@ class CostConfig:
     prices: Mapping[str, Any] = field(default_factory=dict)  # item -> USD/W, or {Gb/s: value}
     """Item overrides of the catalogue: item -> USD (or W), or {Gb/s: value} for rate-keyed items."""
     include_gpus: bool = False
-    """Reserved: accepted but not read yet (network capex never includes GPUs; the cluster capex column always does)."""
+    """Must stay false: ``perf_per_usd`` is per network USD; the ``capex_cluster_usd`` / ``perf_per_cluster_usd_vs_ref`` columns price GPUs and servers (true is refused, not silently ignored)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.include_gpus:
+            raise ConfigError("cost.include_gpus", "is not a switch: perf_per_usd is per network USD, and the "
+                              "columns capex_cluster_usd and perf_per_cluster_usd_vs_ref always include GPUs and "
+                              "servers; drop the key and read those", True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

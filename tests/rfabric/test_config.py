@@ -86,6 +86,7 @@ def test_run_config_sections() -> None:
     ({"fabrics": ["a"], "reference": "b"}, "reference"),
     ({"workload": 3}, "workload"),
     ({"sim": {"ecmp": "random"}}, "sim.ecmp"),
+    ({"fabrics": ["fat_tree"], "cost": {"include_gpus": True}}, "cost.include_gpus"),
 ])
 def test_run_config_errors(data: dict, key: str) -> None:
     with pytest.raises(ConfigError) as e:
