@@ -17,9 +17,13 @@ flows at its start, and its end once its last flow finished. The kernel returns 
 ``EPOCH``) only when the set of active epoch keys changed at an instant (or at the first instance event),
 which is where the engine records an epoch and asks its epoch policy for circuits.
 
-Pending arrivals are a binary heap keyed by (arrival time, insertion number): ``O(log n)`` per arrival
-instead of a scan of every waiting flow at every event (quadratic in the flows of a long trace), and the
-same order as the engine's list (flows due together arrive in the order they were released).
+Pending arrivals are a binary heap keyed by (arrival time, insertion number) (:class:`Pending`): ``O(log n)``
+per entry instead of a scan of every waiting flow at every event (quadratic in the flows of a long trace),
+and the same order as the engine's list (flows due together arrive in the order they were released). An
+entry is a run of flows released together and due at the same instant (a stage of a collective is one
+entry, not one per flow: on the 16,384-GPU DeepSeek-V3 rollout, ~950k flows replayed over ~100 stages, the
+per-flow heap took most of the run). Heap helpers take scalars or one tuple, not the heap arrays one by one:
+every array argument of a compiled call costs atomic reference counts.
 
 State travels in a few arrays so that one call can resume where the previous one stopped: ``ist``
 (int64: active count, heap size, insertion counter, arrived count, drained count, ``act`` count,
@@ -105,6 +109,29 @@ class Replays(NamedTuple):
     out: np.ndarray
 
 
+class Pending(NamedTuple):
+    """The heap of pending arrivals: entries ``(time, insertion number)`` each standing for a run of flows
+    released together that arrive at the same instant: ``src[w][p : p + c]`` with ``src`` 0 the flows by
+    stage group (``sg_order``), 1 the first-stage flows by instance (:attr:`Instances.first`), 2 ``firsts``
+    (the first stage of every chain, in flow order). Arrays ``ht`` (time), ``hs`` (insertion number),
+    ``hp`` (``p``), ``hc`` (``c``), ``hw`` (``w``), of one entry per flow at most.
+    """
+
+    ht: np.ndarray
+    hs: np.ndarray
+    hp: np.ndarray
+    hc: np.ndarray
+    hw: np.ndarray
+    firsts: np.ndarray
+
+
+def new_pending(n: int, firsts: np.ndarray) -> Pending:
+    """An empty :class:`Pending` heap for ``n`` flows; ``firsts`` as in the class."""
+    i64 = np.int64
+    return Pending(np.empty(n + 1), np.empty(n + 1, dtype=i64), np.empty(n + 1, dtype=i64),
+                   np.empty(n + 1, dtype=i64), np.empty(n + 1, dtype=i64), np.asarray(firsts, dtype=i64))
+
+
 def no_instances() -> Instances:
     """The empty :class:`Instances` of a run without phase instances."""
     f, i, b = np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
@@ -113,9 +140,11 @@ def no_instances() -> Instances:
 
 
 @_njit(cache=True)
-def _inst_less(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, a: int, b: int) -> bool:
-    """Entry ``a`` before entry ``b`` in (time, kind, instance) order (Python's tuple order in ``heapq``)."""
-    return ht[a] < ht[b] or (ht[a] == ht[b] and (hk[a] < hk[b] or (hk[a] == hk[b] and hi[a] < hi[b])))
+def _before(ta: float, ka: int, ia: int, tb: float, kb: int, ib: int) -> bool:
+    """Entry ``(ta, ka, ia)`` before ``(tb, kb, ib)`` in (time, kind, instance) order (Python's tuple order in
+    ``heapq``). Scalars only: a comparator taking the heap arrays costs two atomic reference counts per array
+    and call, which dominated long runs of arrivals."""
+    return ta < tb or (ta == tb and (ka < kb or (ka == kb and ia < ib)))
 
 
 @_njit(cache=True)
@@ -127,7 +156,7 @@ def inst_push(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, n: int, t: float, 
     hi[j] = i
     while j > 0:
         p = (j - 1) // 2
-        if not _inst_less(ht, hk, hi, j, p):
+        if not _before(ht[j], hk[j], hi[j], ht[p], hk[p], hi[p]):
             break
         ht[p], ht[j] = ht[j], ht[p]
         hk[p], hk[j] = hk[j], hk[p]
@@ -148,9 +177,9 @@ def inst_pop(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, n: int) -> int:
         a = 2 * j + 1
         b = a + 1
         m = j
-        if a < n and _inst_less(ht, hk, hi, a, m):
+        if a < n and _before(ht[a], hk[a], hi[a], ht[m], hk[m], hi[m]):
             m = a
-        if b < n and _inst_less(ht, hk, hi, b, m):
+        if b < n and _before(ht[b], hk[b], hi[b], ht[m], hk[m], hi[m]):
             m = b
         if m == j:
             break
@@ -161,15 +190,96 @@ def inst_pop(ht: np.ndarray, hk: np.ndarray, hi: np.ndarray, n: int) -> int:
     return n
 
 
-#: The flow-arrival heap, ``(due time, insertion number, flow)``, is the same three-key heap as the instance
-#: events: insertion numbers are unique, so the third key never decides and the order is (time, insertion).
-heap_push = inst_push
-heap_pop = inst_pop
+@_njit(cache=True)
+def _seg_swap(pq: Pending, a: int, b: int) -> None:
+    pq.ht[a], pq.ht[b] = pq.ht[b], pq.ht[a]
+    pq.hs[a], pq.hs[b] = pq.hs[b], pq.hs[a]
+    pq.hp[a], pq.hp[b] = pq.hp[b], pq.hp[a]
+    pq.hc[a], pq.hc[b] = pq.hc[b], pq.hc[a]
+    pq.hw[a], pq.hw[b] = pq.hw[b], pq.hw[a]
 
 
 @_njit(cache=True)
-def instance_events(now: float, ist: np.ndarray, ins: Instances, delay: np.ndarray, ht: np.ndarray, hs: np.ndarray,
-                    hf: np.ndarray) -> bool:
+def seg_push(pq: Pending, n: int, t: float, s: int, p: int, c: int, w: int) -> int:
+    """Push the run ``(t, s)`` of flows ``src[w][p : p + c]`` on the arrival heap; returns the new size."""
+    ht = pq.ht
+    hs = pq.hs
+    j = n
+    ht[j] = t
+    hs[j] = s
+    pq.hp[j] = p
+    pq.hc[j] = c
+    pq.hw[j] = w
+    while j > 0:
+        q = (j - 1) // 2
+        if not (ht[j] < ht[q] or (ht[j] == ht[q] and hs[j] < hs[q])):
+            break
+        _seg_swap(pq, j, q)
+        j = q
+    return n + 1
+
+
+@_njit(cache=True)
+def seg_pop(pq: Pending, n: int) -> int:
+    """Remove the smallest (time, insertion number) entry of the arrival heap; returns the new size."""
+    ht = pq.ht
+    hs = pq.hs
+    n -= 1
+    ht[0] = ht[n]
+    hs[0] = hs[n]
+    pq.hp[0] = pq.hp[n]
+    pq.hc[0] = pq.hc[n]
+    pq.hw[0] = pq.hw[n]
+    j = 0
+    while True:
+        a = 2 * j + 1
+        b = a + 1
+        m = j
+        if a < n and (ht[a] < ht[m] or (ht[a] == ht[m] and hs[a] < hs[m])):
+            m = a
+        if b < n and (ht[b] < ht[m] or (ht[b] == ht[m] and hs[b] < hs[m])):
+            m = b
+        if m == j:
+            break
+        _seg_swap(pq, m, j)
+        j = m
+    return n
+
+
+@_njit(cache=True)
+def release(pq: Pending, ist: np.ndarray, w: int, src: np.ndarray, p0: int, p1: int, base: float,
+            delay: np.ndarray, dl: float) -> None:
+    """Flows ``src[p0:p1]`` (``src`` number ``w`` of :class:`Pending`) arrive at ``base + dl`` (``dl >= 0``) or
+    ``base + delay[f]``: one heap entry per run of consecutive flows due at the same instant.
+
+    Arrivals pop in (time, release order), as a heap of one entry per flow keyed by (time, insertion) would
+    give them: a run's flows are consecutive in release order and due together, so no other entry falls
+    between them; a collective's stage (flows of one delay) is one entry instead of one per flow.
+    """
+    n = ist[HEAP_N]
+    s = ist[SEQ]
+    p = p0
+    while p < p1:
+        tt = base + (dl if dl >= 0.0 else delay[src[p]])
+        q = p + 1
+        while q < p1 and base + (dl if dl >= 0.0 else delay[src[q]]) == tt:
+            q += 1
+        n = seg_push(pq, n, tt, s, p, q - p, w)
+        s += 1
+        p = q
+    ist[HEAP_N] = n
+    ist[SEQ] = s
+
+
+def pending_flows(pq: Pending, n: int, sg_order: np.ndarray, ins_first: np.ndarray) -> np.ndarray:
+    """The flows of the first ``n`` entries of the arrival heap (for error messages)."""
+    srcs = (sg_order, ins_first, pq.firsts)
+    parts = [srcs[int(pq.hw[k])][int(pq.hp[k]):int(pq.hp[k] + pq.hc[k])] for k in range(n)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+@_njit(cache=True)
+def instance_events(now: float, ist: np.ndarray, ins: Instances, delay: np.ndarray, pq: Pending) -> bool:
     """The engine's ``instance_events``: start and end the instances due at ``now`` (an end releases the
     successors whose last predecessor it was, at its own time; a start releases its first-stage flows at
     ``comm + delay``). Returns whether any instance event happened."""
@@ -201,14 +311,7 @@ def instance_events(now: float, ist: np.ndarray, ins: Instances, delay: np.ndarr
             ins.left[i] = -1
             ist[IH_N] = inst_push(ins.ht, ins.hk, ins.hi, ist[IH_N], comm + ins.after[i], 0, i)
         else:
-            n = ist[HEAP_N]
-            s = ist[SEQ]
-            for p in range(ins.first_ptr[i], ins.first_ptr[i + 1]):
-                f = ins.first[p]
-                n = heap_push(ht, hs, hf, n, comm + delay[f], s, f)
-                s += 1
-            ist[HEAP_N] = n
-            ist[SEQ] = s
+            release(pq, ist, 1, ins.first, ins.first_ptr[i], ins.first_ptr[i + 1], comm, delay, -1.0)
     return changed
 
 
@@ -225,8 +328,7 @@ def keys_changed(ins: Instances) -> bool:
 def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency: np.ndarray, optical: np.ndarray,
            rem: np.ndarray, rate: np.ndarray, lat_used: np.ndarray, finish: np.ndarray, opt_share: np.ndarray,
            sg: np.ndarray, sg_finish: np.ndarray, sg_left: np.ndarray, sg_next: np.ndarray, sg_ptr: np.ndarray,
-           sg_order: np.ndarray, delay: np.ndarray, ht: np.ndarray, hs: np.ndarray, hf: np.ndarray,
-           dr_buf: np.ndarray, dr_rate: np.ndarray, w_indptr: np.ndarray, w_indices: np.ndarray,
+           sg_order: np.ndarray, delay: np.ndarray, pq: Pending, dr_buf: np.ndarray, dr_rate: np.ndarray, w_indptr: np.ndarray, w_indices: np.ndarray,
            w_data: np.ndarray, load: np.ndarray, group: np.ndarray, g_load: np.ndarray, inv_cap: np.ndarray,
            watch: np.ndarray, ins: Instances, size: np.ndarray, start: np.ndarray, rp: Replays) -> bool:
     """The engine's ``drain``: book-keeping, load removal, release of completed stages' successors (a replayed
@@ -253,8 +355,6 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
     done_g = drain_flows(idx, when, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share, sg,
                          sg_finish, sg_left)
     hit = False
-    n = ist[HEAP_N]
-    s = ist[SEQ]
     for i in range(done_g.size):
         g = done_g[i]
         if watch[g]:
@@ -265,10 +365,7 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
         ready = sg_finish[g]
         mg = rp.mem[nx]
         if mg == nx:
-            for p in range(sg_ptr[nx], sg_ptr[nx + 1]):
-                f = sg_order[p]
-                n = heap_push(ht, hs, hf, n, ready + delay[f], s, f)
-                s += 1
+            release(pq, ist, 0, sg_order, sg_ptr[nx], sg_ptr[nx + 1], ready, delay, -1.0)
             continue
         sc = rp.scale[nx]
         dl = rp.delay[nx]
@@ -286,10 +383,7 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
             sg[f] = nx
             size[f] = rp.tsize[f] * sc
             rem[f] = size[f]
-            n = heap_push(ht, hs, hf, n, ready + (dl if dl >= 0.0 else delay[f]), s, f)
-            s += 1
-    ist[HEAP_N] = n
-    ist[SEQ] = s
+        release(pq, ist, 0, sg_order, sg_ptr[mg], sg_ptr[mg + 1], ready, delay, dl)
     ist[NEED] = 1
     if ins.flow.size:
         for i in range(m):
@@ -325,8 +419,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                sg: np.ndarray, sg_finish: np.ndarray, sg_left: np.ndarray, sg_next: np.ndarray, sg_ptr: np.ndarray,
                sg_order: np.ndarray, watch: np.ndarray,
                # buffers
-               active: np.ndarray, act: np.ndarray, ht: np.ndarray, hs: np.ndarray, hf: np.ndarray,
-               arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
+               active: np.ndarray, act: np.ndarray, pq: Pending, arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
                gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray, ins: Instances,
                rp: Replays) -> int:
     """Run events from ``fst[T]`` until a stop condition; returns (and stores in ``ist[STATUS]``) the status."""
@@ -339,16 +432,19 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             break
         hit = False
         inst_ev = False
-        while (ist[HEAP_N] > 0 and ht[0] <= t) or (ist[IH_N] > 0 and ins.ht[0] <= t):
+        while (ist[HEAP_N] > 0 and pq.ht[0] <= t) or (ist[IH_N] > 0 and ins.ht[0] <= t):
             if ist[IH_N] > 0 and ins.ht[0] <= t:
-                inst_ev |= instance_events(t, ist, ins, delay, ht, hs, hf)
+                inst_ev |= instance_events(t, ist, ins, delay, pq)
                 continue
             nd = 0
             n = ist[HEAP_N]
-            while n > 0 and ht[0] <= t:
-                due[nd] = hf[0]
-                nd += 1
-                n = heap_pop(ht, hs, hf, n)
+            while n > 0 and pq.ht[0] <= t:
+                w = pq.hw[0]
+                src = sg_order if w == 0 else (ins.first if w == 1 else pq.firsts)
+                for p in range(pq.hp[0], pq.hp[0] + pq.hc[0]):
+                    due[nd] = src[p]
+                    nd += 1
+                n = seg_pop(pq, n)
             ist[HEAP_N] = n
             na = ist[N_ACTIVE]
             nz = 0
@@ -374,7 +470,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             ist[NEED] = 1
             if nz:
                 hit |= _drain(gone[:nz].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish,
-                              opt_share, sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, ht, hs, hf, dr_buf,
+                              opt_share, sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, pq, dr_buf,
                               dr_rate, w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size,
                               start, rp)
         if hit:
@@ -451,7 +547,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         # --- next event
         nact = ist[N_ACT]
         t_drain = t + next_drain(act[:nact], rate, rem) if nact else np.inf
-        t_arr = ht[0] if ist[HEAP_N] > 0 else np.inf
+        t_arr = pq.ht[0] if ist[HEAP_N] > 0 else np.inf
         if ist[IH_N] > 0 and ins.ht[0] < t_arr:
             t_arr = ins.ht[0]
         t_next = t_drain
@@ -482,7 +578,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                     q += 1
             ist[N_ACTIVE] = q
             if _drain(gone[:nd].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share,
-                      sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, ht, hs, hf, dr_buf, dr_rate,
+                      sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, pq, dr_buf, dr_rate,
                       w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size, start, rp):
                 status = WATCHED
                 break
@@ -491,4 +587,5 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
     return status
 
 
-__all__ = ["run_events", "heap_push", "heap_pop", "inst_push", "inst_pop", "Instances", "Replays", "no_instances"]
+__all__ = ["run_events", "seg_push", "seg_pop", "release", "inst_push", "inst_pop", "Instances", "Replays", "Pending",
+           "new_pending", "pending_flows", "no_instances"]

@@ -1128,14 +1128,9 @@ def _drive_compiled(run: _Run) -> FlowTrace:
     fst[_loop.T] = run.t
     ist[_loop.NEED] = ist[_loop.FULL] = 1
     # pending arrivals: the first stage of every chain, in flow order (with instances: at their starts)
-    ht = np.empty(n + 1)
-    hs = np.empty(n + 1, dtype=i64)
-    hf = np.empty(n + 1, dtype=i64)
+    pq = _loop.new_pending(n, np.flatnonzero(run.first) if run.graph is None else np.zeros(0, dtype=i64))
     if run.graph is None:
-        for f in np.flatnonzero(run.first):
-            ist[_loop.HEAP_N] = _loop.heap_push(ht, hs, hf, int(ist[_loop.HEAP_N]), run.t + run.delay[f],
-                                                int(ist[_loop.SEQ]), int(f))
-            ist[_loop.SEQ] += 1
+        _loop.release(pq, ist, 2, pq.firsts, 0, pq.firsts.size, float(run.t), run.delay, -1.0)
     else:
         for root in np.flatnonzero(ins.dep_left == 0):
             ist[_loop.IH_N] = _loop.inst_push(ins.ht, ins.hk, ins.hi, int(ist[_loop.IH_N]), run.t, 1, int(root))
@@ -1177,7 +1172,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
             run.load, run.g_load, inv_gcap, routes.latency_s, routes.optical, routes.nvlink, routes.blocked,
             run.empty_route, run.label, run.lab_thr, run.size, run.mult, run.delay, run.rem, run.rate, run.start,
             run.finish, run.lat_used, run.opt_share, run.is_active, run.sg, run.sg_finish, run.sg_left, run.sg_next,
-            run.sg_ptr, run.sg_order, watch, b_active, b_act, ht, hs, hf, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
+            run.sg_ptr, run.sg_order, watch, b_active, b_act, pq, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
             b_due, ut_t, ut_v, ins, rp)
         if status == _loop.DONE:
             break
@@ -1186,7 +1181,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
             ut_v = np.concatenate([ut_v, np.empty_like(ut_v)])
         elif status == _loop.STUCK:
             na, nh = int(ist[_loop.N_ACTIVE]), int(ist[_loop.HEAP_N])
-            _stuck(flows, b_active[:na] if na else hf[:nh])
+            _stuck(flows, b_active[:na] if na else _loop.pending_flows(pq, nh, run.sg_order, ins.first))
         elif status == _loop.LIMIT:  # pragma: no cover
             raise SimulationError("event loop did not terminate")
     nu = int(ist[_loop.N_UT])
