@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,16 +66,38 @@ class SolveCache:
         return len(self._store)
 
 
+#: signatures already computed, per problem (dropped with it) and options
+_SIGNATURES: weakref.WeakKeyDictionary[Problem, dict[SolverOptions, str]] = weakref.WeakKeyDictionary()
+
+
 def signature(p: Problem, options: SolverOptions) -> str:
-    """Hash of a domain problem, quantised to ``options.quantise`` of its largest demand."""
+    """Hash of a domain problem, quantised to ``options.quantise`` of its largest demand (remembered per
+    problem and options: problems are not mutated)."""
+    memo = _SIGNATURES.get(p)
+    if memo is None:
+        memo = _SIGNATURES[p] = {}
+    got = memo.get(options)
+    if got is None:
+        got = memo[options] = _signature(p, options)
+    return got
+
+
+def _signature(p: Problem, options: SolverOptions) -> str:
     h = hashlib.sha256()
     d = p.domain
-    h.update(repr((d.name, d.ocs, d.lower_ports, d.upper_ports, d.circuit_bps)).encode())
-    big = max(float(p.demand.max(initial=0.0)), float(p.ext_out.max(initial=0.0)), float(p.ext_in.max(initial=0.0)))
+    h.update(d.digest)
+    src, dst, dv = p.nonzeros
+    big = max(float(dv.max(initial=0.0)), float(p.ext_out.max(initial=0.0)), float(p.ext_in.max(initial=0.0)))
     step = options.quantise * big if options.quantise > 0 and big > 0 else 0.0
-    for arr in (p.demand, p.ext_out, p.ext_in):
-        q = np.rint(arr / step).astype(np.int64) if step > 0 else arr
-        h.update(np.ascontiguousarray(q).tobytes())
+    # the demand matrix by its non-zero (quantised) entries: the same key for the same quantised matrix
+    q = np.rint(dv / step).astype(np.int64) if step > 0 else dv
+    keep = q != 0
+    h.update(repr(p.demand.shape).encode())
+    for arr in (src[keep], dst[keep], q[keep]):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    for arr in (p.ext_out, p.ext_in):
+        qa = np.rint(arr / step).astype(np.int64) if step > 0 else arr
+        h.update(np.ascontiguousarray(qa).tobytes())
     for arr in (p.eps_out, p.eps_in, p.budget):
         h.update(np.ascontiguousarray(arr).tobytes())
     track = p.x_prev is not None and (p.penalty > 0 or p.max_changed >= 0)

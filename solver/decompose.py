@@ -88,18 +88,13 @@ class Realisation:
     timed_out: bool = False  # the exact step was stopped by the wall-clock safety net (load-dependent)
 
 
-def _port_maps(domain: Domain) -> list[dict[int, int]]:
-    """Per OCS: port -> node index (``-1`` for an upper port)."""
-    out = []
-    for per, up in zip(domain.lower_ports, domain.upper_ports, strict=True):
-        m = {port: i for i, ports in enumerate(per) for port in ports}
-        m.update({port: -1 for port in up})
-        out.append(m)
-    return out
+def _port_maps(domain: Domain) -> tuple[dict[int, int], ...]:
+    """Per OCS: port -> node index (``-1`` for an upper port); :attr:`Domain.port_nodes`."""
+    return domain.port_nodes
 
 
 def _classify(domain: Domain, previous: CircuitAssignment | None,
-              maps: list[dict[int, int]] | None = None) -> list[tuple[int, int, int, Circuit]]:
+              maps: tuple[dict[int, int], ...] | None = None) -> list[tuple[int, int, int, Circuit]]:
     """``(ocs index, a, b, circuit)`` of the previous circuits inside ``domain``; ``b = -1`` for an upper
     circuit of node ``a``. Circuits between two ports of one node, two upper ports or unknown ports are left out."""
     if previous is None:

@@ -10,8 +10,9 @@ a node to an upper port adds one circuit's rate to the node's electrical path.
 
 Model A (``hybrid``, the MILP below), in units of one circuit's rate ``c``:
 
-* ``x[e]`` integer circuits between the two nodes of pair ``e`` (duplex: ``c`` each way), ``z[i]`` integer
-  circuits from node ``i`` to upper ports, ``alpha`` the concurrent throughput;
+* ``x[e]`` integer circuits between the two nodes of pair ``e`` (duplex: ``c`` each way), at most the ports
+  the two nodes share on the domain's OCSes (``sum_k min(P[k, a], P[k, b])``), ``z[i]`` integer circuits
+  from node ``i`` to upper ports, ``alpha`` the concurrent throughput;
 * ``f[k]`` the part of directed demand ``k`` (``i -> j``, rate ``d[k]`` at ``alpha = 1``) on direct circuits,
   the rest ``alpha d[k] - f[k]`` spills to the always-on electrical path of capacity ``E_out[i]``/``E_in[j]``;
 * ``ext_out[i]``/``ext_in[i]``: demand of node ``i`` that must ride its electrical path anyway (on the
@@ -40,6 +41,8 @@ level (:mod:`solver.decompose`), which reduces and reports counts it cannot real
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -107,9 +110,59 @@ class Domain:
     @cached_property
     def port_matrix(self) -> np.ndarray:
         """(OCS, node) count of lower ports (``K x n``, read-only: computed once per domain)."""
-        out = np.array([[len(p) for p in per] for per in self.lower_ports], dtype=np.int64).reshape(len(self.ocs), self.n)
+        flat = itertools.chain.from_iterable(self.lower_ports)
+        out = np.fromiter(map(len, flat), dtype=np.int64, count=len(self.ocs) * self.n).reshape(len(self.ocs), self.n)
         out.setflags(write=False)
         return out
+
+    @cached_property
+    def port_nodes(self) -> tuple[dict[int, int], ...]:
+        """Per OCS: port -> node index (``-1`` for an upper port); built once per domain."""
+        P = self.port_matrix
+        out = []
+        for k, (per, up) in enumerate(zip(self.lower_ports, self.upper_ports, strict=True)):
+            m = {port: i for i in np.flatnonzero(P[k]).tolist() for port in per[i]}
+            m.update({port: -1 for port in up})
+            out.append(m)
+        return tuple(out)
+
+    @cached_property
+    def digest(self) -> bytes:
+        """A digest of the domain's plant (name, OCSes, ports, circuit rate): the solve cache's key part."""
+        h = hashlib.sha256()
+        h.update(repr((self.name, self.ocs, self.lower_ports, self.upper_ports, self.circuit_bps)).encode())
+        return h.digest()
+
+    @cached_property
+    def _port_classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes grouped by their column of :attr:`port_matrix`: ``(class columns C x K, class of each node)``."""
+        P = self.port_matrix
+        if P.size == 0:
+            return np.zeros((0, P.shape[0]), dtype=np.int64), np.zeros(self.n, dtype=np.int64)
+        cls, inv = np.unique(P.T, axis=0, return_inverse=True)
+        return cls, np.asarray(inv, dtype=np.int64).reshape(-1)
+
+    def pair_capacity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Circuits node pair ``(a[e], b[e])`` can hold over all OCSes: ``sum_k min(P[k, a], P[k, b])`` (int64).
+
+        A circuit joins two ports of one OCS, so a pair sharing no OCS can hold none, whatever its nodes'
+        budgets. Computed per pair of *port classes* (nodes with the same ports on every OCS), so its cost
+        is the distinct class pairs times the OCSes, not the node pairs times the OCSes.
+        """
+        a = np.asarray(a, dtype=np.int64).reshape(-1)
+        b = np.asarray(b, dtype=np.int64).reshape(-1)
+        if a.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        cls, inv = self._port_classes
+        C = max(cls.shape[0], 1)
+        key = inv[a] * C + inv[b]
+        uk, back = np.unique(key, return_inverse=True)
+        vals = np.empty(uk.size, dtype=np.int64)
+        step = max(1, 4_000_000 // max(cls.shape[1], 1))  # bounded temporaries
+        for s in range(0, uk.size, step):
+            q = uk[s:s + step]
+            vals[s:s + step] = np.minimum(cls[q // C], cls[q % C]).sum(axis=1)
+        return vals[np.asarray(back).reshape(-1)]
 
 
 _DOMAINS: dict[int, tuple[Domain, ...]] = {}  # id(topology) -> its domains, dropped with the topology
@@ -146,16 +199,25 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
     level = _LEVEL[layer]
     groups = {name: i for i, name in enumerate(topology.group_names(level))}
 
+    gn = g.nodes
+    roles: dict[str, Any] = {}  # switch -> role, looked up once per switch (networkx views are slow)
+
+    def role_of(sw: str) -> Any:
+        r = roles.get(sw)
+        if r is None:
+            r = roles[sw] = gn[sw]["role"]
+        return r
+
     def node_of(sw: str) -> str:
-        return f"pod{g.nodes[sw]['pod']}" if layer == "core" else sw
+        return f"pod{gn[sw]['pod']}" if layer == "core" else sw
 
     members: dict[str, list[str]] = {}
     for o in ocs_names:
         for sw in topology.port_owner(o):
-            if sw and g.nodes[sw]["role"] is lower_role:
-                members.setdefault(node_of(sw), [])
-                if sw not in members[node_of(sw)]:
-                    members[node_of(sw)].append(sw)
+            if sw and role_of(sw) is lower_role:
+                mine = members.setdefault(node_of(sw), [])
+                if sw not in mine:
+                    mine.append(sw)
 
     def sort_key(name: str) -> tuple[int, str]:
         sw = members[name][0]
@@ -166,27 +228,31 @@ def _domain(topology: Topology, layer: str, pod: int, ocs_names: list[str]) -> D
     lower_ports = []
     upper_ports = []
     rates = []
+    none: tuple[int, ...] = ()
     for o in ocs_names:
         owner = topology.port_owner(o)
-        per: list[list[int]] = [[] for _ in nodes]
+        got: dict[int, list[int]] = {}
         up: list[int] = []
         for port, sw in enumerate(owner):
             if not sw:
                 continue
-            role = g.nodes[sw]["role"]
+            role = role_of(sw)
             if role is lower_role:
-                per[nidx[node_of(sw)]].append(port)
+                got.setdefault(nidx[node_of(sw)], []).append(port)
             elif upper_role is not None and role is upper_role:
                 up.append(port)
-            rates.append(g.edges[sw, o]["link_bps"])
-        lower_ports.append(tuple(tuple(p) for p in per))
+            rates.append(g.adj[sw][o]["link_bps"])
+        per = [none] * len(nodes)  # most nodes have no port on a given OCS: one shared empty tuple
+        for i, ports in got.items():
+            per[i] = tuple(ports)
+        lower_ports.append(tuple(per))
         upper_ports.append(tuple(up))
     eps = np.zeros(len(nodes))
     for name, sws in members.items():
         total = 0.0
         for sw in sws:
-            for _, nb, d in g.edges(sw, data=True):
-                if d.get("medium") in _ELECTRIC and g.nodes[nb]["role"] is eps_role:
+            for nb, d in g.adj[sw].items():
+                if d.get("medium") in _ELECTRIC and role_of(nb) is eps_role:
                     total += d["capacity_bps"]
         eps[nidx[name]] = total
     nic = topology.nic_bps or 1.0
@@ -246,6 +312,26 @@ class Problem:
     @property
     def empty(self) -> bool:
         return not (np.any(self.demand > 0) or np.any(self.ext_out > 0) or np.any(self.ext_in > 0))
+
+    @cached_property
+    def nonzeros(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(src, dst, d)`` of the directed demands ``d = demand[src, dst] > 0`` (row-major order)."""
+        src, dst = np.nonzero(self.demand > 0)
+        src, dst = src.astype(np.int64), dst.astype(np.int64)
+        return src, dst, np.ascontiguousarray(self.demand[src, dst], dtype=np.float64)
+
+    @cached_property
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(a, b, s, cap)`` of the node pairs ``a < b`` with demand either way (row-major order):
+        ``s = max(demand[a, b], demand[b, a])`` and ``cap`` the circuits the pair can hold (its nodes'
+        budgets and the ports they share on the OCSes, :meth:`Domain.pair_capacity`)."""
+        src, dst, _ = self.nonzeros
+        a, b = np.minimum(src, dst), np.maximum(src, dst)
+        key = np.unique(a * max(self.n, 1) + b)
+        a, b = key // max(self.n, 1), key % max(self.n, 1)
+        s = np.maximum(self.demand[a, b], self.demand[b, a])
+        cap = np.minimum(np.minimum(self.budget[a], self.budget[b]), self.domain.pair_capacity(a, b))
+        return a, b, s, cap.astype(np.int64)
 
     def alpha_cap(self) -> float:
         """An upper bound on alpha: every node's whole capacity (ports + electrical) carries its load."""
@@ -494,7 +580,7 @@ def formulate(problem: Problem, alpha_ub: float | None = None) -> Formulation:
     col_hi = np.full(ncol, np.inf)
     col_lo[0] = p.min_alpha
     col_hi[0] = cap if np.isfinite(cap) else np.inf
-    col_hi[cols["x"]] = np.minimum(B[pi], B[pj])
+    col_hi[cols["x"]] = np.minimum(np.minimum(B[pi], B[pj]), p.domain.pair_capacity(pi, pj))
     col_hi[cols["z"]] = np.minimum(B, float(p.upper)) if p.upper > 0 else 0.0
     integer = np.zeros(ncol, dtype=bool)
     integer[cols["x"]] = True

@@ -34,12 +34,35 @@ ppo  phase   solve s  alpha   bound   gap    stage      termination  ports
 With one port per pod per OCS the dense phases are edge colourings of 16-regular graphs with 16 colours:
 the greedy's counts leave 2 of 1,024 circuits unplaced, the exact step cannot settle them within its
 limit, and the per-OCS MILP (130 k columns) re-solves over what can be built: that is where the seconds go.
+
+``--step GPUS [GPUS ...] [--models ...]`` instead plans whole RL steps through the public pipeline
+(``experiments/configs/base.yaml``, the RFabric fabric, each case in a fresh interpreter) and reports the
+planning alone: wall and CPU seconds, peak resident memory, circuits per planned phase and the planner's
+alpha / bound for each (issue #19: planning ~1 s at 16,384 GPUs, a 65,536-GPU step <= 30 s within 4 GiB).
+Measured on a 2-core machine shared with other users (CPU seconds are the steadier figure), Qwen3-30B-A3B:
+
+======  ==============================  ==============================
+GPUs    before (issue #19)              after
+======  ==============================  ==============================
+4,096   0.52 CPU-s                      0.39 CPU-s
+16,384  5.05 CPU-s                      1.03 CPU-s
+65,536  154 CPU-s (greedy 103 of them)  6.4 CPU-s (under pyinstrument)
+======  ==============================  ==============================
+
+(same circuits at 4,096 and 16,384 GPUs). Most of it went to a dense per-round assignment problem over all
+ToR pairs and to per-OCS programs for counts that could not be built: the greedy now works on the pairs
+with demand, capped by the ports each pair shares on the OCSes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +145,42 @@ def run(pods: list[int], ports: list[int], time_limit_s: float) -> tuple[bool, l
     return ok, rows
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plan_step(gpus: int, model: str) -> dict[str, object]:
+    """Plan the circuits of one RL step on the RFabric fabric (the base experiment config) and time it."""
+    from rfabric import api
+
+    cfg = api.load_config(str(ROOT / "experiments" / "configs" / "base.yaml"),
+                          {"cluster.trainer_gpus": gpus // 2, "cluster.rollout_gpus": gpus // 2, "workload.model": model})
+    wl = api.build_workload(cfg)
+    topo = api.build_topology(cfg, "rfabric")
+    t0, c0 = time.perf_counter(), time.process_time()
+    sched = api.plan_circuits(cfg, topo, wl)
+    t1, c1 = time.perf_counter(), time.process_time()
+    return {"gpus": gpus, "model": model, "plan_s": t1 - t0, "plan_cpu_s": c1 - c0,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "phases": [{"phase": d.phase, "action": str(d.action), "circuits": d.circuits,
+                        "alpha": None if d.alpha != d.alpha else d.alpha,
+                        "bound": None if d.bound != d.bound else d.bound} for d in sched.decisions]}
+
+
+def run_steps(sizes: list[int], models: list[str]) -> None:
+    print(f"{'model':<15}{'gpus':>7}{'plan_s':>8}{'cpu_s':>8}{'peak_MiB':>10}  phases (circuits, alpha/bound)")
+    for model in models:
+        for n in sizes:
+            out = subprocess.run([sys.executable, __file__, "--one-step", str(n), model], capture_output=True,
+                                 text=True, check=False)
+            if out.returncode:
+                print(f"{model:<15}{n:>7}  FAILED: {(out.stderr.strip().splitlines() or ['?'])[-1]}", flush=True)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            ph = "; ".join(f"{p['phase']} {p['circuits']} "
+                           + ("-" if p["alpha"] is None else f"{p['alpha']:.4g}/{p['bound']:.4g}") for p in r["phases"])
+            print(f"{model:<15}{n:>7}{r['plan_s']:>8.2f}{r['plan_cpu_s']:>8.2f}{r['peak_mib']:>10.0f}  {ph}", flush=True)
+
+
 def test_solver_benchmark() -> None:
     ok, _ = run(list(PODS), [1, 2], time_limit_s=0.8)
     assert ok
@@ -132,6 +191,15 @@ if __name__ == "__main__":
     ap.add_argument("--pods", type=int, nargs="+", default=list(PODS))
     ap.add_argument("--ports-per-ocs", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--time-limit", type=float, default=0.8, help="MILP seconds per phase")
+    ap.add_argument("--step", type=int, nargs="+", metavar="GPUS", help="plan whole RL steps at these sizes")
+    ap.add_argument("--models", nargs="+", default=["qwen3-30b-a3b", "qwen2.5-72b"], help="with --step")
+    ap.add_argument("--one-step", nargs=2, metavar=("GPUS", "MODEL"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.one_step:
+        print(json.dumps(plan_step(int(a.one_step[0]), a.one_step[1])))
+        raise SystemExit(0)
+    if a.step:
+        run_steps(a.step, a.models)
+        raise SystemExit(0)
     ok, _ = run(a.pods, a.ports_per_ocs, a.time_limit)
     raise SystemExit(0 if ok else 1)
