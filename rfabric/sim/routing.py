@@ -301,6 +301,119 @@ def _bfs_rows(indptr: np.ndarray, nbr: np.ndarray, sources: np.ndarray, n: int, 
     return out
 
 
+@_njit(cache=True)
+def _split_walk(indptr: np.ndarray, out_arc: np.ndarray, out_v: np.ndarray, allowed: np.ndarray, cap: np.ndarray,
+                circuit: np.ndarray, dist: np.ndarray, s: np.ndarray, d: np.ndarray, w: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The capacity-proportional walk of :meth:`FabricState._walk`, one request at a time (compiled).
+
+    Request ``i`` starts at switch ``s[i]`` with weight ``w[i]``; at every hop each (switch, crossed a
+    circuit) front entry splits over its next hops on the shortest-path DAG to ``d[i]`` in proportion to
+    capacity, and entries reaching the same (switch, flag) merge. Every sum is taken in the order the
+    vectorised walk takes it (next hops in CSR order, front entries sorted by (switch, flag)), so the
+    shares are bit-identical to it; rows come request by request instead of hop by hop. Returns (request,
+    arc, share) rows, each request's share that crossed a circuit and a status: 0 ok, 1 a front entry has
+    no next hop (inconsistent distances), 2 no end within ``n_sw + 1`` hops.
+    """
+    n_sw = indptr.size - 1
+    n = s.size
+    m_arcs = indptr[n_sw]
+    size = max(16, 4 * n)
+    rr = np.empty(size, dtype=np.int64)
+    ra = np.empty(size, dtype=np.int64)
+    rw = np.empty(size)
+    nr = 0
+    optical = np.zeros(n)
+    fn = np.empty(2 * n_sw, dtype=np.int64)  # front: switch, flag, weight
+    ff = np.empty(2 * n_sw, dtype=np.bool_)
+    fw = np.empty(2 * n_sw)
+    c_key = np.empty(2 * m_arcs + 1, dtype=np.int64)
+    c_w = np.empty(2 * m_arcs + 1)
+    acc = np.zeros(2 * n_sw)
+    seen = np.full(2 * n_sw, -1, dtype=np.int64)
+    keys = np.empty(2 * n_sw, dtype=np.int64)
+    for i in range(n):
+        dst = d[i]
+        fn[0] = s[i]
+        ff[0] = False
+        fw[0] = w[i]
+        nf = 1
+        done = False
+        for step in range(n_sw + 1):
+            arrived = 0.0
+            m = 0
+            for j in range(nf):
+                if fn[j] == dst:
+                    if ff[j]:
+                        arrived += fw[j]
+                else:
+                    fn[m] = fn[j]
+                    ff[m] = ff[j]
+                    fw[m] = fw[j]
+                    m += 1
+            optical[i] += arrived
+            nf = m
+            if nf == 0:
+                done = True
+                break
+            nc = 0
+            for j in range(nf):
+                u = fn[j]
+                du = dist[u, dst]
+                total = 0.0
+                c0 = nc
+                for k in range(indptr[u], indptr[u + 1]):
+                    a = out_arc[k]
+                    if allowed[a] and dist[out_v[k], dst] == du - 1:
+                        total += cap[a]
+                        nc += 1
+                if nc == c0 or total <= 0:
+                    return rr[:nr], ra[:nr], rw[:nr], optical, 1
+                if nr + (nc - c0) > rr.size:
+                    grow = max(2 * rr.size, nr + (nc - c0))
+                    rr2 = np.empty(grow, dtype=np.int64)
+                    ra2 = np.empty(grow, dtype=np.int64)
+                    rw2 = np.empty(grow)
+                    rr2[:nr] = rr[:nr]
+                    ra2[:nr] = ra[:nr]
+                    rw2[:nr] = rw[:nr]
+                    rr, ra, rw = rr2, ra2, rw2
+                c = c0
+                for k in range(indptr[u], indptr[u + 1]):
+                    a = out_arc[k]
+                    v = out_v[k]
+                    if allowed[a] and dist[v, dst] == du - 1:
+                        share = fw[j] * cap[a] / total
+                        rr[nr] = i
+                        ra[nr] = a
+                        rw[nr] = share
+                        nr += 1
+                        c_key[c] = v * 2 + (1 if (ff[j] or circuit[a]) else 0)
+                        c_w[c] = share
+                        c += 1
+            # merge entries that reached the same (switch, flag), summing in candidate order
+            nk = 0
+            stamp = i * (n_sw + 2) + step
+            for c in range(nc):
+                key = c_key[c]
+                if seen[key] != stamp:
+                    seen[key] = stamp
+                    acc[key] = 0.0
+                    keys[nk] = key
+                    nk += 1
+                acc[key] += c_w[c]
+            ks = np.sort(keys[:nk])
+            for j in range(nk):
+                key = ks[j]
+                fn[j] = key >> 1
+                ff[j] = (key & 1) == 1
+                fw[j] = acc[key]
+            nf = nk
+        if not done:
+            return rr[:nr], ra[:nr], rw[:nr], optical, 2
+    return rr[:nr], ra[:nr], rw[:nr], optical, 0
+
+
 # ------------------------------------------------------------------------------------------------
 # adaptive: least-loaded path per pair, compiled
 
@@ -654,7 +767,8 @@ class FabricState:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Walk requests ``s -> d`` (switch indices) down the class's shortest-path DAG.
 
-        ``key`` None: split in proportion to capacity; else one next hop per request by hash.
+        ``key`` None: split in proportion to capacity (compiled, :func:`_split_walk`; rows request by
+        request); else one next hop per request by hash (vectorised over the requests, hop by hop).
         Returns (req, arc, share) rows and the share of each request that crossed a circuit.
         """
         f = self.fabric
@@ -663,6 +777,14 @@ class FabricState:
         indptr, out_arc, out_v = self._switch_csr()
         cap = self.capacity_bps
         n_sw = f.sw_nodes.size
+        if key is None:  # one request at a time: no (request x next hop) temporaries
+            r, a, sh, optical, status = _split_walk(indptr, out_arc, out_v, allowed, cap, f.arc_circuit, dist,
+                                                    s.astype(np.int64), d.astype(np.int64), w.astype(np.float64))
+            if status == 1:
+                raise SimulationError("routing found no next hop on a shortest path (inconsistent distances)")
+            if status == 2:  # pragma: no cover - distances strictly decrease, so the walk ends within n_sw hops
+                raise SimulationError("routing did not terminate")
+            return r, a, sh, optical
         req = np.arange(s.size, dtype=np.int64)
         node = s.astype(np.int64)
         wt: np.ndarray = w.astype(np.float64)
@@ -693,40 +815,26 @@ class FabricState:
             n_next = np.bincount(row, minlength=req.size)  # row is sorted: candidates per request
             if np.any(n_next == 0) or np.any(total <= 0):
                 raise SimulationError("routing found no next hop on a shortest path (inconsistent distances)")
-            if key is None:
-                share = wt[row] * c_cap / total[row]
-                new_flag = flag[row] | f.arc_circuit[c_arc]
-                rec_r.append(req[row])
-                rec_a.append(c_arc)
-                rec_w.append(share)
-                # merge rows that reached the same node with the same circuit flag
-                k = (req[row] * n_sw + c_v) * 2 + new_flag
-                uk, inv = np.unique(k, return_inverse=True)
-                wt = np.bincount(inv, share).astype(np.float64)
-                flag = (uk & 1).astype(bool)
-                node = ((uk >> 1) % n_sw).astype(np.int64)
-                req = ((uk >> 1) // n_sw).astype(np.int64)
-            else:
-                x = _uniform(key[req], f.sw_nodes[node])[row] * total[row]
-                cs = np.cumsum(c_cap)
-                first = np.searchsorted(row, np.arange(req.size))
-                before = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
-                local = cs - before[row]
-                hit = local > x
-                # first candidate of each row with cumulative capacity above x (the last one if rounding)
-                pick_idx = np.full(req.size, -1, dtype=np.int64)
-                cand = np.flatnonzero(hit)
-                rows_hit = row[cand]
-                lead = np.r_[True, rows_hit[1:] != rows_hit[:-1]]  # rows_hit is sorted
-                pick_idx[rows_hit[lead]] = cand[lead]
-                last = np.r_[first[1:], row.size] - 1
-                pick_idx = np.where(pick_idx < 0, last, pick_idx)
-                c_arc, c_v = c_arc[pick_idx], c_v[pick_idx]
-                rec_r.append(req)
-                rec_a.append(c_arc)
-                rec_w.append(wt)
-                flag = flag | f.arc_circuit[c_arc]
-                node = c_v
+            x = _uniform(key[req], f.sw_nodes[node])[row] * total[row]
+            cs = np.cumsum(c_cap)
+            first = np.searchsorted(row, np.arange(req.size))
+            before = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
+            local = cs - before[row]
+            hit = local > x
+            # first candidate of each row with cumulative capacity above x (the last one if rounding)
+            pick_idx = np.full(req.size, -1, dtype=np.int64)
+            cand = np.flatnonzero(hit)
+            rows_hit = row[cand]
+            lead = np.r_[True, rows_hit[1:] != rows_hit[:-1]]  # rows_hit is sorted
+            pick_idx[rows_hit[lead]] = cand[lead]
+            last = np.r_[first[1:], row.size] - 1
+            pick_idx = np.where(pick_idx < 0, last, pick_idx)
+            c_arc, c_v = c_arc[pick_idx], c_v[pick_idx]
+            rec_r.append(req)
+            rec_a.append(c_arc)
+            rec_w.append(wt)
+            flag = flag | f.arc_circuit[c_arc]
+            node = c_v
         else:  # pragma: no cover - distances strictly decrease, so the walk ends within n_sw hops
             raise SimulationError("routing did not terminate")
         if rec_r:

@@ -136,6 +136,64 @@ def test_flows_of_one_pair_get_the_same_rows_however_many_share_it(ecmp: str) ->
         assert any(not np.array_equal(once.incidence[i].indices, alone[i].indices) for i in range(src.size))
 
 
+def _vectorised_split_walk(state, cls, s, d, w):  # type: ignore[no-untyped-def]
+    """The capacity-proportional walk over all requests at once, hop by hop (the numpy formulation the
+    compiled ``_split_walk`` replaced): rows hop by hop, front entries merged with np.unique/np.bincount."""
+    f = state.fabric
+    dist = state.dist_a if cls == "A" else f.dist_b
+    allowed = np.ones(f.num_arcs, dtype=bool) if cls == "A" else ~f.arc_circuit
+    indptr, out_arc, out_v = state._switch_csr()
+    cap, n_sw = state.capacity_bps, f.sw_nodes.size
+    req, node, wt = np.arange(s.size), s.astype(np.int64), w.astype(np.float64)
+    flag, optical = np.zeros(s.size, dtype=bool), np.zeros(s.size)
+    rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    while req.size:
+        at_dst = node == d[req]
+        optical += np.bincount(req[at_dst & flag], wt[at_dst & flag], minlength=s.size)
+        req, node, wt, flag = req[~at_dst], node[~at_dst], wt[~at_dst], flag[~at_dst]
+        if not req.size:
+            break
+        cnt = indptr[node + 1] - indptr[node]
+        row = np.repeat(np.arange(req.size), cnt)
+        pos = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(indptr[node], cnt)
+        c_arc, c_v = out_arc[pos], out_v[pos]
+        ok = allowed[c_arc] & (dist[c_v, d[req][row]] == dist[node[row], d[req][row]] - 1)
+        row, c_arc, c_v = row[ok], c_arc[ok], c_v[ok]
+        share = wt[row] * cap[c_arc] / np.bincount(row, cap[c_arc], minlength=req.size)[row]
+        rec.append((req[row], c_arc, share))
+        uk, inv = np.unique((req[row] * n_sw + c_v) * 2 + (flag[row] | f.arc_circuit[c_arc]), return_inverse=True)
+        wt, flag, node, req = np.bincount(inv, share), (uk & 1).astype(bool), (uk >> 1) % n_sw, (uk >> 1) // n_sw
+    r, a, sh = (np.concatenate([x[i] for x in rec]) for i in range(3))
+    return r, a, sh, optical
+
+
+@pytest.mark.parametrize("kind, gpus, gps, params", [
+    ("rfabric", 64, 2, {"switch_radix": 8, "agg_ocs_share": 0.75, "agg_ocs_upper_share": 0.0}),
+    ("rfabric", 64, 2, {"switch_radix": 8}), ("fat_tree", 64, 4, {"switch_radix": 8}),
+    ("jupiter", 64, 4, {"switch_radix": 8}), ("mixnet", 128, 4, {"switch_radix": 8, "region_servers": 4})])
+def test_compiled_split_walk_equals_the_vectorised_walk_bit_for_bit(kind: str, gpus: int, gps: int,
+                                                                    params: dict) -> None:
+    topo = built(kind, gpus, gps, **params)
+    asg = circuit_template(topo, "mesh") if topo.has_ocs else None
+    state = Fabric.build(topo, [asg], routing="split").state(asg)
+    f = state.fabric
+    tors = np.unique(f.tor[f.tor >= 0])
+    rng = np.random.default_rng(11)
+    s, d = rng.choice(tors, 200), rng.choice(tors, 200)
+    w = rng.random(200)
+    crossed = 0.0
+    for cls, dist in (("A", state.dist_a), ("B", f.dist_b)):
+        ok = (s != d) & (dist[s, d] < 1 << 20)
+        got = state._walk(cls, s[ok], d[ok], w[ok], None)
+        ref = _vectorised_split_walk(state, cls, s[ok], d[ok], w[ok])
+        assert got[0].size > 0 and np.array_equal(got[3], ref[3])
+        o_got, o_ref = np.argsort(got[0], kind="stable"), np.argsort(ref[0], kind="stable")  # same rows per request
+        for x, y in zip(got[:3], ref[:3], strict=True):
+            assert np.array_equal(x[o_got], y[o_ref])
+        crossed += float(got[3].sum())
+    assert (crossed > 0) == (asg is not None)  # circuit shares are exercised on the OCS fabrics
+
+
 def test_no_aggregates_off_a_clos_and_spray_still_exact() -> None:
     topo = line_topology([100e9, 50e9], hosts_per_switch=2, nic_bps=400e9)
     assert Fabric.build(topo, routing="spray").spray is None
