@@ -13,7 +13,9 @@ within every node's ports on OCS ``k``), then gives each OCS's circuits concrete
    they exist). A permutation uses at most two ports per node, so it fits whole on an OCS offering every
    node two free ports ("double slot"), or, alternating along its paths and even cycles, on two OCSes
    offering one port each ("paired slot"; an odd cycle leaves one circuit to step 3).
-3. **Place.** Circuits left over go to the OCS with both ends free and the most free ports, then, when no
+3. **Place.** Circuits left over, pair by pair outward from the most constrained pairs (least slack between
+   the ports a pair shares on the OCSes and its circuits; the rest by hop distance from them, then busiest
+   first), go to the OCS with both ends free and the most free ports, then, when no
    OCS has both ends free, through a Kempe-chain swap between two OCSes.
 4. **Walk.** Circuits still left over are placed by eviction (:func:`_walk`, the seeded random
    recolouring walk of edge colouring): at P = 128 with one port per pod per OCS it places the 11 of
@@ -58,6 +60,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import dijkstra
 
 from rfabric.circuits import Circuit, CircuitAssignment
 from solver.formulation import Domain
@@ -189,6 +192,10 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
     def count(Ya: sp.coo_array, Ua: np.ndarray) -> int:
         return upper_total(Ya) + int(Ua.sum())
 
+    if prev and len(prev) == requested:  # the counts are the previous circuits': they all stay in place
+        same = _as_previous(domain, need, needz, prev, requested)
+        if same is not None:
+            return same
     Y, U = _fast(domain, need, needz, prev, walk=False)
     got = count(Y, U)
     if got < requested and split is not None:
@@ -236,6 +243,31 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
     return Realisation(circuits=tuple(sorted(circuits)), x=Y.sum(axis=0), z=U.sum(axis=0), kept=kept,
                        dropped=dropped, refilled=refilled, requested=requested, method=method,
                        proven=proven or dropped == 0, reason=reason, split=(Y, U), timed_out=timed_out)
+
+
+def _as_previous(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[int, int, int, Circuit]],
+                 requested: int) -> Realisation | None:
+    """The realisation that keeps every previous circuit, when the counts are exactly theirs (else None).
+
+    What the fast path and :func:`_ports` give in that case (every previous circuit kept on its ports,
+    nothing else placed), without their per-circuit work: a phase that keeps its circuits costs little.
+    """
+    n, K = domain.n, len(domain.ocs)
+    arr = np.array([(k, a, b) for k, a, b, _ in prev], dtype=np.int64).reshape(-1, 3)
+    low = arr[:, 2] >= 0
+    xp = np.zeros((n, n), dtype=np.int64)
+    np.add.at(xp, (arr[low, 1], arr[low, 2]), 1)
+    np.add.at(xp, (arr[low, 2], arr[low, 1]), 1)
+    zp = np.bincount(arr[~low, 1], minlength=n)
+    if not (np.array_equal(xp, need) and np.array_equal(zp, needz)):
+        return None
+    Y = sym_split(K, n, arr[low, 0], arr[low, 1], arr[low, 2], 1)
+    U = np.zeros((K, n), dtype=np.int64)
+    np.add.at(U, (arr[~low, 0], arr[~low, 1]), 1)
+    if not _fits(domain, Y, U):
+        return None
+    return Realisation(circuits=tuple(sorted(c for *_, c in prev)), x=Y.sum(axis=0), z=U.sum(axis=0),
+                       kept=len(prev), dropped=0, refilled=0, requested=requested, split=(Y, U))
 
 
 def _ports(domain: Domain, Y: sp.coo_array, U: np.ndarray,
@@ -492,9 +524,9 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
         put(k, a, b)
         need[a, b] -= 1
         need[b, a] -= 1
-    # 3. the remaining lower circuits, busiest pairs first
+    # 3. the remaining lower circuits, outward from the most constrained pairs (see _placement_order)
     iu, ju = np.nonzero(np.triu(need, k=1))
-    order = np.lexsort((ju, iu, -need[iu, ju]))
+    order = _placement_order(domain, n, iu, ju, need[iu, ju])
     pending: list[tuple[int, int]] = []
     for a, b in zip(iu[order].tolist(), ju[order].tolist(), strict=True):
         for t in range(int(need[a, b])):
@@ -517,6 +549,30 @@ def _fast(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[
             cnt_up[k] -= 1
             U[k, a] += 1
     return Y, U
+
+
+def _placement_order(domain: Domain, n: int, iu: np.ndarray, ju: np.ndarray, need: np.ndarray) -> np.ndarray:
+    """The order step 3 of the fast path places pairs in: outward from the most constrained pairs.
+
+    A pair's slack is the ports it shares on the OCSes minus its circuits. Where pairs differ in slack
+    (a plant whose nodes do not all share the same OCSes), the pairs of least slack come first and the
+    rest follow by their hop distance from them in the demand graph: along a ring or chain each pair then
+    finds its end already fixed and takes the OCSes left to it, instead of an early pair taking OCSes a
+    later, more constrained neighbour needs. Ties (and a plant where every pair has the same slack: the
+    order by circuits alone) go to the busiest pair, then the lowest.
+    """
+    if iu.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    slack = domain.pair_capacity(iu, ju) - need
+    dist = np.zeros(iu.size, dtype=np.int64)
+    if slack.min() < slack.max():
+        tight = slack == slack.min()
+        g = sp.coo_array((np.ones(2 * iu.size), (np.concatenate([iu, ju]), np.concatenate([ju, iu]))), shape=(n, n))
+        src = np.unique(np.concatenate([iu[tight], ju[tight]]))
+        node_d = dijkstra(g.tocsr(), directed=False, indices=src, unweighted=True, min_only=True)
+        node_d = np.where(np.isfinite(node_d), node_d, n + 1).astype(np.int64)
+        dist = np.minimum(node_d[iu], node_d[ju])
+    return np.lexsort((ju, iu, -need, slack, dist))
 
 
 def _exact(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list[tuple[int, int, int, Circuit]],

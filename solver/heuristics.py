@@ -354,21 +354,37 @@ def build(p: Problem, target: float, *, fill: bool = True, per_round: int = 1) -
     return x, z
 
 
+def direct_load(p: Problem, x: np.ndarray) -> float:
+    """Demand carried on direct circuits at line rate: ``sum_k min(x[e(k)], d[k])`` over the directed demands
+    (circuits are duplex, so each direction of a pair has ``x`` circuits); in circuits."""
+    src, dst, d = p.nonzeros
+    return float(np.minimum(np.asarray(x)[src, dst], d).sum())
+
+
 def greedy(p: Problem) -> tuple[np.ndarray, np.ndarray]:
     """The best of a few greedy constructions (and the previous counts, when given).
 
     Candidates in order: no circuits, the previous counts, then :func:`build` at a few target alphas (each
-    with every ``per_round`` of :func:`greedy_layers`); the first of the best objective within the change
-    cap wins. Candidates are scored as they are built (only the best is kept: ``n x n`` each).
+    with every ``per_round`` of :func:`greedy_layers`); the best objective within the change cap wins, and
+    among equal objectives (within 1e-12) the most demand carried on circuits (:func:`direct_load`), then
+    the first. Alpha is a max-min figure: when one pair pins it (say a pair whose nodes share no OCS, on
+    its electrical path), every candidate ties, and without the second key no circuits at all would win.
+    Candidates are scored as they are built (only the best is kept: ``n x n`` each).
     """
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
     n = p.n
 
     def consider(x: np.ndarray, z: np.ndarray) -> float:
         nonlocal best
         obj, a, ok = objective(p, x, z)
-        if ok and (best is None or obj > best[0] + 1e-12):
-            best = (obj, x, z)
+        if not ok:
+            return a
+        if best is None or obj > best[0] + 1e-12:
+            best = (obj, direct_load(p, x), x, z)
+        elif obj >= best[0] - 1e-12:  # a tie on alpha (one pinned pair): more traffic on circuits wins
+            load = direct_load(p, x)
+            if load > best[1]:
+                best = (obj, load, x, z)
         return a
 
     consider(np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64))
@@ -397,7 +413,7 @@ def greedy(p: Problem) -> tuple[np.ndarray, np.ndarray]:
         if first and np.isfinite(a_first) and a_first > 0:
             targets += [a_first * f for f in (1.0, 1.2, 1.5, 2.0, 3.0)]
     assert best is not None  # the empty assignment is always a candidate within any cap
-    return best[1], best[2]
+    return best[2], best[3]
 
 
 def toy_domain(n: int, *, ports: int = 1, ocs: int = 1, eps_bps: float = 0.0, circuit_bps: float = 100e9,

@@ -44,12 +44,15 @@ Measured on a 2-core machine shared with other users (CPU seconds are the steadi
 ======  ==============================  ==============================
 GPUs    before (issue #19)              after
 ======  ==============================  ==============================
-4,096   0.52 CPU-s                      0.39 CPU-s
-16,384  5.05 CPU-s                      1.03 CPU-s
-65,536  154 CPU-s (greedy 103 of them)  6.4 CPU-s (under pyinstrument)
+4,096   0.52 CPU-s                      0.34 CPU-s
+16,384  5.05 CPU-s                      0.93 CPU-s
+65,536  58 CPU-s (greedy most of it)    4.3 CPU-s, peak RSS 0.8 GB
 ======  ==============================  ==============================
 
-(same circuits at 4,096 and 16,384 GPUs). Most of it went to a dense per-round assignment problem over all
+The same simulated iteration times at 16,384 GPUs (Qwen3-30B-A3B 53.7565 s, Qwen2.5-72B 191.4841 s) and the
+same circuits at 4,096. A phase whose alpha one pair pins (a pair sharing no OCS, on its electrical
+path) now still gets circuits for the other pairs (the train epoch at 16,384 GPUs: 3,048 circuits, none
+before; at 65,536: 12,204, 12,054 before). Most of it went to a dense per-round assignment problem over all
 ToR pairs and to per-OCS programs for counts that could not be built: the greedy now works on the pairs
 with demand, capped by the ports each pair shares on the OCSes.
 """
