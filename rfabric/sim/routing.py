@@ -279,25 +279,49 @@ def spray_groups(topology: Topology, node_names: tuple[str, ...], node_role: np.
 
 @_njit(cache=True)
 def _bfs_rows(indptr: np.ndarray, nbr: np.ndarray, sources: np.ndarray, n: int, far: int) -> np.ndarray:
-    """Hop distances (len(sources) x n, int32; ``far`` if unreachable) by breadth-first search from each source."""
+    """Hop distances (len(sources) x n, int32; ``far`` if unreachable) by breadth-first search from each source.
+
+    Bit-parallel (multi-source BFS, Then et al., "The More the Merrier: Efficient Multi-Source Graph
+    Traversal", PVLDB 8(4), 2014): 64 sources at a time share one sweep over the arcs per level, each
+    source a bit of a 64-bit word per node, so the arcs are read ``levels x sources / 64`` times instead of
+    ``sources`` times. Distances are those of one BFS per source (exact).
+    """
     out = np.full((sources.size, n), far, dtype=np.int32)
-    queue = np.empty(n, dtype=np.int64)
-    for i in range(sources.size):
-        row = out[i]
-        t = sources[i]
-        row[t] = 0
-        queue[0] = t
-        head, tail = 0, 1
-        while head < tail:
-            u = queue[head]
-            head += 1
-            du = row[u] + 1
-            for p in range(indptr[u], indptr[u + 1]):
-                v = nbr[p]
-                if row[v] == far:
-                    row[v] = du
-                    queue[tail] = v
-                    tail += 1
+    seen = np.zeros(n, dtype=np.uint64)
+    front = np.zeros(n, dtype=np.uint64)
+    nxt = np.zeros(n, dtype=np.uint64)
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    for b0 in range(0, sources.size, 64):
+        nb = min(64, sources.size - b0)
+        seen[:] = zero
+        front[:] = zero
+        for j in range(nb):
+            t = sources[b0 + j]
+            front[t] |= one << np.uint64(j)
+            out[b0 + j, t] = 0
+        for v in range(n):
+            seen[v] = front[v]
+        level = 0
+        active = True
+        while active:
+            level += 1
+            nxt[:] = zero
+            for u in range(n):
+                f = front[u]
+                if f != zero:
+                    for p in range(indptr[u], indptr[u + 1]):
+                        nxt[nbr[p]] |= f
+            active = False
+            for v in range(n):
+                m = nxt[v] & ~seen[v]
+                front[v] = m
+                if m != zero:
+                    active = True
+                    seen[v] |= m
+                    for j in range(nb):
+                        if (m >> np.uint64(j)) & one:
+                            out[b0 + j, v] = level
     return out
 
 

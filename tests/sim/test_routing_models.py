@@ -300,3 +300,21 @@ def test_switch_distances_match_all_pairs_shortest_paths(kind: str) -> None:
         t = np.unique(fab.tor[fab.tor >= 0])
         assert t.size > 1
         assert np.array_equal(np.where(np.isfinite(d), d, _FAR).astype(np.int32)[:, t], dist[:, t])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 160), density=st.floats(0.2, 4.0), sources=st.integers(1, 150))
+def test_bit_parallel_bfs_equals_scipy_hop_distances(seed: int, n: int, density: float, sources: int) -> None:
+    """64 sources per sweep (several sweeps and a partial one here), unreachable nodes ``far``."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    from rfabric.sim.routing import _FAR, _bfs_rows
+
+    rng = np.random.default_rng(seed)
+    m = int(density * n)
+    g = sp.csr_matrix((np.ones(m), (rng.integers(0, n, m), rng.integers(0, n, m))), shape=(n, n))
+    src = rng.choice(n, min(sources, n), replace=False).astype(np.int64)
+    got = _bfs_rows(g.indptr.astype(np.int64), g.indices.astype(np.int64), src, n, int(_FAR))
+    ref = shortest_path(g, unweighted=True, indices=src)
+    assert np.array_equal(got, np.where(np.isfinite(ref), ref, _FAR).astype(np.int32))
