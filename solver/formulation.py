@@ -343,10 +343,14 @@ class Problem:
         return cap
 
     def with_previous(self, x_prev: np.ndarray | None, z_prev: np.ndarray | None) -> Problem:
-        return Problem(domain=self.domain, demand=self.demand, ext_out=self.ext_out, ext_in=self.ext_in,
-                       eps_out=self.eps_out, eps_in=self.eps_in, budget=self.budget, upper=self.upper,
-                       t0_s=self.t0_s, x_prev=x_prev, z_prev=z_prev, penalty=self.penalty,
-                       max_changed=self.max_changed, min_alpha=self.min_alpha)
+        out = Problem(domain=self.domain, demand=self.demand, ext_out=self.ext_out, ext_in=self.ext_in,
+                      eps_out=self.eps_out, eps_in=self.eps_in, budget=self.budget, upper=self.upper,
+                      t0_s=self.t0_s, x_prev=x_prev, z_prev=z_prev, penalty=self.penalty,
+                      max_changed=self.max_changed, min_alpha=self.min_alpha)
+        for name in ("nonzeros", "pairs"):  # views of the demand, which is shared
+            if name in self.__dict__:
+                out.__dict__[name] = self.__dict__[name]
+        return out
 
 
 _LEVEL = {"core": "pod", "agg": "tor", "nic": "server"}

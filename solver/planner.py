@@ -366,8 +366,16 @@ def _restrict(assignment: CircuitAssignment | None, dom: Domain) -> CircuitAssig
 
 
 def problems(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
-             previous: CircuitAssignment | None = None) -> list[Problem]:
-    """The normalised problem of every OCS domain of ``topology`` for ``traffic``."""
+             previous: CircuitAssignment | None = None, *, base: list[Problem] | None = None) -> list[Problem]:
+    """The normalised problem of every OCS domain of ``topology`` for ``traffic``.
+
+    ``base``: this function's result for the same topology, traffic and options without ``previous``
+    (a caller planning one phase from several starting points builds them once).
+    """
+    if base is not None:
+        if previous is None:
+            return list(base)
+        return [p.with_previous(*previous_counts(p.domain, previous)) for p in base]
     out = []
     agg: dict[str, Any] = {}  # one aggregation per level for all domains
     for dom in domains(topology):
@@ -405,7 +413,7 @@ def _combine(topology: Topology, parts: list[tuple[DomainResult, tuple[Circuit, 
 def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptions,
                 previous: CircuitAssignment | None = None, *, cache: SolveCache | None = None,
                 seed: int = 0, hints: dict[str, tuple[np.ndarray, np.ndarray, str]] | None = None,
-                direct_demand: dict[str, np.ndarray] | None = None) -> SolveResult:
+                direct_demand: dict[str, np.ndarray] | None = None, base: list[Problem] | None = None) -> SolveResult:
     """Circuits for one phase's traffic over every OCS of ``topology``.
 
     Each domain (core layer, each pod's aggregation layer) is solved on its own (``layers: sequential``):
@@ -425,7 +433,7 @@ def solve_phase(topology: Topology, traffic: TrafficMatrix, options: SolverOptio
                            message="topology has no OCS")
     s = options.mixed_seed(seed)
     hints = hints or {}
-    probs = problems(topology, traffic, options, previous)
+    probs = problems(topology, traffic, options, previous, base=base)
     if direct_demand:  # direct-connect domains engineered for another demand (the step's per-phase maxima)
         probs = [replace(p, demand=direct_demand[p.domain.name]) if p.domain.name in direct_demand else p
                  for p in probs]
@@ -453,12 +461,13 @@ def direct_demand(topology: Topology, workload: Workload, options: SolverOptions
 
 
 def evaluate(topology: Topology, traffic: TrafficMatrix, assignment: CircuitAssignment,
-             options: SolverOptions | None = None) -> SolveResult:
-    """The alpha ``assignment`` gives ``traffic`` (no solving; ``stage`` "previous")."""
+             options: SolverOptions | None = None, *, base: list[Problem] | None = None) -> SolveResult:
+    """The alpha ``assignment`` gives ``traffic`` (no solving; ``stage`` "previous"); ``base`` as in
+    :func:`problems`."""
     t0 = time.perf_counter()
     opts = options or SolverOptions()
     parts = []
-    for p in problems(topology, traffic, opts):
+    for p in problems(topology, traffic, opts, base=base):
         dom = p.domain
         mine = _restrict(assignment, dom)
         cs = mine.circuits if mine else ()

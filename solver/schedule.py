@@ -95,7 +95,7 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
                     e = cached_counts(probs[j][d], options, cache, s)
                     hints[q.domain.name] = (e.x, e.z, phases[j].name)
                     break
-        res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed, hints=hints)
+        res = solve_phase(topology, tr, options, previous=prev, cache=cache, seed=seed, hints=hints, base=probs[i])
         st = res.wall_time_s
         bound = res.bound
         if prev is None:
@@ -121,7 +121,7 @@ def plan_schedule(topology: Topology, workload: Workload, options: SolverOptions
                 chosen, action = res, "reconfigured"
                 reason = "only layers without traffic in this phase change (pre-positioned for a later phase)"
             else:
-                keep = evaluate(topology, tr, alt, options)
+                keep = evaluate(topology, tr, alt, options, base=probs[i])
                 t_keep, t_new = phase_time_s(keep), phase_time_s(res)
                 exposed = rs - window
                 gain = ph.repeat * (t_keep - t_new)
