@@ -91,6 +91,11 @@ class Realisation:
     timed_out: bool = False  # the exact step was stopped by the wall-clock safety net (load-dependent)
 
 
+def _circuit_key(c: Circuit) -> tuple[str, int, int]:
+    """The order of :class:`Circuit` (its fields in turn) as a plain tuple: sorting compares in C."""
+    return (c.ocs, c.port_a, c.port_b)
+
+
 def _port_maps(domain: Domain) -> tuple[dict[int, int], ...]:
     """Per OCS: port -> node index (``-1`` for an upper port); :attr:`Domain.port_nodes`."""
     return domain.port_nodes
@@ -240,7 +245,7 @@ def realise(domain: Domain, x: np.ndarray, z: np.ndarray | None = None, previous
     if dropped and weight is not None:
         Y, refilled = _refill(domain, Y, U, weight)
     circuits, kept = _ports(domain, Y, U, prev)
-    return Realisation(circuits=tuple(sorted(circuits)), x=Y.sum(axis=0), z=U.sum(axis=0), kept=kept,
+    return Realisation(circuits=tuple(sorted(circuits, key=_circuit_key)), x=Y.sum(axis=0), z=U.sum(axis=0), kept=kept,
                        dropped=dropped, refilled=refilled, requested=requested, method=method,
                        proven=proven or dropped == 0, reason=reason, split=(Y, U), timed_out=timed_out)
 
@@ -266,7 +271,7 @@ def _as_previous(domain: Domain, need: np.ndarray, needz: np.ndarray, prev: list
     np.add.at(U, (arr[~low, 0], arr[~low, 1]), 1)
     if not _fits(domain, Y, U):
         return None
-    return Realisation(circuits=tuple(sorted(c for *_, c in prev)), x=Y.sum(axis=0), z=U.sum(axis=0),
+    return Realisation(circuits=tuple(sorted((c for *_, c in prev), key=_circuit_key)), x=Y.sum(axis=0), z=U.sum(axis=0),
                        kept=len(prev), dropped=0, refilled=0, requested=requested, split=(Y, U))
 
 
