@@ -14,6 +14,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import networkx as nx
 import numpy as np
@@ -65,6 +66,9 @@ class Circuit:
             raise InvalidArgumentError(f"circuit ports must be ordered and distinct: {self.port_a}, {self.port_b}")
 
 
+_CIRCUIT_ORDER = attrgetter("ocs", "port_a", "port_b")
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitAssignment:
     """The set of circuits every OCS holds during one phase (a port-level assignment)."""
@@ -73,7 +77,9 @@ class CircuitAssignment:
 
     @staticmethod
     def of(circuits: Iterable[Circuit]) -> CircuitAssignment:
-        return CircuitAssignment(circuits=tuple(sorted(circuits)))
+        """The assignment of ``circuits`` in their (ocs, port_a, port_b) order (a canonical form)."""
+        # the order Circuit's own comparisons give, taken on plain tuples (no Python-level __lt__ per compare)
+        return CircuitAssignment(circuits=tuple(sorted(circuits, key=_CIRCUIT_ORDER)))
 
     def __len__(self) -> int:
         return len(self.circuits)
