@@ -50,8 +50,8 @@ from rfabric.sim._kernels import (
 
 # ist slots
 (N_ACTIVE, HEAP_N, SEQ, N_ARR, N_DR, N_ACT, N_UT, EVENTS, SOLVES, ITERS, DRAINED, NEED, FULL, STATUS, STEPS, IH_N,
- EP_INIT) = range(17)
-IST_SIZE = 17
+ EP_INIT, N_BLK, ASEQ) = range(19)
+IST_SIZE = 19
 # fst slots
 T, PEAK, B_NV, B_OP, B_EL = range(5)
 FST_SIZE = 5
@@ -403,6 +403,57 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
 
 
 @_njit(cache=True)
+def _compact(act: np.ndarray, nact: int, gone: np.ndarray, nd: int) -> int:
+    """Remove ``gone[:nd]`` (a subsequence of ``act[:nact]``, in its order) from ``act``; returns the new count."""
+    i = 0
+    while act[i] != gone[0]:
+        i += 1
+    q = i
+    j = 0
+    for i in range(i, nact):
+        f = act[i]
+        if j < nd and f == gone[j]:
+            j += 1
+        else:
+            act[q] = f
+            q += 1
+    return q
+
+
+@_njit(cache=True)
+def _refilter(act: np.ndarray, nact: int, blk: np.ndarray, nb: int, aseq: np.ndarray, blocked: np.ndarray,
+              rate: np.ndarray, tmp: np.ndarray, ist: np.ndarray) -> int:
+    """After re-routing: zero the rates of every active flow (``act[:nact]`` and the blocked ``blk[:nb]``), merge
+    them in arrival order (``aseq``) and split them anew into ``act`` and ``blk`` by ``blocked``; returns the new
+    ``act`` count (sets ``ist[N_ACT]``, ``ist[N_BLK]``). ``tmp`` is scratch."""
+    i = 0
+    j = 0
+    m = 0
+    while i < nact or j < nb:
+        if j >= nb or (i < nact and aseq[act[i]] < aseq[blk[j]]):
+            tmp[m] = act[i]
+            i += 1
+        else:
+            tmp[m] = blk[j]
+            j += 1
+        rate[tmp[m]] = 0.0
+        m += 1
+    na = 0
+    nb = 0
+    for k in range(m):
+        f = tmp[k]
+        if blocked[f]:
+            blk[nb] = f
+            nb += 1
+        else:
+            act[na] = f
+            na += 1
+    ist[N_ACT] = na
+    ist[N_BLK] = nb
+    return na
+
+
+@_njit(cache=True)
 def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, eps: float, exact: float, tie: float,
                use_lat: bool,
                # routes and the solve
@@ -419,7 +470,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                sg: np.ndarray, sg_finish: np.ndarray, sg_left: np.ndarray, sg_next: np.ndarray, sg_ptr: np.ndarray,
                sg_order: np.ndarray, watch: np.ndarray,
                # buffers
-               active: np.ndarray, act: np.ndarray, pq: Pending, arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
+               active: np.ndarray, act: np.ndarray, aseq: np.ndarray, pq: Pending, arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
                gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray, ins: Instances,
                rp: Replays) -> int:
     """Run events from ``fst[T]`` until a stop condition; returns (and stores in ``ist[STATUS]``) the status."""
@@ -446,7 +497,9 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                     nd += 1
                 n = seg_pop(pq, n)
             ist[HEAP_N] = n
-            na = ist[N_ACTIVE]
+            nact = ist[N_ACT]
+            nb = ist[N_BLK]
+            sq = ist[ASEQ]
             nz = 0
             a0 = ist[N_ARR]
             if a0 + nd > arr_buf.size:  # only with replays (a flow arrives once per play): re-solve everything
@@ -462,11 +515,20 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                     gone[nz] = f  # scratch: the zero-size / zero-route flows, in order
                     nz += 1
                 else:
-                    active[na] = f
-                    na += 1
+                    aseq[f] = sq
+                    sq += 1
+                    if blocked[f]:
+                        active[nb] = f
+                        nb += 1
+                    else:
+                        act[nact] = f
+                        nact += 1
                     is_active[f] = True
             ist[N_ARR] = a0 + nd
-            ist[N_ACTIVE] = na
+            ist[N_ACT] = nact
+            ist[N_BLK] = nb
+            ist[ASEQ] = sq
+            ist[N_ACTIVE] = nact + nb
             ist[NEED] = 1
             if nz:
                 hit |= _drain(gone[:nz].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish,
@@ -488,19 +550,12 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         ist[STEPS] += 1
         # --- rates
         if ist[NEED]:
-            na = ist[N_ACTIVE]
-            nact = 0
-            for i in range(na):
-                f = active[i]
-                if not blocked[f]:
-                    act[nact] = f
-                    nact += 1
-            ist[N_ACT] = nact
+            nact = ist[N_ACT]
             ns = 0
             nk = 0
             if ist[FULL]:
-                for i in range(na):
-                    rate[active[i]] = 0.0
+                # the routes may have changed: every active flow in arrival order, split anew by ``blocked``
+                nact = _refilter(act, nact, active, ist[N_BLK], aseq, blocked, rate, fixed, ist)
                 for i in range(nact):
                     sub[i] = act[i]
                 ns = nact
@@ -561,6 +616,10 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         dt = t_next - t
         nd, b_nv, b_op, b_el = advance(act[:nact], rate, rem, t, dt, t_next == t_drain, t_drain, exact, eps, start,
                                        mult, nvlink, optical, gone)
+        if nd:  # drop the drained flows from ``act`` (order kept)
+            nact = _compact(act, nact, gone, nd)
+            ist[N_ACT] = nact
+            ist[N_ACTIVE] = nact + ist[N_BLK]
         fst[B_NV] += b_nv
         fst[B_OP] += b_op
         fst[B_EL] += b_el
@@ -569,14 +628,6 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         if nd:
             for i in range(nd):
                 is_active[gone[i]] = False
-            na = ist[N_ACTIVE]
-            q = 0
-            for i in range(na):
-                f = active[i]
-                if is_active[f]:
-                    active[q] = f
-                    q += 1
-            ist[N_ACTIVE] = q
             if _drain(gone[:nd].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share,
                       sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, pq, dr_buf, dr_rate,
                       w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size, start, rp):

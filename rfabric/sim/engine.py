@@ -1134,7 +1134,8 @@ def _drive_compiled(run: _Run) -> FlowTrace:
     else:
         for root in np.flatnonzero(ins.dep_left == 0):
             ist[_loop.IH_N] = _loop.inst_push(ins.ht, ins.hk, ins.hi, int(ist[_loop.IH_N]), run.t, 1, int(root))
-    b_active, b_act, b_arr, b_dr, b_sub, b_fixed, b_gone, b_due = (np.empty(n + 1, dtype=i64) for _ in range(8))
+    # b_act: active flows with a route, b_active: the blocked ones, both in arrival order (aseq)
+    b_active, b_act, b_arr, b_dr, b_sub, b_fixed, b_gone, b_due, aseq = (np.empty(n + 1, dtype=i64) for _ in range(9))
     dr_rate = np.empty(n + 1)
     ut_t = np.empty(max(64, min(4 * n + 16, 1 << 16)))
     ut_v = np.empty((ut_t.size, n_groups))
@@ -1172,7 +1173,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
             run.load, run.g_load, inv_gcap, routes.latency_s, routes.optical, routes.nvlink, routes.blocked,
             run.empty_route, run.label, run.lab_thr, run.size, run.mult, run.delay, run.rem, run.rate, run.start,
             run.finish, run.lat_used, run.opt_share, run.is_active, run.sg, run.sg_finish, run.sg_left, run.sg_next,
-            run.sg_ptr, run.sg_order, watch, b_active, b_act, pq, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
+            run.sg_ptr, run.sg_order, watch, b_active, b_act, aseq, pq, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
             b_due, ut_t, ut_v, ins, rp)
         if status == _loop.DONE:
             break
@@ -1180,8 +1181,10 @@ def _drive_compiled(run: _Run) -> FlowTrace:
             ut_t = np.concatenate([ut_t, np.empty(ut_t.size)])
             ut_v = np.concatenate([ut_v, np.empty_like(ut_v)])
         elif status == _loop.STUCK:
-            na, nh = int(ist[_loop.N_ACTIVE]), int(ist[_loop.HEAP_N])
-            _stuck(flows, b_active[:na] if na else _loop.pending_flows(pq, nh, run.sg_order, ins.first))
+            na, nb, nh = int(ist[_loop.N_ACT]), int(ist[_loop.N_BLK]), int(ist[_loop.HEAP_N])
+            act_now = np.concatenate([b_act[:na], b_active[:nb]])
+            act_now = act_now[np.argsort(aseq[act_now], kind="stable")]
+            _stuck(flows, act_now if act_now.size else _loop.pending_flows(pq, nh, run.sg_order, ins.first))
         elif status == _loop.LIMIT:  # pragma: no cover
             raise SimulationError("event loop did not terminate")
     nu = int(ist[_loop.N_UT])
