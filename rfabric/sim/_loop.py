@@ -50,11 +50,11 @@ from rfabric.sim._kernels import (
 
 # ist slots
 (N_ACTIVE, HEAP_N, SEQ, N_ARR, N_DR, N_ACT, N_UT, EVENTS, SOLVES, ITERS, DRAINED, NEED, FULL, STATUS, STEPS, IH_N,
- EP_INIT, N_BLK, ASEQ) = range(19)
-IST_SIZE = 19
+ EP_INIT, N_BLK, ASEQ, N_LAB, DM_OK) = range(21)
+IST_SIZE = 21
 # fst slots
-T, PEAK, B_NV, B_OP, B_EL = range(5)
-FST_SIZE = 5
+T, PEAK, B_NV, B_OP, B_EL, TMIN = range(6)
+FST_SIZE = 6
 # statuses
 DONE, CHANGE, FULL_BUFFER, STUCK, LIMIT, WATCHED, EPOCH = range(7)
 
@@ -123,6 +123,27 @@ class Pending(NamedTuple):
     hc: np.ndarray
     hw: np.ndarray
     firsts: np.ndarray
+
+
+class Drains(NamedTuple):
+    """When each component's first routed flow drains at the current rates, so that the next drain instant is a
+    scan of the components instead of every routed flow.
+
+    Per component label (L): ``cmin`` (smallest ``rem / rate`` of its routed flows of positive rate, ``inf``),
+    ``stamp`` (the event whose advance set ``cmin``); ``labs`` (F + 1): the labels met by the last advance.
+    The advance (:func:`_advance`) sets ``cmin`` of every label it meets; a re-solve recomputes the labels it
+    touched from the flows it re-solved or kept (all routed flows of those labels). The minimum over them is
+    bit-for-bit the one a scan of every routed flow gives (the same quotients, and a minimum is exact).
+    """
+
+    cmin: np.ndarray
+    stamp: np.ndarray
+    labs: np.ndarray
+
+
+def new_drains(n_labels: int, n: int) -> Drains:
+    """Empty :class:`Drains` for ``n_labels`` components and ``n`` flows."""
+    return Drains(np.full(n_labels, np.inf), np.full(n_labels, -1, dtype=np.int64), np.empty(n + 1, dtype=np.int64))
 
 
 def new_pending(n: int, firsts: np.ndarray) -> Pending:
@@ -403,6 +424,73 @@ def _drain(idx: np.ndarray, when: float, ist: np.ndarray, use_lat: bool, latency
 
 
 @_njit(cache=True)
+def _advance(act: np.ndarray, nact: int, rate: np.ndarray, rem: np.ndarray, t: float, dt: float, drain_now: bool,
+             t_drain: float, exact: float, eps: float, start: np.ndarray, mult: np.ndarray, nvlink: np.ndarray,
+             optical: np.ndarray, gone: np.ndarray, label: np.ndarray, dm: Drains, ev: int
+             ) -> tuple[int, float, float, float, int]:
+    """:func:`rfabric.sim._kernels.advance` on ``act[:nact]`` (the same arithmetic in the same order) that also
+    sets ``dm.cmin`` of the components of the flows left (stamp ``ev``, labels listed in ``dm.labs``).
+    Returns (drained count, bytes on NVLink, optical, electrical, number of labels listed)."""
+    c = t_drain + exact * (t_drain - t)
+    nd = 0
+    nv = 0.0
+    op = 0.0
+    el = 0.0
+    nlab = 0
+    cmin = dm.cmin
+    stamp = dm.stamp
+    labs = dm.labs
+    for i in range(nact):
+        f = act[i]
+        ra = rate[f]
+        r = rem[f]
+        x = ra * dt
+        moved = x if (x < r or x != x) else r
+        left = True
+        if drain_now:
+            ttd = r / ra if ra > 0 else np.inf
+            if t + ttd <= c + eps * (t_drain - start[f]):
+                moved = r
+                gone[nd] = f
+                nd += 1
+                left = False
+        rn = r - moved
+        rem[f] = rn
+        b = moved * mult[f]
+        if nvlink[f]:
+            nv += b
+        else:
+            op += b * optical[f]
+            el += b * (1.0 - optical[f])
+        if left:
+            lb = label[f]
+            if stamp[lb] != ev:
+                stamp[lb] = ev
+                cmin[lb] = np.inf
+                labs[nlab] = lb
+                nlab += 1
+            if ra > 0:
+                y = rn / ra
+                if y < cmin[lb]:
+                    cmin[lb] = y
+    return nd, nv, op, el, nlab
+
+
+@_njit(cache=True)
+def _touched_min(rows: np.ndarray, n: int, label: np.ndarray, rate: np.ndarray, rem: np.ndarray, cmin: np.ndarray
+                 ) -> None:
+    """Lower ``cmin`` of the labels of flows ``rows[:n]`` by their ``rem / rate`` (positive rates only)."""
+    for i in range(n):
+        f = rows[i]
+        ra = rate[f]
+        if ra > 0:
+            y = rem[f] / ra
+            lb = label[f]
+            if y < cmin[lb]:
+                cmin[lb] = y
+
+
+@_njit(cache=True)
 def _compact(act: np.ndarray, nact: int, gone: np.ndarray, nd: int) -> int:
     """Remove ``gone[:nd]`` (a subsequence of ``act[:nact]``, in its order) from ``act``; returns the new count."""
     i = 0
@@ -470,7 +558,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                sg: np.ndarray, sg_finish: np.ndarray, sg_left: np.ndarray, sg_next: np.ndarray, sg_ptr: np.ndarray,
                sg_order: np.ndarray, watch: np.ndarray,
                # buffers
-               active: np.ndarray, act: np.ndarray, aseq: np.ndarray, pq: Pending, arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
+               active: np.ndarray, act: np.ndarray, aseq: np.ndarray, dm: Drains, pq: Pending, arr_buf: np.ndarray, dr_buf: np.ndarray, dr_rate: np.ndarray, sub: np.ndarray, fixed: np.ndarray,
                gone: np.ndarray, due: np.ndarray, ut_t: np.ndarray, ut_v: np.ndarray, ins: Instances,
                rp: Replays) -> int:
     """Run events from ``fst[T]`` until a stop condition; returns (and stores in ``ist[STATUS]``) the status."""
@@ -584,6 +672,26 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             if ist[FULL]:
                 load[:] = 0.0
                 g_load[:] = 0.0
+                ist[DM_OK] = 0
+            elif ist[DM_OK]:  # the touched components' next drains, from every routed flow they have
+                nd = ist[N_DR]
+                narr = ist[N_ARR]
+                for i in range(nd):
+                    dm.cmin[label[dr_buf[i]]] = np.inf
+                for i in range(narr):
+                    dm.cmin[label[arr_buf[i]]] = np.inf
+                _touched_min(sub, ns, label, rate, rem, dm.cmin)
+                _touched_min(fixed, nk, label, rate, rem, dm.cmin)
+                m = np.inf
+                for i in range(nd):
+                    y = dm.cmin[label[dr_buf[i]]]
+                    if y < m:
+                        m = y
+                for i in range(narr):
+                    y = dm.cmin[label[arr_buf[i]]]
+                    if y < m:
+                        m = y
+                fst[TMIN] = m
             pk = add_load(w_indptr, w_indices, w_data, sub[:ns], rate, 1.0, load, group, g_load, inv_cap)
             if pk > fst[PEAK]:
                 fst[PEAK] = pk
@@ -601,7 +709,16 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         ist[N_UT] = u + 1
         # --- next event
         nact = ist[N_ACT]
-        t_drain = t + next_drain(act[:nact], rate, rem) if nact else np.inf
+        if ist[DM_OK]:  # the components' minima (touched ones recomputed at the solve)
+            m = fst[TMIN]
+            for i in range(ist[N_LAB]):
+                y = dm.cmin[dm.labs[i]]
+                if y < m:
+                    m = y
+            t_drain = t + m if nact else np.inf
+        else:
+            t_drain = t + next_drain(act[:nact], rate, rem) if nact else np.inf
+        fst[TMIN] = np.inf
         t_arr = pq.ht[0] if ist[HEAP_N] > 0 else np.inf
         if ist[IH_N] > 0 and ins.ht[0] < t_arr:
             t_arr = ins.ht[0]
@@ -614,8 +731,10 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             status = STUCK
             break
         dt = t_next - t
-        nd, b_nv, b_op, b_el = advance(act[:nact], rate, rem, t, dt, t_next == t_drain, t_drain, exact, eps, start,
-                                       mult, nvlink, optical, gone)
+        nd, b_nv, b_op, b_el, nlab = _advance(act, nact, rate, rem, t, dt, t_next == t_drain, t_drain, exact, eps,
+                                              start, mult, nvlink, optical, gone, label, dm, ist[EVENTS])
+        ist[N_LAB] = nlab
+        ist[DM_OK] = 1
         if nd:  # drop the drained flows from ``act`` (order kept)
             nact = _compact(act, nact, gone, nd)
             ist[N_ACT] = nact

@@ -1126,6 +1126,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
     ist = np.zeros(_loop.IST_SIZE, dtype=i64)
     fst = np.zeros(_loop.FST_SIZE)
     fst[_loop.T] = run.t
+    fst[_loop.TMIN] = np.inf
     ist[_loop.NEED] = ist[_loop.FULL] = 1
     # pending arrivals: the first stage of every chain, in flow order (with instances: at their starts)
     pq = _loop.new_pending(n, np.flatnonzero(run.first) if run.graph is None else np.zeros(0, dtype=i64))
@@ -1144,6 +1145,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
     max_steps = _max_steps(run)
     cap_of: FabricState | None = None
     cap_s = inv_cap = inv_gcap = np.zeros(0)
+    dm_of: np.ndarray | None = None
     ci = run.ci
     status = -1
 
@@ -1163,9 +1165,13 @@ def _drive_compiled(run: _Run) -> FlowTrace:
         if fabric_changed and run.reroute():
             w, s_ = csr(run.inc_w), csr(run.inc_s)
             ist[_loop.NEED] = ist[_loop.FULL] = 1
+            ist[_loop.DM_OK] = 0
         if run.state is not cap_of:
             cap_of = run.state
             _, inv_cap, cap_s, inv_gcap = _capacities(run.state, run.rep_of, fabric, sampled, n_groups)
+        if run.label is not dm_of:
+            dm_of = run.label
+            dm = _loop.new_drains(run.lab_thr.size, n)
         t_stop = min(todo[ci][0] if ci < len(todo) else np.inf, circ.next_up())
         routes = run.routes
         status = _loop.run_events(  # type: ignore[call-arg]  # numba dispatcher stubs
@@ -1173,7 +1179,7 @@ def _drive_compiled(run: _Run) -> FlowTrace:
             run.load, run.g_load, inv_gcap, routes.latency_s, routes.optical, routes.nvlink, routes.blocked,
             run.empty_route, run.label, run.lab_thr, run.size, run.mult, run.delay, run.rem, run.rate, run.start,
             run.finish, run.lat_used, run.opt_share, run.is_active, run.sg, run.sg_finish, run.sg_left, run.sg_next,
-            run.sg_ptr, run.sg_order, watch, b_active, b_act, aseq, pq, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
+            run.sg_ptr, run.sg_order, watch, b_active, b_act, aseq, dm, pq, b_arr, b_dr, dr_rate, b_sub, b_fixed, b_gone,
             b_due, ut_t, ut_v, ins, rp)
         if status == _loop.DONE:
             break
