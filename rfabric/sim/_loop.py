@@ -28,8 +28,15 @@ every array argument of a compiled call costs atomic reference counts.
 State travels in a few arrays so that one call can resume where the previous one stopped: ``ist``
 (int64: active count, heap size, insertion counter, arrived count, drained count, ``act`` count,
 utilisation samples, events, solves, iterations, flows drained, need_solve, full_solve, status, steps, size of
-the instance heap, whether the epoch keys were snapshotted) and ``fst``
-(float64: ``t``, peak utilisation, bytes on NVLink, optical and electrical links).
+the instance heap, whether the epoch keys were snapshotted, blocked count, arrival counter, labels listed by the
+last advance, whether :class:`Drains` is valid) and ``fst`` (float64: ``t``, peak utilisation, bytes on NVLink,
+optical and electrical links, the touched components' next drain).
+
+Per-event work on every routed active flow is one pass, the advance (and a compaction when flows drained):
+the routed active flows (``act``) and the blocked ones are kept in arrival order as flows arrive and drain
+(merged and split anew only after a re-route), and the next drain instant is the minimum over per-component
+minima (:class:`Drains`) that the advance and the re-solves keep, not a scan. Both give the interpreted
+loop's values bit for bit (the same flows in the same order; the same quotients, and a minimum is exact).
 """
 
 from __future__ import annotations
@@ -41,7 +48,6 @@ import numpy as np
 from rfabric.sim._kernels import (
     _njit,
     add_load,
-    advance,
     drain_flows,
     next_drain,
     solve_rows,
@@ -493,12 +499,12 @@ def _touched_min(rows: np.ndarray, n: int, label: np.ndarray, rate: np.ndarray, 
 @_njit(cache=True)
 def _compact(act: np.ndarray, nact: int, gone: np.ndarray, nd: int) -> int:
     """Remove ``gone[:nd]`` (a subsequence of ``act[:nact]``, in its order) from ``act``; returns the new count."""
-    i = 0
-    while act[i] != gone[0]:
-        i += 1
-    q = i
+    i0 = 0
+    while act[i0] != gone[0]:
+        i0 += 1
+    q = i0
     j = 0
-    for i in range(i, nact):
+    for i in range(i0, nact):
         f = act[i]
         if j < nd and f == gone[j]:
             j += 1
