@@ -65,3 +65,52 @@ def test_counts_equal_to_the_previous_circuits_keep_them_all() -> None:
     # one circuit fewer: not the same counts, the previous circuits still stay where they can
     fewer = realise(d, sym(4, {(0, 1): 1, (1, 2): 2, (2, 3): 2}), previous=CircuitAssignment.of(first.circuits))
     assert fewer.kept == len(first.circuits) - 1 and set(fewer.circuits) <= set(first.circuits)
+
+
+def test_greedy_rounds_compiled_equal_interpreted() -> None:
+    from solver.heuristics import _round_kernel
+
+    rng = np.random.default_rng(7)
+    n, m = 40, 150
+    a = rng.integers(0, n - 1, m)
+    b = a + 1 + rng.integers(0, n - 1 - a)
+    key = np.unique(a * n + b)
+    ea, eb = (key // n).astype(np.int64), (key % n).astype(np.int64)
+    w = np.round(rng.random(ea.size) * 4, 1)  # ties on purpose
+    cap = rng.integers(0, 4, ea.size).astype(np.int64)
+    tie = np.arange(ea.size, dtype=np.int64)
+    for per_round in (1, 2):
+        got = []
+        for fn in (_round_kernel, getattr(_round_kernel, "py_func", _round_kernel)):
+            free = np.full(n, 5, dtype=np.int64)
+            xe = np.zeros(ea.size, dtype=np.int64)
+            order = np.lexsort((tie, -(w - xe))).astype(np.int64)
+            fn(ea, eb, w, cap, free, xe, tie, order, per_round * 5 + 2, per_round)
+            got.append((xe.copy(), free.copy()))
+        assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1])
+        xe, free = got[0]
+        assert np.all(xe <= cap) and np.all(free >= 0)
+        used = np.bincount(ea, xe, n) + np.bincount(eb, xe, n)
+        assert np.array_equal(used.astype(np.int64) + free, np.full(n, 5))
+
+
+@pytest.mark.parametrize("kind", ["ring", "a2a"])
+def test_greedy_beyond_the_assignment_size_keeps_its_quality(kind: str) -> None:
+    """256 pods (the compiled greedy rounds, not the assignment problem), within every node's ports: the
+    ring as good as the assignment rounds (0.75, bench_solver), uniform all-to-all at its proven bound."""
+    from solver.heuristics import ASSIGNMENT_MAX_NODES, greedy_layers, toy_domain
+
+    P = 256
+    assert P > ASSIGNMENT_MAX_NODES
+    d = toy_domain(P, ports=1, ocs=16, eps_bps=4 * 100e9, host_bps=16 * 100e9)
+    i = np.arange(P)
+    T = np.zeros((P, P))
+    if kind == "ring":
+        T[i, (i + 1) % P] = GB
+    else:
+        T = (np.ones((P, P)) - np.eye(P)) * GB
+    p = make_problem(d, T, np.zeros(P), np.zeros(P))
+    assert greedy_layers(p) == (1, 2)
+    x, z = greedy(p)
+    assert np.all(x.sum(axis=1) + z <= p.budget)
+    assert evaluate_alpha(p, x, z) == pytest.approx(0.75 if kind == "ring" else node_bound(p), rel=1e-6)
