@@ -16,6 +16,18 @@ profiling mode used to pick what to optimise (issue #19).
 Goals (issue #19): a 16,384-GPU Qwen3-30B-A3B step <= 4 s on the Fat-Tree and RFabric; 65,536-GPU steps
 <= 30 s within 4 GiB, circuit planning included; wall time from 16K to 64K GPUs growing with an exponent
 <= 1.1 in GPUs. The machine these are measured on has 2 cores shared with other users: numbers are noisy.
+
+Measured at 65,536 GPUs (``--sizes 65536 --fabrics fat_tree rfabric --models qwen3-30b-a3b qwen2.5-72b``,
+shared machine, one run each, main of 2026-11-30 after the routing changes of issue #19)::
+
+    model          fabric       gpus  topo_s  plan_s   sim_s  step_s     flows  events  peak_MiB
+    qwen3-30b-a3b  fat_tree    65536    1.10    0.21    4.29    5.60    622592    4799      1161
+    qwen3-30b-a3b  rfabric     65536    1.76    9.75    8.68   20.19    622592    4800      1610
+    qwen2.5-72b    fat_tree    65536    1.65    0.24    3.30    5.19    229376    3216       824
+    qwen2.5-72b    rfabric     65536    1.74    7.19    5.44   14.37    229376    3217      1078
+
+(the RFabric Qwen3-30B-A3B simulation had peaked at 19.9 GB before: exact-walk rows copied to every flow
+before being lifted to the spray aggregates.)
 """
 
 from __future__ import annotations
