@@ -625,7 +625,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             ist[N_ACTIVE] = nact + nb
             ist[NEED] = 1
             if nz:
-                hit |= _drain(gone[:nz].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish,
+                hit |= _drain(gone[:nz], t, ist, use_lat, latency, optical, rem, rate, lat_used, finish,
                               opt_share, sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, pq, dr_buf,
                               dr_rate, w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size,
                               start, rp)
@@ -753,7 +753,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         if nd:
             for i in range(nd):
                 is_active[gone[i]] = False
-            if _drain(gone[:nd].copy(), t, ist, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share,
+            if _drain(gone[:nd], t, ist, use_lat, latency, optical, rem, rate, lat_used, finish, opt_share,
                       sg, sg_finish, sg_left, sg_next, sg_ptr, sg_order, delay, pq, dr_buf, dr_rate,
                       w_indptr, w_indices, w_data, load, group, g_load, inv_cap, watch, ins, size, start, rp):
                 status = WATCHED
