@@ -41,18 +41,20 @@ planning alone: wall and CPU seconds, peak resident memory, circuits per planned
 alpha / bound for each (issue #19: planning ~1 s at 16,384 GPUs, a 65,536-GPU step <= 30 s within 4 GiB).
 Measured on a 2-core machine shared with other users (CPU seconds are the steadier figure), Qwen3-30B-A3B:
 
-======  ==============================  ==============================
+======  ==============================  ===================================
 GPUs    before (issue #19)              after
-======  ==============================  ==============================
-4,096   0.52 CPU-s                      0.34 CPU-s
-16,384  5.05 CPU-s                      0.93 CPU-s
-65,536  58 CPU-s (greedy most of it)    4.3 CPU-s, peak RSS 0.8 GB
-======  ==============================  ==============================
+======  ==============================  ===================================
+4,096   0.52 CPU-s                      0.34-0.43 CPU-s
+16,384  5.05 CPU-s                      0.9-1.5 CPU-s (numba's first use ~0.35)
+65,536  58 CPU-s (greedy most of it)    4.3-4.9 CPU-s, peak RSS 0.8 GB
+======  ==============================  ===================================
 
+(Qwen2.5-72B alike: 0.39, 1.13 and 4.9 CPU-s.) numba's first use in a process (~0.35 s) falls on whichever
+of planning and simulation comes first: in a whole step (bench_step) it is shared with the simulator.
 The same simulated iteration times at 16,384 GPUs (Qwen3-30B-A3B 53.7565 s, Qwen2.5-72B 191.4841 s) and the
 same circuits at 4,096. A phase whose alpha one pair pins (a pair sharing no OCS, on its electrical
 path) now still gets circuits for the other pairs (the train epoch at 16,384 GPUs: 3,048 circuits, none
-before; at 65,536: 12,204, 12,054 before). Most of it went to a dense per-round assignment problem over all
+before; at 65,536: 12,204, 12,054 before). Before, most of the time went to a dense per-round assignment over all
 ToR pairs and to per-OCS programs for counts that could not be built: the greedy now works on the pairs
 with demand, capped by the ports each pair shares on the OCSes.
 """
