@@ -51,7 +51,6 @@ from rfabric.sim._kernels import (
     drain_flows,
     next_drain,
     solve_rows,
-    split_by_threshold,
 )
 
 # ist slots
@@ -136,7 +135,8 @@ class Drains(NamedTuple):
     scan of the components instead of every routed flow.
 
     Per component label (L): ``cmin`` (smallest ``rem / rate`` of its routed flows of positive rate, ``inf``),
-    ``stamp`` (the event whose advance set ``cmin``); ``labs`` (F + 1): the labels met by the last advance.
+    ``stamp`` (the event whose advance set ``cmin``); ``labs`` (F + 1): the labels met by the last advance;
+    ``alab`` (F + 1): the label of every routed active flow, alongside ``act`` (read in order, not gathered).
     The advance (:func:`_advance`) sets ``cmin`` of every label it meets; a re-solve recomputes the labels it
     touched from the flows it re-solved or kept (all routed flows of those labels). The minimum over them is
     bit-for-bit the one a scan of every routed flow gives (the same quotients, and a minimum is exact).
@@ -145,11 +145,13 @@ class Drains(NamedTuple):
     cmin: np.ndarray
     stamp: np.ndarray
     labs: np.ndarray
+    alab: np.ndarray
 
 
 def new_drains(n_labels: int, n: int) -> Drains:
     """Empty :class:`Drains` for ``n_labels`` components and ``n`` flows."""
-    return Drains(np.full(n_labels, np.inf), np.full(n_labels, -1, dtype=np.int64), np.empty(n + 1, dtype=np.int64))
+    return Drains(np.full(n_labels, np.inf), np.full(n_labels, -1, dtype=np.int64), np.empty(n + 1, dtype=np.int64),
+                  np.empty(n + 1, dtype=np.int64))
 
 
 def new_pending(n: int, firsts: np.ndarray) -> Pending:
@@ -446,6 +448,7 @@ def _advance(act: np.ndarray, nact: int, rate: np.ndarray, rem: np.ndarray, t: f
     cmin = dm.cmin
     stamp = dm.stamp
     labs = dm.labs
+    alab = dm.alab
     for i in range(nact):
         f = act[i]
         ra = rate[f]
@@ -469,7 +472,7 @@ def _advance(act: np.ndarray, nact: int, rate: np.ndarray, rem: np.ndarray, t: f
             op += b * optical[f]
             el += b * (1.0 - optical[f])
         if left:
-            lb = label[f]
+            lb = alab[i]
             if stamp[lb] != ev:
                 stamp[lb] = ev
                 cmin[lb] = np.inf
@@ -497,8 +500,9 @@ def _touched_min(rows: np.ndarray, n: int, label: np.ndarray, rate: np.ndarray, 
 
 
 @_njit(cache=True)
-def _compact(act: np.ndarray, nact: int, gone: np.ndarray, nd: int) -> int:
-    """Remove ``gone[:nd]`` (a subsequence of ``act[:nact]``, in its order) from ``act``; returns the new count."""
+def _compact(act: np.ndarray, alab: np.ndarray, nact: int, gone: np.ndarray, nd: int) -> int:
+    """Remove ``gone[:nd]`` (a subsequence of ``act[:nact]``, in its order) from ``act`` (and their labels from
+    ``alab``); returns the new count."""
     i0 = 0
     while act[i0] != gone[0]:
         i0 += 1
@@ -510,13 +514,14 @@ def _compact(act: np.ndarray, nact: int, gone: np.ndarray, nd: int) -> int:
             j += 1
         else:
             act[q] = f
+            alab[q] = alab[i]
             q += 1
     return q
 
 
 @_njit(cache=True)
 def _refilter(act: np.ndarray, nact: int, blk: np.ndarray, nb: int, aseq: np.ndarray, blocked: np.ndarray,
-              rate: np.ndarray, tmp: np.ndarray, ist: np.ndarray) -> int:
+              rate: np.ndarray, tmp: np.ndarray, ist: np.ndarray, label: np.ndarray, alab: np.ndarray) -> int:
     """After re-routing: zero the rates of every active flow (``act[:nact]`` and the blocked ``blk[:nb]``), merge
     them in arrival order (``aseq``) and split them anew into ``act`` and ``blk`` by ``blocked``; returns the new
     ``act`` count (sets ``ist[N_ACT]``, ``ist[N_BLK]``). ``tmp`` is scratch."""
@@ -541,6 +546,7 @@ def _refilter(act: np.ndarray, nact: int, blk: np.ndarray, nb: int, aseq: np.nda
             nb += 1
         else:
             act[na] = f
+            alab[na] = label[f]
             na += 1
     ist[N_ACT] = na
     ist[N_BLK] = nb
@@ -616,6 +622,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                         nb += 1
                     else:
                         act[nact] = f
+                        dm.alab[nact] = label[f]
                         nact += 1
                     is_active[f] = True
             ist[N_ARR] = a0 + nd
@@ -649,7 +656,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
             nk = 0
             if ist[FULL]:
                 # the routes may have changed: every active flow in arrival order, split anew by ``blocked``
-                nact = _refilter(act, nact, active, ist[N_BLK], aseq, blocked, rate, fixed, ist)
+                nact = _refilter(act, nact, active, ist[N_BLK], aseq, blocked, rate, fixed, ist, label, dm.alab)
                 for i in range(nact):
                     sub[i] = act[i]
                 ns = nact
@@ -663,7 +670,17 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
                 narr = ist[N_ARR]
                 for i in range(narr):
                     lab_thr[label[arr_buf[i]]] = -np.inf
-                ns, nk = split_by_threshold(act[:nact], label, rate, lab_thr, sub, fixed)
+                # split_by_threshold on act, its labels read alongside
+                for i in range(nact):
+                    th = lab_thr[dm.alab[i]]
+                    if th < np.inf:
+                        f = act[i]
+                        if rate[f] < th:
+                            fixed[nk] = f
+                            nk += 1
+                        else:
+                            sub[ns] = f
+                            ns += 1
                 for i in range(nd):
                     lab_thr[label[dr_buf[i]]] = np.inf
                 for i in range(narr):
@@ -742,7 +759,7 @@ def run_events(ist: np.ndarray, fst: np.ndarray, t_stop: float, max_steps: int, 
         ist[N_LAB] = nlab
         ist[DM_OK] = 1
         if nd:  # drop the drained flows from ``act`` (order kept)
-            nact = _compact(act, nact, gone, nd)
+            nact = _compact(act, dm.alab, nact, gone, nd)
             ist[N_ACT] = nact
             ist[N_ACTIVE] = nact + ist[N_BLK]
         fst[B_NV] += b_nv
