@@ -373,6 +373,22 @@ def next_drain(act: np.ndarray, rate: np.ndarray, rem: np.ndarray) -> float:
     return m
 
 
+@_njit(cache=True, inline="always")
+def move_one(r: float, ra: float, dt: float, drain_now: bool, t: float, c: float, eps: float, t_drain: float,
+             start_f: float) -> tuple[float, bool]:
+    """Bytes one flow moves in ``dt`` (``rem`` ``r``, rate ``ra``) and whether it drains now (then all of
+    ``r``): due when ``t + r / ra <= c + eps * (t_drain - start_f)``, ``c`` the drain instant with its
+    exact-mode slack. The one place of this arithmetic, inlined into :func:`advance` and the compiled loop's
+    ``_advance`` so both move every flow with the same operations in the same order."""
+    x = ra * dt
+    moved = x if (x < r or x != x) else r
+    if drain_now:
+        ttd = r / ra if ra > 0 else np.inf
+        if t + ttd <= c + eps * (t_drain - start_f):
+            return r, True
+    return moved, False
+
+
 @_njit(cache=True)
 def advance(act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: float, drain_now: bool,
             t_drain: float, exact: float, eps: float, start: np.ndarray, mult: np.ndarray, nvlink: np.ndarray,
@@ -390,16 +406,11 @@ def advance(act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: fl
     el = 0.0
     for i in range(act.size):
         f = act[i]
-        ra = rate[f]
         r = rem[f]
-        x = ra * dt
-        moved = x if (x < r or x != x) else r
-        if drain_now:
-            ttd = r / ra if ra > 0 else np.inf
-            if t + ttd <= c + eps * (t_drain - start[f]):
-                moved = r
-                gone[nd] = f
-                nd += 1
+        moved, due = move_one(r, rate[f], dt, drain_now, t, c, eps, t_drain, start[f])
+        if due:
+            gone[nd] = f
+            nd += 1
         rem[f] = r - moved
         b = moved * mult[f]
         if nvlink[f]:

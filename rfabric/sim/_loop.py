@@ -49,6 +49,7 @@ from rfabric.sim._kernels import (
     _njit,
     add_load,
     drain_flows,
+    move_one,
     next_drain,
     solve_rows,
 )
@@ -453,16 +454,11 @@ def _advance(act: np.ndarray, nact: int, rate: np.ndarray, rem: np.ndarray, t: f
         f = act[i]
         ra = rate[f]
         r = rem[f]
-        x = ra * dt
-        moved = x if (x < r or x != x) else r
-        left = True
-        if drain_now:
-            ttd = r / ra if ra > 0 else np.inf
-            if t + ttd <= c + eps * (t_drain - start[f]):
-                moved = r
-                gone[nd] = f
-                nd += 1
-                left = False
+        moved, due = move_one(r, ra, dt, drain_now, t, c, eps, t_drain, start[f])
+        left = not due
+        if due:
+            gone[nd] = f
+            nd += 1
         rn = r - moved
         rem[f] = rn
         b = moved * mult[f]
