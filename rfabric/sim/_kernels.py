@@ -389,6 +389,17 @@ def move_one(r: float, ra: float, dt: float, drain_now: bool, t: float, c: float
     return moved, False
 
 
+@_njit(cache=True, inline="always")
+def count_bytes(b: float, on_nvlink: bool, optical_share: float, nv: float, op: float, el: float
+                ) -> tuple[float, float, float]:
+    """Add the ``b`` bytes one flow moved to the running NVLink / optical / electrical totals (``nv``, ``op``,
+    ``el``): all on NVLink inside a server, else split by the flow's optical share. Inlined, like
+    :func:`move_one`, into both advance kernels."""
+    if on_nvlink:
+        return nv + b, op, el
+    return nv, op + b * optical_share, el + b * (1.0 - optical_share)
+
+
 @_njit(cache=True)
 def advance(act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: float, drain_now: bool,
             t_drain: float, exact: float, eps: float, start: np.ndarray, mult: np.ndarray, nvlink: np.ndarray,
@@ -412,12 +423,7 @@ def advance(act: np.ndarray, rate: np.ndarray, rem: np.ndarray, t: float, dt: fl
             gone[nd] = f
             nd += 1
         rem[f] = r - moved
-        b = moved * mult[f]
-        if nvlink[f]:
-            nv += b
-        else:
-            op += b * optical[f]
-            el += b * (1.0 - optical[f])
+        nv, op, el = count_bytes(moved * mult[f], nvlink[f], optical[f], nv, op, el)
     return nd, nv, op, el
 
 

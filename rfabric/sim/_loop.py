@@ -48,6 +48,7 @@ import numpy as np
 from rfabric.sim._kernels import (
     _njit,
     add_load,
+    count_bytes,
     drain_flows,
     move_one,
     next_drain,
@@ -461,12 +462,7 @@ def _advance(act: np.ndarray, nact: int, rate: np.ndarray, rem: np.ndarray, t: f
             nd += 1
         rn = r - moved
         rem[f] = rn
-        b = moved * mult[f]
-        if nvlink[f]:
-            nv += b
-        else:
-            op += b * optical[f]
-            el += b * (1.0 - optical[f])
+        nv, op, el = count_bytes(moved * mult[f], nvlink[f], optical[f], nv, op, el)
         if left:
             lb = alab[i]
             if stamp[lb] != ev:
