@@ -33,6 +33,7 @@ import sys
 import time
 
 import pytest
+from _profiling import profiled
 
 pytestmark = pytest.mark.benchmark
 
@@ -64,32 +65,18 @@ def one(model: str, gpus: int, eps: float, profile: str | None = None, interpret
     ro = rollout_phases(plan, lengths, sfx="", num_gpus=cl.gpus, gps=cl.gpus_per_server)[0]
     t1 = time.perf_counter()
     c1 = time.process_time()
-    profiler = None
-    if profile:
-        from pyinstrument import Profiler
+    with profiled(profile, f"{model.replace(':', '-')}-{gpus}{'-interpreted' if interpreted else ''}"):
+        if interpreted:
+            import functools
 
-        profiler = Profiler(interval=0.005)
-        profiler.start()
-    if interpreted:
-        import functools
+            import rfabric.sim.step as step_mod
+            from rfabric.sim.engine import run_flows
 
-        import rfabric.sim.step as step_mod
-        from rfabric.sim.engine import run_flows
-
-        step_mod.run_flows = functools.partial(run_flows, loop=False)  # type: ignore[assignment]
-    res = simulate(topo, Workload(name="rollout", num_gpus=cl.gpus, phases=(ro,)), None,
-                   options=SimConfig(merge_tolerance=eps))
-    t2 = time.perf_counter()
-    c2 = time.process_time()
-    if profiler is not None and profile:
-        from pathlib import Path
-
-        profiler.stop()
-        out = Path(profile)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"{model.replace(':', '-')}-{gpus}{'-interpreted' if interpreted else ''}"
-        stem.with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False, show_all=False))
-        stem.with_suffix(".html").write_text(profiler.output_html())
+            step_mod.run_flows = functools.partial(run_flows, loop=False)  # type: ignore[assignment]
+        res = simulate(topo, Workload(name="rollout", num_gpus=cl.gpus, phases=(ro,)), None,
+                       options=SimConfig(merge_tolerance=eps))
+        t2 = time.perf_counter()
+        c2 = time.process_time()
     return {"model": model, "gpus": gpus, "build_s": t1 - t0, "sim_wall_s": t2 - t1, "wall_s": t2 - t0, "sim_cpu_s": c2 - c1,
             "flows": len(ro.flows), "stages": ro.meta["stages"], "groups": ro.meta["live_count_groups"],
             "replayed": ro.meta.get("replayed_blocks", 0),

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _profiling import profiled
 
 pytestmark = pytest.mark.benchmark
 
@@ -59,28 +60,16 @@ def one(gpus: int, model: str, fabric: str, eps: float, profile: str | None = No
     overrides = {"cluster.trainer_gpus": gpus // 2, "cluster.rollout_gpus": gpus // 2, "workload.model": model,
                  "sim.merge_tolerance": eps}
     cfg = api.load_config(str(BASE), overrides)
-    profiler = None
-    if profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(interval=0.005)
-        profiler.start()
-    t0 = time.perf_counter()
-    wl = api.build_workload(cfg)
-    t1 = time.perf_counter()
-    topo = api.build_topology(cfg, fabric)
-    t2 = time.perf_counter()
-    sched = api.plan_circuits(cfg, topo, wl) if topo.has_ocs else None
-    t3 = time.perf_counter()
-    res = api.simulate(cfg, topo, wl, sched)
-    t4 = time.perf_counter()
-    if profiler is not None and profile:
-        profiler.stop()
-        out = Path(profile)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"{model}-{fabric}-{gpus}"
-        stem.with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False, show_all=False))
-        stem.with_suffix(".html").write_text(profiler.output_html())
+    with profiled(profile, f"{model}-{fabric}-{gpus}"):
+        t0 = time.perf_counter()
+        wl = api.build_workload(cfg)
+        t1 = time.perf_counter()
+        topo = api.build_topology(cfg, fabric)
+        t2 = time.perf_counter()
+        sched = api.plan_circuits(cfg, topo, wl) if topo.has_ocs else None
+        t3 = time.perf_counter()
+        res = api.simulate(cfg, topo, wl, sched)
+        t4 = time.perf_counter()
     return {"gpus": gpus, "model": model, "fabric": fabric, "eps": eps, "workload_s": t1 - t0,
             "topology_s": t2 - t1, "plan_s": t3 - t2, "sim_s": t4 - t3, "step_s": t4 - t1,
             "iteration_time_s": res.iteration_time_s, "flows": sum(len(p.flows) for p in wl.phases),
